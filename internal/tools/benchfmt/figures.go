@@ -1,0 +1,29 @@
+package main
+
+// figure names one benchmark metric in `make bench` output.
+type figure struct {
+	// Name is the figure name printed after BENCH, e.g. "codec.encode".
+	Name string
+	// Pkg is the package the benchmark lives in: an import path or a suffix
+	// of one after a slash ("schemas"). Empty matches any package.
+	Pkg string
+	// Bench is the benchmark function name, sub-benchmarks after a slash,
+	// without the -GOMAXPROCS suffix go test may add.
+	Bench string
+	// Unit is the metric reported, e.g. "records/s", "ns/op", "MB/s".
+	Unit string
+	// Ref is the name of the figure this one is measured against, printed
+	// as ratio=<value/ref> ref=<Ref> when both are in the same input.
+	// Empty for none.
+	Ref string
+}
+
+// figures is the table of every figure benchfmt prints, in output order.
+// To publish a new figure, add its benchmark here (and its reference, if it
+// has one, as a figure of its own).
+var figures = []figure{
+	{Name: "codec.encode", Pkg: "schemas", Bench: "BenchmarkCodecEncode", Unit: "records/s", Ref: "goavro.encode"},
+	{Name: "goavro.encode", Pkg: "schemas", Bench: "BenchmarkGoavroEncode", Unit: "records/s"},
+	{Name: "codec.decode", Pkg: "schemas", Bench: "BenchmarkCodecDecode", Unit: "records/s", Ref: "goavro.decode"},
+	{Name: "goavro.decode", Pkg: "schemas", Bench: "BenchmarkGoavroDecode", Unit: "records/s"},
+}

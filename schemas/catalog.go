@@ -1,0 +1,205 @@
+package schemas
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+//go:embed avro
+var avroFiles embed.FS
+
+// Topic names of the records this package describes.
+const (
+	TopicDPSAlert      = "dps.public.alert"
+	TopicDPSAlertCode  = "dps.public.alert_code"
+	TopicDPSAlertType  = "dps.public.alert_type"
+	TopicDPSAuditEvent = "dps.public.audit_event"
+	TopicCommandsDPS   = "alertsync.commands.dps"
+	TopicCommandsNOMIS = "alertsync.commands.nomis"
+	TopicDLQ           = "alertsync.dlq"
+	TopicOutcomes      = "alertsync.outcomes"
+)
+
+// Full names of record types: the branch names [OptRecord] takes for union
+// fields of these types, and the root types of subjects.
+const (
+	TypePosition   = "alertsync.Position"
+	TypeSource     = "alertsync.Source"
+	TypeAlertState = "alertsync.command.AlertState"
+	TypeSnapshot   = "alertsync.command.SnapshotAlert"
+	TypeDLQHeader  = "alertsync.dlq.Header"
+	TypeCommand    = "alertsync.command.Command"
+	TypeOutcome    = "alertsync.outcome.Outcome"
+	TypeDLQEntry   = "alertsync.dlq.Entry"
+	TypeCommandKey = "alertsync.command.Key"
+	TypeOutcomeKey = "alertsync.outcome.Key"
+	TypeDLQKey     = "alertsync.dlq.Key"
+)
+
+// TopicKind groups topics by the part they play.
+type TopicKind int
+
+// Topic kinds.
+const (
+	// KindChange is a Debezium-compatible change topic of one captured table.
+	KindChange TopicKind = iota + 1
+	// KindCommand is a command topic read by one apply.
+	KindCommand
+	// KindDLQ is the dead-letter topic.
+	KindDLQ
+	// KindOutcome is the outcome topic.
+	KindOutcome
+)
+
+// String returns the kind in lower case.
+func (k TopicKind) String() string {
+	switch k {
+	case KindChange:
+		return "change"
+	case KindCommand:
+		return "command"
+	case KindDLQ:
+		return "dlq"
+	case KindOutcome:
+		return "outcome"
+	}
+	return fmt.Sprintf("TopicKind(%d)", int(k))
+}
+
+// Subject is one registry subject with its resolved schema.
+type Subject struct {
+	// Name is the subject name: "<topic>-key" or "<topic>-value"
+	// (TopicNameStrategy).
+	Name string
+	// Type is the full name of the subject's root record.
+	Type string
+	// Schema is the resolved, self-contained schema text (compact JSON):
+	// every named type it uses is defined in it.
+	Schema string
+	// Compatibility is the registry compatibility level of the subject.
+	Compatibility sr.CompatibilityLevel
+}
+
+// Topic describes the records of one topic.
+type Topic struct {
+	// Name is the topic name.
+	Name string
+	// Kind is the part the topic plays.
+	Kind TopicKind
+	// Key and Value are the subjects of the record key and value.
+	Key, Value Subject
+	// Compatibility is the registry compatibility level of both subjects:
+	// BACKWARD for change topics (consumers upgrade first; a new schema reads
+	// every retained record), FULL for command, DLQ and outcome topics, whose
+	// writers and readers are separate processes upgraded in any order and
+	// whose records are read long after they were written (DLQ redrive).
+	Compatibility sr.CompatibilityLevel
+	// RowType is, for a change topic, the full name of the row record that
+	// fills the envelope's before and after unions; empty otherwise.
+	RowType string
+}
+
+// KeySubject returns the key subject of topic under TopicNameStrategy.
+func KeySubject(topic string) string { return topic + "-key" }
+
+// ValueSubject returns the value subject of topic under TopicNameStrategy.
+func ValueSubject(topic string) string { return topic + "-value" }
+
+type topicDef struct {
+	name       string
+	kind       TopicKind
+	key, value string // root types
+	compat     sr.CompatibilityLevel
+}
+
+// topicTable is the one place that says which schema each topic carries.
+var topicTable = []topicDef{
+	{TopicDPSAlert, KindChange, "alertsync.dps.public.alert.Key", "alertsync.dps.public.alert.Envelope", sr.CompatBackward},
+	{TopicDPSAlertCode, KindChange, "alertsync.dps.public.alert_code.Key", "alertsync.dps.public.alert_code.Envelope", sr.CompatBackward},
+	{TopicDPSAlertType, KindChange, "alertsync.dps.public.alert_type.Key", "alertsync.dps.public.alert_type.Envelope", sr.CompatBackward},
+	{TopicDPSAuditEvent, KindChange, "alertsync.dps.public.audit_event.Key", "alertsync.dps.public.audit_event.Envelope", sr.CompatBackward},
+	{TopicCommandsDPS, KindCommand, TypeCommandKey, TypeCommand, sr.CompatFull},
+	{TopicCommandsNOMIS, KindCommand, TypeCommandKey, TypeCommand, sr.CompatFull},
+	{TopicDLQ, KindDLQ, TypeDLQKey, TypeDLQEntry, sr.CompatFull},
+	{TopicOutcomes, KindOutcome, TypeOutcomeKey, TypeOutcome, sr.CompatFull},
+}
+
+type catalog struct {
+	topics   []Topic
+	byTopic  map[string]int
+	subjects map[string]Subject
+}
+
+var embedded = sync.OnceValue(func() *catalog {
+	sub, err := fs.Sub(avroFiles, "avro")
+	if err != nil {
+		panic(err)
+	}
+	c, err := buildCatalog(sub, topicTable)
+	if err != nil {
+		// The files are embedded: only a broken commit gets here, and
+		// TestCatalog fails on it first.
+		panic(fmt.Sprintf("schemas: embedded schema files are invalid: %v", err))
+	}
+	return c
+})
+
+func buildCatalog(fsys fs.FS, table []topicDef) (*catalog, error) {
+	lib, err := loadLibrary(fsys)
+	if err != nil {
+		return nil, err
+	}
+	c := &catalog{byTopic: make(map[string]int), subjects: make(map[string]Subject)}
+	for _, d := range table {
+		key, err := lib.resolve(d.key)
+		if err != nil {
+			return nil, fmt.Errorf("resolving key schema of %s: %w", d.name, err)
+		}
+		value, err := lib.resolve(d.value)
+		if err != nil {
+			return nil, fmt.Errorf("resolving value schema of %s: %w", d.name, err)
+		}
+		t := Topic{
+			Name:          d.name,
+			Kind:          d.kind,
+			Key:           Subject{Name: KeySubject(d.name), Type: d.key, Schema: key, Compatibility: d.compat},
+			Value:         Subject{Name: ValueSubject(d.name), Type: d.value, Schema: value, Compatibility: d.compat},
+			Compatibility: d.compat,
+		}
+		if d.kind == KindChange {
+			t.RowType = strings.TrimSuffix(d.value, "Envelope") + "Value"
+		}
+		c.byTopic[d.name] = len(c.topics)
+		c.topics = append(c.topics, t)
+		c.subjects[t.Key.Name] = t.Key
+		c.subjects[t.Value.Name] = t.Value
+	}
+	return c, nil
+}
+
+// Topics returns every topic this package has schemas for, in a fixed order.
+// The returned slice is a copy.
+func Topics() []Topic {
+	return append([]Topic(nil), embedded().topics...)
+}
+
+// LookupTopic returns the schemas of topic.
+func LookupTopic(topic string) (Topic, bool) {
+	c := embedded()
+	i, ok := c.byTopic[topic]
+	if !ok {
+		return Topic{}, false
+	}
+	return c.topics[i], true
+}
+
+// LookupSubject returns a subject by name ("<topic>-key" or "<topic>-value").
+func LookupSubject(subject string) (Subject, bool) {
+	s, ok := embedded().subjects[subject]
+	return s, ok
+}
