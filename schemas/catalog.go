@@ -130,6 +130,7 @@ var topicTable = []topicDef{
 }
 
 type catalog struct {
+	lib      *library
 	topics   []Topic
 	byTopic  map[string]int
 	subjects map[string]Subject
@@ -154,7 +155,7 @@ func buildCatalog(fsys fs.FS, table []topicDef) (*catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &catalog{byTopic: make(map[string]int), subjects: make(map[string]Subject)}
+	c := &catalog{lib: lib, byTopic: make(map[string]int), subjects: make(map[string]Subject)}
 	for _, d := range table {
 		key, err := lib.resolve(d.key)
 		if err != nil {
@@ -180,6 +181,14 @@ func buildCatalog(fsys fs.FS, table []topicDef) (*catalog, error) {
 		c.subjects[t.Value.Name] = t.Value
 	}
 	return c, nil
+}
+
+// ResolvedType returns the self-contained schema (compact JSON) of one named
+// type of this package, e.g. TypeSource, for schemas built at run time (the
+// DPS capture derives its row records from the table catalog and embeds the
+// shared Source record through this).
+func ResolvedType(fullName string) (string, error) {
+	return embedded().lib.resolve(fullName)
 }
 
 // Topics returns every topic this package has schemas for, in a fixed order.

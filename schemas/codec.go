@@ -130,6 +130,15 @@ func (c *Codec) Bind(ctx context.Context, topic string) (*TopicCodec, error) {
 	if !ok {
 		return nil, fmt.Errorf("binding topic %q: %w", topic, ErrUnknownTopic)
 	}
+	return c.BindTopic(ctx, t)
+}
+
+// BindTopic is Bind for a topic description built by the caller, for schemas
+// derived at run time (a captured table's columns). t.Name is the name
+// without prefix; binding a changed schema registers a new version under the
+// subject's compatibility level.
+func (c *Codec) BindTopic(ctx context.Context, t Topic) (*TopicCodec, error) {
+	topic := t.Name
 	name := c.prefix + topic
 	key, err := c.bindSubject(ctx, KeySubject(name), t.Key)
 	if err != nil {

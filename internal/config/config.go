@@ -4,7 +4,8 @@
 //
 //	Brokers []string `key:"brokers" default:"localhost:9092" doc:"Kafka bootstrap brokers."`
 //
-// Nested structs compose keys with dots (kafka.brokers). Values are taken, each
+// Nested structs compose keys with dots (kafka.brokers); a struct field with
+// an empty key tag (`key:""`) is inlined, its keys staying at the parent's level. Values are taken, each
 // overriding the one before, from the `default` tag, the YAML file named by
 // --config, the environment (ALERTSYNC_ followed by the key in upper case with
 // dots as underscores: ALERTSYNC_KAFKA_BROKERS) and command-line flags
@@ -91,8 +92,10 @@ func collect(t reflect.Type, prefix string, index []int, out *[]Field) {
 			continue
 		}
 		full := key
-		if prefix != "" {
+		if prefix != "" && key != "" {
 			full = prefix + "." + key
+		} else if key == "" {
+			full = prefix // an inlined section: its keys stay at this level
 		}
 		idx := append(append([]int(nil), index...), i)
 		if sf.Type.Kind() == reflect.Struct && sf.Type != secretType {
@@ -410,13 +413,18 @@ func validateSections(v reflect.Value, prefix string, errs *[]error) {
 			continue
 		}
 		full := key
-		if prefix != "" {
+		if prefix != "" && key != "" {
 			full = prefix + "." + key
+		} else if key == "" {
+			full = prefix
 		}
 		validateSections(v.Field(i), full, errs)
 		if val, ok := v.Field(i).Addr().Interface().(Validator); ok {
 			if err := val.Validate(); err != nil {
-				*errs = append(*errs, prefixErr(full, err))
+				if full != "" {
+					err = prefixErr(full, err)
+				}
+				*errs = append(*errs, err)
 			}
 		}
 	}

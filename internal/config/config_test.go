@@ -257,3 +257,25 @@ func TestFlagValues(t *testing.T) {
 	require.Equal(t, 3, c.Workers)
 	require.Error(t, fs.Parse([]string{"--nope"}))
 }
+
+func TestInlinedSection(t *testing.T) {
+	t.Parallel()
+	type common struct {
+		Admin Admin `key:"admin"`
+		Log   Log   `key:"log"`
+	}
+	type component struct {
+		Common common `key:""`
+		Slot   string `key:"slot" default:"s1" doc:"Slot."`
+	}
+	var c component
+	require.NoError(t, Load(&c, Sources{LookupEnv: envOf(map[string]string{"ALERTSYNC_ADMIN_LISTEN": "bad"})}))
+	var keys []string
+	for _, f := range Fields(&c) {
+		keys = append(keys, f.Key)
+	}
+	require.Equal(t, []string{"admin.listen", "log.level", "log.format", "slot"}, keys)
+	var ke *KeyError
+	require.ErrorAs(t, Validate(&c), &ke)
+	require.Equal(t, "admin.listen", ke.Key)
+}

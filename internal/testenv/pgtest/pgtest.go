@@ -26,10 +26,18 @@ var (
 	dbSeq    atomic.Int64
 )
 
+// Runner is what Run runs: a *testing.M, or another test environment's
+// wrapper around one (so that packages needing several environments compose
+// them: pgtest.Run(kafkatest.Wrap(m))).
+type Runner interface{ Run() int }
+
 // Main runs the package's tests and stops the shared cluster afterwards. Call
 // it from TestMain; it does not return (it calls os.Exit with the tests'
 // status), so TestMain's deferred calls do not run.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs m, then stops the shared cluster, and returns the exit code.
+func Run(m Runner) int {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -48,7 +56,7 @@ func Main(m *testing.M) {
 		}
 		cancel()
 	}
-	os.Exit(code)
+	return code
 }
 
 // sharedCluster starts the package's cluster on first use.

@@ -1,0 +1,142 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/alertsync/alertsync/internal/config"
+	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the client's goroutines to log to.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// metricValues sums the samples of each metric family in reg by name.
+func metricValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				out[mf.GetName()] += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[mf.GetName()] += m.GetGauge().GetValue()
+			default:
+				out[mf.GetName()] += 0
+			}
+		}
+	}
+	return out
+}
+
+func TestNewClient(t *testing.T) {
+	t.Logf("kafka: %s", kafkatest.Kind())
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Brokers: brokers, ClientID: "alertsync-test"}
+	reg := prometheus.NewRegistry()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	topic := kafkatest.Topic(t, "client")
+	cl, err := NewClient(cfg, logger, reg, kgo.DefaultProduceTopic(topic))
+	require.NoError(t, err)
+	defer cl.Close()
+	require.NoError(t, EnsureTopics(ctx, kadm.NewClient(cl), TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}))
+
+	t.Run("producer defaults", func(t *testing.T) {
+		require.Equal(t, kgo.AllISRAcks(), cl.OptValue(kgo.RequiredAcks))
+		require.Equal(t, false, cl.OptValue(kgo.DisableIdempotentWrite))
+		require.Equal(t, "alertsync-test", cl.OptValue(kgo.ClientID))
+		require.NoError(t, cl.ProduceSync(ctx, kgo.StringRecord("v")).FirstErr())
+	})
+
+	t.Run("metrics on the given registry", func(t *testing.T) {
+		got := metricValues(t, reg)
+		require.Positive(t, got["alertsync_produce_bytes_total"], "metrics: %v", got)
+		require.Contains(t, got, "alertsync_connects_total")
+	})
+
+	t.Run("logs through the given logger", func(t *testing.T) {
+		require.Contains(t, logs.String(), "client_id=alertsync-test")
+	})
+
+	t.Run("clashing client id is an error, not a panic", func(t *testing.T) {
+		_, err := NewClient(cfg, logger, reg)
+		require.ErrorContains(t, err, `registering metrics of Kafka client "alertsync-test"`)
+		var are prometheus.AlreadyRegisteredError
+		require.True(t, errors.As(err, &are), "want AlreadyRegisteredError, got %v", err)
+		// The failed client must not have removed the first client's metrics.
+		require.Contains(t, metricValues(t, reg), "alertsync_produce_bytes_total")
+
+		other, err := NewClient(cfg, logger, reg, kgo.ClientID("alertsync-test-2"))
+		require.NoError(t, err)
+		other.Close()
+	})
+
+	t.Run("closing unregisters", func(t *testing.T) {
+		cl.Close()
+		require.NotContains(t, metricValues(t, reg), "alertsync_produce_bytes_total")
+	})
+
+	t.Run("nil registerer", func(t *testing.T) {
+		c, err := NewClient(cfg, nil, nil)
+		require.NoError(t, err)
+		c.Close()
+	})
+}
+
+func TestNewClientRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(notPEM, []byte("not a certificate"), 0o600))
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"invalid", Config{Brokers: []string{"k:9092"}, SASL: SASL{Mechanism: "X"}}, `kafka.sasl.mechanism: unknown value "X"`},
+		{"ca file without certificate", Config{Brokers: []string{"k:9092"}, TLS: TLS{Enabled: true, CAFile: notPEM}},
+			"kafka.tls.ca_file: no PEM certificate in " + notPEM},
+		{"unreadable key pair", Config{Brokers: []string{"k:9092"}, TLS: TLS{Enabled: true, CertFile: notPEM, KeyFile: notPEM}},
+			"kafka.tls.cert_file: loading client certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewClient(tc.cfg, nil, nil)
+			require.ErrorContains(t, err, tc.want)
+			var ke *config.KeyError
+			require.True(t, errors.As(err, &ke), "want a *config.KeyError, got %T", err)
+		})
+	}
+}

@@ -1,0 +1,120 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alertsync/alertsync/internal/config"
+)
+
+// Config is the "kafka" section: how every alertsync component reaches the
+// Kafka cluster. Its zero value is not usable (Brokers is empty); the config
+// loader fills the defaults from the tags.
+type Config struct {
+	Brokers        []string      `key:"brokers" default:"localhost:9092" doc:"Kafka bootstrap brokers, comma-separated host:port."`
+	ClientID       string        `key:"client_id" default:"alertsync" doc:"Client id sent to the brokers (seen in broker logs, quotas and ACLs) and the client_id label of the Kafka client metrics. A component gives each of its clients its own id based on it."`
+	DialTimeout    time.Duration `key:"dial_timeout" default:"10s" doc:"Timeout of one TCP (and TLS) connection attempt to a broker; 0 means 10s."`
+	RequestTimeout time.Duration `key:"request_timeout" default:"10s" doc:"Time a broker has to answer one request, on top of any timeout the request itself carries (like Kafka's request.timeout.ms); a connection that misses it is closed and the request retried. 0 means 10s."`
+	RetryTimeout   time.Duration `key:"retry_timeout" default:"30s" doc:"Longest a metadata, admin or coordinator request is retried before its error is returned (for example when no broker is reachable); 0 means 30s."`
+	SASL           SASL          `key:"sasl"`
+	TLS            TLS           `key:"tls"`
+}
+
+// SASL is the "kafka.sasl" section.
+type SASL struct {
+	Mechanism string        `key:"mechanism" doc:"SASL mechanism: empty for none, PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Use PLAIN only with kafka.tls.enabled."`
+	Username  string        `key:"username" doc:"SASL user name; required with kafka.sasl.mechanism."`
+	Password  config.Secret `key:"password" doc:"SASL password; required with kafka.sasl.mechanism. From ALERTSYNC_KAFKA_SASL_PASSWORD or the file named by ALERTSYNC_KAFKA_SASL_PASSWORD_FILE."`
+}
+
+// TLS is the "kafka.tls" section.
+type TLS struct {
+	Enabled    bool   `key:"enabled" doc:"Connect to the brokers over TLS (1.2 or newer). Off by default."`
+	CAFile     string `key:"ca_file" doc:"PEM file of the CA certificates that sign the brokers' certificates; empty: the system's trusted roots."`
+	CertFile   string `key:"cert_file" doc:"PEM client certificate for mutual TLS; needs kafka.tls.key_file."`
+	KeyFile    string `key:"key_file" doc:"PEM private key of kafka.tls.cert_file."`
+	ServerName string `key:"server_name" doc:"Host name expected in the brokers' certificates; empty: the host of the broker address dialed."`
+}
+
+// SASL mechanisms accepted in kafka.sasl.mechanism.
+const (
+	MechanismPlain       = "PLAIN"
+	MechanismScramSHA256 = "SCRAM-SHA-256"
+	MechanismScramSHA512 = "SCRAM-SHA-512"
+)
+
+// Validate checks the section; every error is a *config.KeyError naming the
+// full key (kafka.…) and what to set.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key string, format string, args ...any) {
+		errs = append(errs, &config.KeyError{Key: "kafka." + key, Err: fmt.Errorf(format, args...)})
+	}
+
+	if len(c.Brokers) == 0 {
+		bad("brokers", "required: at least one host:port, comma-separated (e.g. kafka-1:9092,kafka-2:9092)")
+	}
+	for _, b := range c.Brokers {
+		host, port, err := net.SplitHostPort(b)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			bad("brokers", "invalid address %q (want host:port, e.g. kafka-1:9092)", b)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{{"dial_timeout", c.DialTimeout}, {"request_timeout", c.RequestTimeout}, {"retry_timeout", c.RetryTimeout}} {
+		if d.d < 0 {
+			bad(d.key, "must not be negative, got %s", d.d)
+		}
+	}
+
+	switch mech := c.SASL.mechanism(); mech {
+	case "":
+		if c.SASL.Username != "" || c.SASL.Password.IsSet() {
+			bad("sasl.mechanism", "required when kafka.sasl.username or the password is set (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+		}
+	case MechanismPlain, MechanismScramSHA256, MechanismScramSHA512:
+		if c.SASL.Username == "" {
+			bad("sasl.username", "required with kafka.sasl.mechanism %s", mech)
+		}
+		if !c.SASL.Password.IsSet() {
+			bad("sasl.password", "required with kafka.sasl.mechanism %s: set %s or %s",
+				mech, config.EnvName("kafka.sasl.password"), config.EnvName("kafka.sasl.password")+config.FileSuffix)
+		}
+	default:
+		bad("sasl.mechanism", "unknown value %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.SASL.Mechanism)
+	}
+
+	files := []struct{ key, path string }{
+		{"ca_file", c.TLS.CAFile}, {"cert_file", c.TLS.CertFile}, {"key_file", c.TLS.KeyFile},
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if !c.TLS.Enabled {
+			bad("tls.enabled", "must be true when kafka.tls.%s is set", f.key)
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			bad("tls."+f.key, "cannot read %s: %v", f.path, errors.Unwrap(err))
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		if c.TLS.CertFile == "" {
+			bad("tls.cert_file", "required when kafka.tls.key_file is set")
+		} else {
+			bad("tls.key_file", "required when kafka.tls.cert_file is set")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mechanism is the configured mechanism in upper case ("plain" is accepted).
+func (s SASL) mechanism() string { return strings.ToUpper(strings.TrimSpace(s.Mechanism)) }
