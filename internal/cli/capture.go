@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/alertsync/alertsync/capture/dps"
+	"github.com/alertsync/alertsync/internal/admin"
+	"github.com/alertsync/alertsync/internal/kafka"
+	"github.com/alertsync/alertsync/internal/pipeline"
+	"github.com/alertsync/alertsync/internal/service"
+)
+
+func runCapture(ctx context.Context, args []string, _, errOut io.Writer) error {
+	if len(args) == 0 || args[0] != "dps" {
+		return usagef("capture: want a source: dps (nomis is not built yet)")
+	}
+	var cfg dps.Config
+	fs := newFlagSet("capture dps", errOut)
+	resnapshot := fs.Bool("resnapshot", false, "drop the replication slot and publish every row again (the way out of a lost slot)")
+	if _, err := loadConfig(fs, &cfg, args[1:], os.LookupEnv); err != nil {
+		return err
+	}
+	log := service.NewLogger(cfg.Pipeline.Log, errOut)
+	return service.Run(ctx, service.Options{Name: "capture-dps", Admin: cfg.Pipeline.Admin, Drain: cfg.Pipeline.Shutdown.Timeout, Logger: log},
+		func(ctx context.Context, srv *admin.Server) error {
+			kcl, err := kafka.NewClient(cfg.Pipeline.Kafka, log, srv.Registry(),
+				kgo.ClientID(cfg.Pipeline.Kafka.ClientID+"-capture-dps"),
+				kgo.MaxBufferedRecords(cfg.Capture.MaxInFlight+1024),
+			)
+			if err != nil {
+				return err
+			}
+			defer kcl.Close()
+			reg, err := pipeline.NewRegistry(cfg.Pipeline.Registry)
+			if err != nil {
+				return err
+			}
+			c, err := dps.New(cfg, dps.Deps{Kafka: kcl, Registry: reg, Admin: srv, Logger: log, Version: versionString()})
+			if err != nil {
+				return fmt.Errorf("capture dps: %w", err)
+			}
+			c.Resnapshot = *resnapshot
+			return c.Run(ctx)
+		})
+}

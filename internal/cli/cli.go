@@ -1,0 +1,145 @@
+// Package cli is the alertsync command line: it parses the subcommand, loads
+// the component's typed configuration (defaults, YAML, ALERTSYNC_* environment,
+// flags), validates it, and runs the component until its context ends.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"github.com/alertsync/alertsync/internal/config"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = ""
+
+// UsageError is a command-line mistake; main exits 2 on it.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, out, errOut io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"version", "print the version", runVersion},
+		{"capture", "capture changes of a source database into Kafka (dps)", runCapture},
+		{"migrate", "apply the sync-owned schema objects (dps)", runMigrate},
+		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
+	}
+}
+
+// Run executes the subcommand named by args[0].
+func Run(ctx context.Context, args []string, out, errOut io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		err := usage(out)
+		if len(args) == 0 {
+			return usagef("no subcommand given")
+		}
+		return err
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], out, errOut)
+		}
+	}
+	_ = usage(errOut) // the usage error returned next is what matters
+	return usagef("unknown subcommand %q", args[0])
+}
+
+// usage writes the list of subcommands to w.
+func usage(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("alertsync keeps prisoner alerts in sync between NOMIS and DPS over Kafka.\n")
+	b.WriteString("\nUsage: alertsync <subcommand> [flags]\n\nSubcommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nEvery setting can come from --config FILE (YAML), ALERTSYNC_* variables or flags; see docs/configuration.md.\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("writing usage: %w", err)
+	}
+	return nil
+}
+
+func versionString() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if rev != "" {
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			if dirty {
+				rev += "-dirty"
+			}
+			return "devel-" + rev
+		}
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "devel"
+}
+
+func runVersion(_ context.Context, _ []string, out, _ io.Writer) error {
+	_, err := fmt.Fprintln(out, "alertsync", versionString())
+	return err
+}
+
+// loadConfig registers cfg's keys as flags on fs (plus --config), parses args,
+// loads and validates cfg, and returns the remaining positional arguments.
+func loadConfig(fs *flag.FlagSet, cfg any, args []string, lookup func(string) (string, bool)) ([]string, error) {
+	file := fs.String("config", "", "YAML configuration file (see docs/configuration.md)")
+	flags := config.FlagValues(fs, cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usagef("%v", err)
+	}
+	if err := config.Load(cfg, config.Sources{File: *file, LookupEnv: lookup, Flags: flags}); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if err := config.Validate(cfg); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return fs.Args(), nil
+}
+
+func newFlagSet(name string, errOut io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("alertsync "+name, flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	return fs
+}
+
+func componentNames() string {
+	var names []string
+	for _, c := range components() {
+		names = append(names, c.name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := Run(t.Context(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestConfigDocsUpToDate(t *testing.T) {
+	t.Parallel()
+	committed, err := os.ReadFile("../../docs/configuration.md")
+	require.NoError(t, err)
+	require.Equal(t, ConfigDocs(), string(committed), "docs/configuration.md is stale: run `make docs`")
+	for _, key := range []string{"kafka.brokers", "registry.url", "dps.dsn", "nomis.dsn", "nomis.dialect", "admin.listen", "topics.prefix"} {
+		require.Contains(t, string(committed), "`"+key+"`", "DESIGN.md key %s documented", key)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	var ue *UsageError
+	_, _, err := run(t)
+	require.ErrorAs(t, err, &ue)
+	_, errOut, err := run(t, "frobnicate")
+	require.ErrorAs(t, err, &ue)
+	require.Contains(t, errOut, "migrate")
+	_, _, err = run(t, "migrate", "--dps.dsn=postgres://x@127.0.0.1:1/x", "nowhere")
+	require.ErrorAs(t, err, &ue)
+	require.ErrorContains(t, err, "nowhere")
+	_, _, err = run(t, "config", "check", "nosuch")
+	require.ErrorAs(t, err, &ue)
+}
+
+func TestConfigCheckNamesTheKey(t *testing.T) {
+	t.Setenv("ALERTSYNC_TOPICS_PARTITIONS", "0")
+	_, _, err := run(t, "config", "check", "pipeline", "--nomis.dialect=oracle")
+	require.Error(t, err, "pipeline has no nomis section: unknown flag")
+
+	_, _, err = run(t, "config", "check", "pipeline", "--kafka.brokers=")
+	require.Error(t, err)
+	require.ErrorContains(t, err, "topics.partitions")
+	require.ErrorContains(t, err, "kafka.brokers")
+
+	t.Setenv("ALERTSYNC_TOPICS_PARTITIONS", "6")
+	out, _, err := run(t, "config", "check", "pipeline")
+	require.NoError(t, err)
+	require.Contains(t, out, "valid")
+}
+
+func TestConfigPrintRedacts(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	require.NoError(t, os.WriteFile(pwFile, []byte("registry-s3cret"), 0o600))
+	cfgFile := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(cfgFile, []byte("registry:\n  url: https://sr:8081\n  username: u\n  password_file: "+pwFile+"\n"), 0o600))
+	t.Setenv("ALERTSYNC_KAFKA_SASL_PASSWORD", "kafka-s3cret")
+	t.Setenv("ALERTSYNC_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+	t.Setenv("ALERTSYNC_KAFKA_SASL_USERNAME", "svc")
+	out, errOut, err := run(t, "config", "print", "pipeline", "--config", cfgFile)
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "registry.url = https://sr:8081")
+	require.Contains(t, out, "registry.password = [redacted]")
+	require.Contains(t, out, "kafka.sasl.password = [redacted]")
+	require.NotContains(t, out+errOut, "s3cret")
+}
+
+func TestMigrateDPS(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	out, errOut, err := run(t, "migrate", "--dps.dsn", db.DSN, "--status", "dps")
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "pending")
+	require.NotContains(t, out, "applied")
+
+	out, errOut, err = run(t, "migrate", "--dps.dsn", db.DSN, "--target", "1", "dps")
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "at version 1 (1 applied now)")
+
+	out, errOut, err = run(t, "migrate", "--dps.dsn", db.DSN, "dps")
+	require.NoError(t, err, errOut)
+	require.Regexp(t, `at version \d+ \(\d+ applied now\)`, out)
+	require.NotContains(t, out, "(0 applied now)")
+
+	out, _, err = run(t, "migrate", "--dps.dsn", db.DSN, "dps")
+	require.NoError(t, err)
+	require.Contains(t, out, "(0 applied now)", "second run is a no-op")
+
+	out, _, err = run(t, "migrate", "--dps.dsn", db.DSN, "--status", "dps")
+	require.NoError(t, err)
+	require.NotContains(t, out, "pending")
+	require.Equal(t, 1, pgtest.QueryValue[int](t, db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'alertsync'"))
+}
+
+func TestMigrateUnreachableDatabase(t *testing.T) {
+	t.Parallel()
+	_, _, err := run(t, "migrate", "--dps.dsn", "postgres://alertsync:pw-in-dsn@127.0.0.1:1/alerts", "--connect_timeout", "2s", "dps")
+	require.Error(t, err)
+	require.ErrorContains(t, err, "127.0.0.1:1")
+	require.NotContains(t, err.Error(), "pw-in-dsn")
+}
+
+// TestBinaryExitCodes builds the real binary: 0 on success, 2 on a usage
+// error, 1 on a bad configuration, with the key named on stderr.
+func TestBinaryExitCodes(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "alertsync")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../../cmd/alertsync")
+	outb, err := build.CombinedOutput()
+	require.NoError(t, err, string(outb))
+
+	tests := []struct {
+		args     []string
+		env      []string
+		wantCode int
+		wantOut  string
+	}{
+		{[]string{"version"}, nil, 0, "alertsync "},
+		{[]string{"nope"}, nil, 2, "unknown subcommand"},
+		{[]string{"config", "check", "pipeline"}, []string{"ALERTSYNC_ADMIN_LISTEN=nonsense"}, 1, "admin.listen"},
+		{[]string{"config", "check", "pipeline"}, []string{"ALERTSYNC_LOG_LEVEL=loud"}, 1, "log.level"},
+	}
+	for _, tc := range tests {
+		cmd := exec.CommandContext(t.Context(), bin, tc.args...)
+		cmd.Env = append(os.Environ(), tc.env...)
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		require.Equal(t, tc.wantCode, code, "%v: %s", tc.args, buf.String())
+		require.True(t, strings.Contains(buf.String(), tc.wantOut), "%v: %s", tc.args, buf.String())
+	}
+}
