@@ -113,13 +113,20 @@ func (c *Capture) Run(ctx context.Context) error {
 			c.setState(admin.Failed, err.Error())
 			return err
 		}
-		c.m.errors.WithLabelValues("postgres").Inc()
+		dep := "PostgreSQL"
+		switch {
+		case errors.Is(err, kafka.ErrUnreachable):
+			dep = "Kafka"
+		case errors.Is(err, errRegistry):
+			dep = "the schema registry"
+		}
+		c.m.errors.WithLabelValues(strings.TrimPrefix(strings.ToLower(dep), "the schema ")).Inc()
 		if c.comp != nil {
 			c.comp.Error(err)
 		}
 		wait := backoff/2 + rand.N(backoff/2+1) //nolint:gosec // jitter, not security
-		c.log.Warn("waiting for PostgreSQL", "err", err, "retry_in", wait.String())
-		c.setState(admin.Degraded, "waiting for PostgreSQL")
+		c.log.Warn("waiting for "+dep, "err", err, "retry_in", wait.String())
+		c.setState(admin.Degraded, "waiting for "+dep)
 		select {
 		case <-ctx.Done():
 			c.setState(admin.Stopped, "")
@@ -134,7 +141,7 @@ func (c *Capture) Run(ctx context.Context) error {
 func permanent(err error) bool {
 	for _, e := range []error{ErrSlotLost, ErrReplicaIdentity, ErrNotPermitted, ErrLocked, ErrNoSuchTable,
 		ErrNoPrimaryKey, ErrSchemaDrift, ErrNullInNotNull, ErrKafkaRefused, ErrUnchangedTOAST,
-		schemas.ErrIncompatibleSchema, migrate.ErrChecksumMismatch} {
+		schemas.ErrIncompatibleSchema, migrate.ErrChecksumMismatch, kafka.ErrPartitionMismatch} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -366,7 +373,10 @@ func (c *Capture) bindTable(ctx context.Context, ctl *pgx.Conn, table string) er
 	}
 	tc, err := c.codec.BindTopic(ctx, st)
 	if err != nil {
-		return fmt.Errorf("registering schemas of %s: %w", info.Topic(), err)
+		if errors.Is(err, schemas.ErrIncompatibleSchema) {
+			return fmt.Errorf("registering schemas of %s: %w", info.Topic(), err)
+		}
+		return fmt.Errorf("registering schemas of %s (registry.url): %w: %w", info.Topic(), errRegistry, err)
 	}
 	c.tables[table] = &tableState{info: info, tc: tc, shapes: map[uint32]*rowShape{}}
 	return nil

@@ -24,4 +24,7 @@ var (
 	ErrNullInNotNull = errors.New("null in a not-null column")
 	// ErrKafkaRefused: Kafka refused a record for good (not a retriable outage).
 	ErrKafkaRefused = errors.New("kafka refused a record")
+
+	// errRegistry marks a schema-registry failure, retried like an outage.
+	errRegistry = errors.New("schema registry unavailable")
 )

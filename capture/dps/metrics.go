@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "alertsync", Subsystem: "capture_dps", Name: "errors_total",
-			Help: "Errors by kind: postgres (connection or query, retried), kafka (produce failure), decode, fatal.",
+			Help: "Errors by kind: postgresql, kafka and registry (outages, retried), decode, fatal (the capture stops).",
 		}, []string{"kind"}),
 		snapshotRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "alertsync", Subsystem: "capture_dps", Name: "snapshot_rows_total",
