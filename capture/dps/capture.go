@@ -187,7 +187,15 @@ func (c *Capture) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connecting to DPS at %s:%d: %w", cc.Host, cc.Port, err)
 	}
-	defer func() { _ = ctl.Close(context.WithoutCancel(ctx)) }()
+	defer func() {
+		// Release the lock before closing: the server drops a closed
+		// session's locks only once its backend has exited, which a capture
+		// started right after this one stops would see as ErrLocked.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = ctl.Exec(uctx, "SELECT pg_advisory_unlock_all()")
+		_ = ctl.Close(context.WithoutCancel(ctx))
+	}()
 	c.dbName = cc.Database
 
 	if err := c.lock(ctx, ctl); err != nil {
@@ -228,8 +236,32 @@ func (c *Capture) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening replication connection: %w", err)
 	}
-	defer func() { _ = repl.Close(context.WithoutCancel(ctx)) }()
+	defer func() {
+		_ = repl.Close(context.WithoutCancel(ctx))
+		// Hand the slot over cleanly: its walsender exits only after the
+		// connection closed; wait (briefly) until the server lets go of it.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for {
+			var active bool
+			err := ctl.QueryRow(wctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active)", c.cfg.Capture.Slot).Scan(&active)
+			if err != nil || !active {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 
+	if !snapshotNeeded && c.acker != nil {
+		// A PostgreSQL before 17 restarting cleanly forgets a logical slot's
+		// confirmed LSN back to its last persisted value and would resend
+		// what Kafka already acknowledged: start from what this process
+		// confirmed when that is later (the server skips the transactions
+		// that committed before the start point).
+		if confirmed, _, _, _, _ := c.acker.state(); confirmed > start {
+			start = confirmed
+		}
+	}
 	c.acker = newAcker(start)
 	if snapshotNeeded {
 		if start, err = c.snapshot(ctx, ctl, repl, cc); err != nil {
@@ -249,7 +281,7 @@ func lockKey(slot string) int64 {
 // lock takes the session advisory lock of the slot for the connection's life.
 func (c *Capture) lock(ctx context.Context, ctl *pgx.Conn) error {
 	key := lockKey(c.cfg.Capture.Slot)
-	for {
+	for vanished := 0; ; {
 		var ok bool
 		if err := ctl.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
 			return fmt.Errorf("taking the capture lock: %w", err)
@@ -262,6 +294,12 @@ func (c *Capture) lock(ctx context.Context, ctl *pgx.Conn) error {
 			  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 			 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
 			   AND ((l.classid::bigint << 32) | l.objid::bigint) = $1`, key).Scan(&holder)
+		if holder == "unknown" && vanished < 5 {
+			// Released since pg_try_advisory_lock (a holder that has just
+			// exited): try again.
+			vanished++
+			continue
+		}
 		if !c.cfg.Capture.LockWait {
 			return fmt.Errorf("%w of slot %q (backend pid %s): only one capture dps may run per slot; stop the other or set capture.lock_wait=true to wait for it", ErrLocked, c.cfg.Capture.Slot, holder)
 		}
@@ -434,9 +472,10 @@ func (c *Capture) prepareSlot(ctx context.Context, ctl *pgx.Conn) (start pglogre
 			return 0, false, fmt.Errorf("dropping unfinished slot %q: %w", slot, err)
 		}
 	}
-	if !c.cfg.Capture.Create {
-		return 0, false, fmt.Errorf("slot %q: %w (capture.create is false); a DBA must run: SELECT pg_create_logical_replication_slot('%s', 'pgoutput') — and the capture then needs an initial snapshot", slot, ErrNotPermitted, slot)
-	}
+	// The capture creates its slot itself whatever capture.create says: the
+	// initial snapshot must be the one exported when the slot is created (a
+	// slot made by a DBA would be dropped above and asked for again), and
+	// creating it needs no more than streaming does (REPLICATION).
 	return 0, true, nil
 }
 
@@ -462,7 +501,10 @@ func (s lsnScanner) Scan(src any) error {
 
 // produce sends rec for tx, counting it in the acker until Kafka answers.
 func (c *Capture) produce(ctx context.Context, rec *kgo.Record, tx *txAck) {
-	c.acker.add(tx)
+	// The acker of this session: a later session replaces c.acker while
+	// this record may still be in flight.
+	a := c.acker
+	a.add(tx)
 	begin := time.Now()
 	c.deps.Kafka.Produce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) {
 		c.m.produceLatency.Observe(time.Since(begin).Seconds())
@@ -470,7 +512,7 @@ func (c *Capture) produce(ctx context.Context, rec *kgo.Record, tx *txAck) {
 			c.m.errors.WithLabelValues("kafka").Inc()
 			err = fmt.Errorf("%w: topic %s: %w", ErrKafkaRefused, rec.Topic, err)
 		}
-		c.acker.done(tx, err)
+		a.done(tx, err)
 	})
 }
 
@@ -488,9 +530,15 @@ func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool)
 		}
 		ts.shapes[ch.Rel.ID] = shape
 	}
-	before, err := shape.record(ch.Before)
-	if err != nil {
-		return err
+	// A key-only old row (a delete, or a key change, of a table without
+	// REPLICA IDENTITY FULL) has no values for the other columns: publish no
+	// before image rather than a wrong one; the key still comes from it.
+	var before map[string]any
+	if !ch.BeforeKeyOnly {
+		var err error
+		if before, err = shape.record(ch.Before); err != nil {
+			return err
+		}
 	}
 	after, err := shape.record(ch.After)
 	if err != nil {

@@ -23,7 +23,7 @@ type Options struct {
 	Publication    string        `key:"publication" default:"alertsync_dps" doc:"Publication of the captured tables."`
 	Schema         string        `key:"schema" default:"public" doc:"Schema of the captured tables."`
 	Tables         []string      `key:"tables" default:"alert,alert_code,alert_type,audit_event" doc:"Captured tables, comma-separated; one topic each (dps.<schema>.<table>)."`
-	Create         bool          `key:"create" default:"true" doc:"Create the publication and the slot when missing (needs the REPLICATION attribute and ownership of the tables). With false, their absence is an error that says what a DBA must run."`
+	Create         bool          `key:"create" default:"true" doc:"Create the publication when missing, or add missing tables to it (needs ownership of the tables). With false, that is an error that says what a DBA must run. The capture always creates its replication slot itself (with the REPLICATION attribute it needs to stream), since its initial snapshot is the one exported at the slot's creation."`
 	Migrate        bool          `key:"migrate" default:"true" doc:"Apply the sync-owned migrations (schema alertsync) at start."`
 	LockWait       bool          `key:"lock_wait" default:"false" doc:"When another capture holds the slot's lock, wait for it instead of exiting."`
 	Timezone       string        `key:"timezone" default:"Europe/London" doc:"Zone of the DPS timestamp (without time zone) columns; values are published in UTC."`

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
@@ -41,7 +44,14 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{db: pgtest.NewDB(t), brokers: kafkatest.Brokers(t), reg: srfake.New()}
+	return newHarnessOn(t, pgtest.NewDB(t))
+}
+
+// newHarnessOn is newHarness on db, a fresh database (for example on a
+// private cluster from pgtest.NewCluster, which a test may restart).
+func newHarnessOn(t *testing.T, db *pgtest.DB) *harness {
+	t.Helper()
+	h := &harness{db: db, brokers: kafkatest.Brokers(t), reg: srfake.New()}
 	t.Cleanup(h.reg.Close)
 	h.db.Exec(t, deploy.DPSSchemaSQL())
 	h.db.Exec(t, deploy.DPSSeedSQL())
@@ -206,4 +216,152 @@ func insertAlert(t *testing.T, db *pgtest.DB, id, prison, code string) {
 	t.Helper()
 	db.Exec(t, fmt.Sprintf(`INSERT INTO alert (id, alert_code_id, prison_number, description, authorised_by, active_from, created_at, version)
 		VALUES ('%s', %d, '%s', 'desc', 'auth', '2024-01-02', '2024-06-01 12:00:00', 1)`, id, alertCodeID(t, db, code), prison))
+}
+
+// exited waits up to timeout for the capture to end by itself and returns
+// its Run error; it fails the test if the capture is still running.
+func (r *running) exited(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.stopped, r.err = true, err
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("capture still running after %s: %+v", timeout, r.c.comp.Status())
+		return nil
+	}
+}
+
+// waitState waits until the capture's component reports state.
+func (r *running) waitState(t *testing.T, state admin.State, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for r.c.comp.Status().State != state {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			t.Fatalf("capture exited while waiting for state %s: %v", state, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("capture not in state %s after %s: %+v", state, timeout, r.c.comp.Status())
+		}
+	}
+}
+
+// consumeAll reads every record of topics, up to their end offsets at the
+// call; use it once the capture has caught up (waitCaughtUp).
+func (h *harness) consumeAll(t *testing.T, topics ...string) []rec {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	require.NoError(t, err)
+	require.NoError(t, ends.Error())
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	require.NoError(t, err)
+	require.NoError(t, starts.Error())
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	starts.Each(func(o kadm.ListedOffset) { n -= o.Offset })
+	if n == 0 {
+		return nil
+	}
+	recs := h.consume(t, int(n), 60*time.Second, topics...)
+	require.GreaterOrEqual(t, len(recs), int(n), "records up to the end offsets of %v", topics)
+	return recs
+}
+
+// slotLSNs returns the slot's confirmed flush and restart LSNs.
+func (h *harness) slotLSNs(t *testing.T) (confirmed, restart pglogrepl.LSN) {
+	t.Helper()
+	var c, r string
+	require.NoError(t, h.db.Pool.QueryRow(context.Background(),
+		"SELECT confirmed_flush_lsn::text, restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1", h.cfg.Capture.Slot).Scan(&c, &r))
+	var err error
+	confirmed, err = pglogrepl.ParseLSN(c)
+	require.NoError(t, err)
+	restart, err = pglogrepl.ParseLSN(r)
+	require.NoError(t, err)
+	return confirmed, restart
+}
+
+// waitCaughtUp waits until the slot's confirmed flush LSN reaches the
+// server's WAL insert position at the call: Kafka has then acknowledged every
+// change committed before the call.
+func (h *harness) waitCaughtUp(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	target := pgtest.QueryValue[string](t, h.db, "SELECT pg_current_wal_lsn()::text")
+	deadline := time.Now().Add(timeout)
+	for !pgtest.QueryValue[bool](t, h.db, `SELECT coalesce((SELECT confirmed_flush_lsn >= $2::pg_lsn
+		FROM pg_replication_slots WHERE slot_name = $1), false)`, h.cfg.Capture.Slot, target) {
+		if time.Now().After(deadline) {
+			t.Fatalf("slot %s has not confirmed %s after %s", h.cfg.Capture.Slot, target, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// keyID returns the "id" field of a record's key (uuid string or bigint).
+func (r rec) keyID() string {
+	if r.Key == nil {
+		return ""
+	}
+	return fmt.Sprint(r.Key["id"])
+}
+
+// position returns source.position of a record: (commit LSN, change LSN).
+func (r rec) position() (commit, change int64) {
+	p, _ := r.source()["position"].(map[string]any)
+	commit, _ = p["commit"].(int64)
+	change, _ = p["change"].(int64)
+	return commit, change
+}
+
+// field returns column col of the before or after row with any union
+// wrapper removed; nil for SQL NULL.
+func (r rec) field(which, col string) any {
+	return unwrapUnion(r.row(which)[col])
+}
+
+// unwrapUnion returns the member value of a goavro union ({"branch": v});
+// other values as they are.
+func unwrapUnion(v any) any {
+	if m, ok := v.(map[string]any); ok && len(m) == 1 {
+		for _, x := range m {
+			return x
+		}
+	}
+	return v
+}
+
+// metric returns the sample of the metric family name whose labels include
+// labels, from the capture's admin registry; nil when there is none.
+func (h *harness) metric(t *testing.T, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
+	mfs, err := h.admin.Registry().Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			return m
+		}
+	}
+	return nil
 }

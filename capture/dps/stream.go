@@ -24,7 +24,10 @@ func (c *Capture) stream(ctx context.Context, ctl *pgx.Conn, repl *pgconn.PgConn
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "55006" { // object_in_use: the slot is active elsewhere
-			return fmt.Errorf("starting replication on slot %q: %w (%s)", c.cfg.Capture.Slot, ErrLocked, pe.Message)
+			// This process holds the capture lock, so no other capture uses
+			// the slot: the walsender of one that just stopped or was killed
+			// is still exiting (or another consumer reads the slot). Retried.
+			return fmt.Errorf("starting replication on slot %q, still in use by another process: %w", c.cfg.Capture.Slot, err)
 		}
 		return fmt.Errorf("starting replication on slot %q at %s: %w", c.cfg.Capture.Slot, start, err)
 	}
