@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"time"
 
@@ -313,23 +314,33 @@ func (c *Capture) lock(ctx context.Context, ctl *pgx.Conn) error {
 	}
 }
 
+// checkReplicaIdentity refuses to run unless alert has REPLICA IDENTITY FULL,
+// and warns about other captured tables without it that have columns long
+// enough to be TOASTed: an update of such a row that leaves a long value
+// unchanged cannot be published (ErrUnchangedTOAST) and stops the capture.
 func (c *Capture) checkReplicaIdentity(ctx context.Context, ctl *pgx.Conn) error {
 	for _, t := range c.cfg.Capture.Tables {
-		if t != "alert" {
-			continue
-		}
 		var ident string
-		err := ctl.QueryRow(ctx, `SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relname = $2`, c.cfg.Capture.Schema, t).Scan(&ident)
+		var toastable bool
+		err := ctl.QueryRow(ctx, `SELECT c.relreplident::text,
+				EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attstorage <> 'p')
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2`, c.cfg.Capture.Schema, t).Scan(&ident, &toastable)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("table %s.%s: %w", c.cfg.Capture.Schema, t, ErrNoSuchTable)
 		}
 		if err != nil {
 			return fmt.Errorf("checking replica identity of %s.%s: %w", c.cfg.Capture.Schema, t, err)
 		}
-		if ident != "f" {
-			return fmt.Errorf("%s.%s: %w (updates would lose unchanged TOAST values and before-images); a DBA must run: ALTER TABLE %s.%s REPLICA IDENTITY FULL",
-				c.cfg.Capture.Schema, t, ErrReplicaIdentity, pgx.Identifier{c.cfg.Capture.Schema}.Sanitize(), pgx.Identifier{t}.Sanitize())
+		alter := fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", pgx.Identifier{c.cfg.Capture.Schema, t}.Sanitize())
+		switch {
+		case ident == "f":
+		case t == "alert":
+			return fmt.Errorf("%s.%s: %w (updates would lose unchanged TOAST values and before-images); a DBA must run: %s",
+				c.cfg.Capture.Schema, t, ErrReplicaIdentity, alter)
+		case toastable:
+			c.log.Warn("table without REPLICA IDENTITY FULL: an update that leaves a long text value unchanged cannot be captured and stops the capture",
+				"table", t, "fix", alter)
 		}
 	}
 	return nil
@@ -529,6 +540,26 @@ func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool)
 			return err
 		}
 		ts.shapes[ch.Rel.ID] = shape
+	}
+	if ch.Op == OpUpdate && ch.Before != nil {
+		oldKey, err := shape.key(ch.Before)
+		if err != nil {
+			return err
+		}
+		newKey, err := shape.key(ch.After)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(oldKey, newKey) {
+			// A primary-key change is published as Debezium does: a delete
+			// (and tombstone) of the old key, then a create of the new one.
+			del := ch
+			del.Op, del.After = OpDelete, nil
+			if err := c.emit(ctx, del, tx, snapshot); err != nil {
+				return err
+			}
+			ch.Op, ch.Before, ch.BeforeKeyOnly = OpCreate, nil, false
+		}
 	}
 	// A key-only old row (a delete, or a key change, of a table without
 	// REPLICA IDENTITY FULL) has no values for the other columns: publish no

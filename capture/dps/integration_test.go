@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/schemas"
 )
 
 // Integration tests of the capture's records against a real PostgreSQL and
@@ -615,4 +616,33 @@ func TestColumnTypesAndNulls(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPrimaryKeyChange: an update that changes the primary key is published
+// as a delete (and tombstone) of the old key and a create of the new one, so
+// that a compacted topic keeps no row under the old key.
+func TestPrimaryKeyChange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.start(t)
+	h.waitRunning(t, r)
+	typeID := pgtest.QueryValue[int64](t, h.db, "SELECT id FROM alert_type WHERE code = 'X'")
+	h.db.Exec(t, fmt.Sprintf(`INSERT INTO alert_code (id, alert_type_id, code, description, created_by) VALUES (900001, %d, 'ZZ1', 'Test code', 'T')`, typeID))
+	h.db.Exec(t, "UPDATE alert_code SET id = 900002 WHERE id = 900001")
+	seeded := pgtest.QueryValue[int](t, h.db, "SELECT count(*) FROM alert_code WHERE id < 900000")
+	recs := h.consume(t, seeded+4, 30*time.Second, h.topic("alert_code"))
+	require.Len(t, recs, seeded+4)
+	ops := []string{}
+	for _, x := range recs {
+		id, _ := schemas.Get[int64](x.Key, "id")
+		if id < 900000 {
+			continue
+		}
+		op := "tombstone"
+		if x.Value != nil {
+			op = x.op()
+		}
+		ops = append(ops, fmt.Sprintf("%s:%d", op, id))
+	}
+	require.ElementsMatch(t, []string{"c:900001", "d:900001", "tombstone:900001", "c:900002"}, ops)
 }
