@@ -98,6 +98,7 @@ func TestSeedMatchesGoView(t *testing.T) {
 	        coalesce(to_char(deactivated_at, 'YYYY-MM-DD HH24:MI:SS'), ''), to_char(created_at, 'YYYY-MM-DD HH24:MI:SS'))
 	   FROM alert_type ORDER BY id`)
 	require.NoError(t, err)
+	defer rows.Close() // collect closes it too; Close is idempotent
 	gotTypes := collect(t, rows)
 	require.Equal(t, wantTypes, gotTypes)
 
@@ -110,6 +111,7 @@ func TestSeedMatchesGoView(t *testing.T) {
 	        c.list_sequence, coalesce(to_char(c.deactivated_at, 'YYYY-MM-DD HH24:MI:SS'), ''))
 	   FROM alert_code c JOIN alert_type t ON t.id = c.alert_type_id ORDER BY c.id`)
 	require.NoError(t, err)
+	defer rows.Close()
 	require.Equal(t, wantCodes, collect(t, rows))
 }
 
@@ -172,6 +174,7 @@ SELECT concat_ws(' ', column_name,
          CASE WHEN column_default LIKE 'nextval%' THEN 'nextval' ELSE column_default END)
   FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`, table)
 			require.NoError(t, err)
+			defer rows.Close()
 			require.Equal(t, cols, collect(t, rows))
 		})
 	}

@@ -1,5 +1,6 @@
-// Command genseed writes deploy/dps/seed.sql from the reference data in
-// deploy/reference. Run it through `go generate ./deploy`.
+// Command genseed writes deploy/dps/seed.sql and deploy/nomis/seed.sql from
+// the reference data in deploy/reference. Run it through `go generate
+// ./deploy`.
 package main
 
 import (
@@ -17,15 +18,24 @@ func main() {
 }
 
 func run() error {
-	seed, err := deploy.RenderDPSSeed()
-	if err != nil {
-		return fmt.Errorf("rendering seed: %w", err)
+	seeds := []struct {
+		path   string
+		render func() (string, error)
+	}{
+		{"dps/seed.sql", deploy.RenderDPSSeed},
+		{"nomis/seed.sql", deploy.RenderNOMISSeed},
 	}
-	// go generate runs in the package directory, deploy/.
-	// A checked-in source file, mounted read-only into the postgres container
-	// whose init scripts run as the container's postgres user.
-	if err := os.WriteFile("dps/seed.sql", []byte(seed), 0o644); err != nil { //nolint:gosec // G306: must stay world-readable, see above
-		return fmt.Errorf("writing dps/seed.sql: %w", err)
+	for _, s := range seeds {
+		seed, err := s.render()
+		if err != nil {
+			return fmt.Errorf("rendering %s: %w", s.path, err)
+		}
+		// go generate runs in the package directory, deploy/.
+		// A checked-in source file, mounted read-only into the postgres container
+		// whose init scripts run as the container's postgres user.
+		if err := os.WriteFile(s.path, []byte(seed), 0o644); err != nil { //nolint:gosec // G306: must stay world-readable, see above
+			return fmt.Errorf("writing %s: %w", s.path, err)
+		}
 	}
 	return nil
 }
