@@ -68,6 +68,7 @@ type tableState struct {
 	info   *TableInfo
 	tc     *schemas.TopicCodec
 	shapes map[uint32]*rowShape // by replication relation id
+	source sourcePrefix
 }
 
 // New returns a capture for cfg (validated by the caller).
@@ -427,7 +428,8 @@ func (c *Capture) bindTable(ctx context.Context, ctl *pgx.Conn, table string) er
 		}
 		return fmt.Errorf("registering schemas of %s (registry.url): %w: %w", info.Topic(), errRegistry, err)
 	}
-	c.tables[table] = &tableState{info: info, tc: tc, shapes: map[uint32]*rowShape{}}
+	c.tables[table] = &tableState{info: info, tc: tc, shapes: map[uint32]*rowShape{},
+		source: newSourcePrefix(c.deps.Version, c.dbName, info)}
 	return nil
 }
 
@@ -564,45 +566,29 @@ func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool)
 	// A key-only old row (a delete, or a key change, of a table without
 	// REPLICA IDENTITY FULL) has no values for the other columns: publish no
 	// before image rather than a wrong one; the key still comes from it.
-	var before map[string]any
-	if !ch.BeforeKeyOnly {
-		var err error
-		if before, err = shape.record(ch.Before); err != nil {
-			return err
-		}
+	before := ch.Before
+	if ch.BeforeKeyOnly {
+		before = nil
 	}
-	after, err := shape.record(ch.After)
+	vh := wireHeader(ts.tc.Value.ID())
+	value, err := shape.appendEnvelope(append(make([]byte, 0, 512), vh[:]...), &ts.source,
+		before, ch.After, ch.Tx, uint64(ch.LSN), ch.Op, snapshot, time.Now())
 	if err != nil {
 		return err
 	}
-	src := sourceRecord(c.deps.Version, c.dbName, ts.info, ch.Tx, uint64(ch.LSN), snapshot)
-	value := envelope(before, after, src, ch.Op, time.Now(), ts.tc.Schemas.RowType)
-	var rec *kgo.Record
-	if ch.Op == OpTruncate {
-		v, err := ts.tc.Value.Append(nil, value)
-		if err != nil {
-			return err
-		}
-		rec = &kgo.Record{Topic: ts.tc.Topic, Value: v}
-	} else {
+	rec := &kgo.Record{Topic: ts.tc.Topic, Value: value}
+	if ch.Op != OpTruncate { // a truncate has no key, as in Debezium
 		keyRow := ch.After
 		if ch.Op == OpDelete {
 			keyRow = ch.Before
 		}
-		key, err := shape.key(keyRow)
-		if err != nil {
-			return err
-		}
-		if rec, err = ts.tc.Record(key, value); err != nil {
+		kh := wireHeader(ts.tc.Key.ID())
+		if rec.Key, err = shape.appendKey(append(make([]byte, 0, 32), kh[:]...), keyRow); err != nil {
 			return err
 		}
 		if ch.Op == OpDelete {
-			tomb, err := ts.tc.Record(key, nil)
-			if err != nil {
-				return err
-			}
 			c.produce(ctx, rec, tx)
-			rec = tomb
+			rec = &kgo.Record{Topic: ts.tc.Topic, Key: rec.Key} // tombstone
 		}
 	}
 	c.produce(ctx, rec, tx)

@@ -92,9 +92,13 @@ func (c *Capture) stream(ctx context.Context, ctl *pgx.Conn, repl *pgconn.PgConn
 			}
 			return err
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
-		raw, err := repl.ReceiveMessage(rctx)
-		cancel()
+		// A read deadline on the socket, not a context: a context with a
+		// deadline costs pgconn a watcher per message, and a timeout leaves
+		// the connection usable either way.
+		if err := repl.Conn().SetReadDeadline(nextStatus); err != nil {
+			return fmt.Errorf("setting the replication read deadline: %w", err)
+		}
+		raw, err := repl.ReceiveMessage(context.Background())
 		if err != nil {
 			if pgconn.Timeout(err) || ctx.Err() != nil {
 				continue

@@ -446,7 +446,9 @@ func (b *Broker) formatStorage(ctx context.Context) error {
 	started := time.Now()
 	// A short-lived JVM: C1 only and a small heap start faster.
 	args := append(b.jvmArgs("-Xmx256m", "-XX:TieredStopAtLevel=1"),
-		"kafka.tools.StorageTool", "format", "-t", b.clusterID, "-c", b.propertiesPath())
+		// --cluster-id=ID, not "-t ID": a base64url id may start with '-',
+		// which the tool's argument parser would take for an option.
+		"kafka.tools.StorageTool", "format", "--cluster-id="+b.clusterID, "-c", b.propertiesPath())
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, b.java, args...)

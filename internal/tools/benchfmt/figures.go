@@ -26,4 +26,12 @@ var figures = []figure{
 	{Name: "goavro.encode", Pkg: "schemas", Bench: "BenchmarkGoavroEncode", Unit: "records/s"},
 	{Name: "codec.decode", Pkg: "schemas", Bench: "BenchmarkCodecDecode", Unit: "records/s", Ref: "goavro.decode"},
 	{Name: "goavro.decode", Pkg: "schemas", Bench: "BenchmarkGoavroDecode", Unit: "records/s"},
+	{Name: "capture.dps.large_txn", Pkg: "capture/dps", Bench: "BenchmarkCaptureLargeTxn/capture", Unit: "changes/s", Ref: "pg_recvlogical.large_txn"},
+	{Name: "pg_recvlogical.large_txn", Pkg: "capture/dps", Bench: "BenchmarkCaptureLargeTxn/pg_recvlogical", Unit: "changes/s"},
+	{Name: "capture.dps.small_txn", Pkg: "capture/dps", Bench: "BenchmarkCaptureSmallTxn/capture", Unit: "changes/s", Ref: "pg_recvlogical.small_txn"},
+	{Name: "pg_recvlogical.small_txn", Pkg: "capture/dps", Bench: "BenchmarkCaptureSmallTxn/pg_recvlogical", Unit: "changes/s"},
+	{Name: "capture.dps.rss", Pkg: "capture/dps", Bench: "BenchmarkCaptureLargeTxn/capture", Unit: "MB"},
+	{Name: "capture.dps.encode", Pkg: "capture/dps", Bench: "BenchmarkEncodeEnvelope/direct", Unit: "records/s", Ref: "capture.dps.encode_goavro"},
+	{Name: "capture.dps.encode_goavro", Pkg: "capture/dps", Bench: "BenchmarkEncodeEnvelope/goavro", Unit: "records/s"},
+	{Name: "capture.dps.decode", Pkg: "capture/dps", Bench: "BenchmarkDecode", Unit: "changes/s"},
 }
