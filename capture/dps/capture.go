@@ -1,13 +1,13 @@
 package dps
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
-	"reflect"
 	"strings"
 	"time"
 
@@ -544,15 +544,15 @@ func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool)
 		ts.shapes[ch.Rel.ID] = shape
 	}
 	if ch.Op == OpUpdate && ch.Before != nil {
-		oldKey, err := shape.key(ch.Before)
+		oldKey, err := shape.appendKey(nil, ch.Before)
 		if err != nil {
 			return err
 		}
-		newKey, err := shape.key(ch.After)
+		newKey, err := shape.appendKey(nil, ch.After)
 		if err != nil {
 			return err
 		}
-		if !reflect.DeepEqual(oldKey, newKey) {
+		if !bytes.Equal(oldKey, newKey) {
 			// A primary-key change is published as Debezium does: a delete
 			// (and tombstone) of the old key, then a create of the new one.
 			del := ch
