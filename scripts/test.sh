@@ -24,6 +24,7 @@ suite() { # suite NAME COMMAND...
 
 lint() {
   [ -x .cache/bin/golangci-lint ] || ./scripts/deps.sh
+  go build ./... &&
   .cache/bin/golangci-lint run --build-tags broker ./... &&
   go vet ./... && go vet -tags broker ./...
 }
