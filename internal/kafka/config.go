@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/alertsync/alertsync/internal/config"
 )
 
@@ -21,8 +23,26 @@ type Config struct {
 	DialTimeout    time.Duration `key:"dial_timeout" default:"10s" doc:"Timeout of one TCP (and TLS) connection attempt to a broker; 0 means 10s."`
 	RequestTimeout time.Duration `key:"request_timeout" default:"10s" doc:"Time a broker has to answer one request, on top of any timeout the request itself carries (like Kafka's request.timeout.ms); a connection that misses it is closed and the request retried. 0 means 10s."`
 	RetryTimeout   time.Duration `key:"retry_timeout" default:"30s" doc:"Longest a metadata, admin or coordinator request is retried before its error is returned (for example when no broker is reachable); 0 means 30s."`
+	Compression    string        `key:"compression" default:"lz4" enum:"none,gzip,snappy,lz4,zstd" doc:"Compression of produced record batches. lz4 is cheap to compress and for brokers to check; none saves CPU on a fast local network; zstd packs tightest."`
+	Linger         time.Duration `key:"linger" default:"5ms" doc:"How long a partition's batch waits for more records before it is sent; larger batches cost brokers less CPU per record."`
 	SASL           SASL          `key:"sasl"`
 	TLS            TLS           `key:"tls"`
+}
+
+// codec returns the franz-go compression codec of c.Compression.
+func (c Config) codec() kgo.CompressionCodec {
+	switch c.Compression {
+	case "none":
+		return kgo.NoCompression()
+	case "gzip":
+		return kgo.GzipCompression()
+	case "snappy":
+		return kgo.SnappyCompression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	default:
+		return kgo.Lz4Compression()
+	}
 }
 
 // SASL is the "kafka.sasl" section.
@@ -112,6 +132,9 @@ func (c *Config) Validate() error {
 		} else {
 			bad("tls.key_file", "required when kafka.tls.cert_file is set")
 		}
+	}
+	if c.Linger < 0 || c.Linger > time.Minute {
+		bad("linger", "must be between 0 and 1m, got %s", c.Linger)
 	}
 	return errors.Join(errs...)
 }
