@@ -20,6 +20,7 @@ type acker struct {
 	inFlight  int
 	err       error         // first produce error
 	signal    chan struct{} // receives (non-blocking) after each acknowledgement
+	lastAck   time.Time     // last acknowledgement, or when records started waiting for one
 }
 
 type txAck struct {
@@ -46,6 +47,9 @@ func (a *acker) begin(commitTime time.Time) *txAck {
 func (a *acker) add(t *txAck) {
 	a.mu.Lock()
 	t.pending++
+	if a.inFlight == 0 {
+		a.lastAck = time.Now()
+	}
 	a.inFlight++
 	a.mu.Unlock()
 }
@@ -55,6 +59,7 @@ func (a *acker) done(t *txAck, err error) {
 	a.mu.Lock()
 	t.pending--
 	a.inFlight--
+	a.lastAck = time.Now()
 	if err != nil && a.err == nil {
 		a.err = err
 	}
@@ -104,6 +109,17 @@ func (a *acker) state() (confirmed pglogrepl.LSN, inFlight int, idle bool, oldes
 		oldest = a.queue[0].commitTime
 	}
 	return a.confirmed, a.inFlight, len(a.queue) == 0, oldest, a.err
+}
+
+// stalled reports how long records have waited with no acknowledgement at
+// all; 0 when none is in flight.
+func (a *acker) stalled() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inFlight == 0 {
+		return 0
+	}
+	return time.Since(a.lastAck)
 }
 
 // skipTo raises the confirmable LSN to lsn when nothing is outstanding: WAL

@@ -74,6 +74,20 @@ func (c *Capture) stream(ctx context.Context, ctl *pgx.Conn, repl *pgconn.PgConn
 		return nil
 	}
 	tick := func() error { return status(false) }
+	waitingForKafka := false
+	watchKafka := func() {
+		switch stalled := c.acker.stalled(); {
+		case stalled > kafkaStall && !waitingForKafka:
+			waitingForKafka = true
+			_, inFlight, _, _, _ := c.acker.state()
+			c.log.Warn("waiting for Kafka to acknowledge records", "in_flight", inFlight, "waited", stalled.Round(time.Second).String())
+			c.setState(admin.Degraded, "waiting for Kafka")
+		case stalled <= kafkaStall && waitingForKafka:
+			waitingForKafka = false
+			c.log.Info("Kafka acknowledges records again")
+			c.setState(admin.Running, "streaming")
+		}
+	}
 
 	for {
 		if ctx.Err() != nil {
@@ -82,6 +96,7 @@ func (c *Capture) stream(ctx context.Context, ctl *pgx.Conn, repl *pgconn.PgConn
 		if err := status(false); err != nil {
 			return err
 		}
+		watchKafka()
 		if time.Now().After(nextHeartbeat) {
 			nextHeartbeat = time.Now().Add(c.cfg.Capture.Heartbeat)
 			c.heartbeat(ctx, ctl, &heartbeatOK)
@@ -163,6 +178,10 @@ func (c *Capture) stream(ctx context.Context, ctl *pgx.Conn, repl *pgconn.PgConn
 		}
 	}
 }
+
+// kafkaStall is how long records may wait for any acknowledgement before the
+// capture reports that it is waiting for Kafka.
+const kafkaStall = 10 * time.Second
 
 // onRelation handles a new or changed relation: when its columns differ from
 // the table's bound schema (ALTER TABLE … ADD COLUMN while running), it
