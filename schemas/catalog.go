@@ -19,6 +19,11 @@ const (
 	TopicDPSAlertCode  = "dps.public.alert_code"
 	TopicDPSAlertType  = "dps.public.alert_type"
 	TopicDPSAuditEvent = "dps.public.audit_event"
+
+	TopicNOMISOffenderAlerts   = "nomis.oms_owner.offender_alerts"
+	TopicNOMISOffenderBookings = "nomis.oms_owner.offender_bookings"
+	TopicNOMISOffenders        = "nomis.oms_owner.offenders"
+
 	TopicCommandsDPS   = "alertsync.commands.dps"
 	TopicCommandsNOMIS = "alertsync.commands.nomis"
 	TopicDLQ           = "alertsync.dlq"
@@ -39,6 +44,11 @@ const (
 	TypeCommandKey = "alertsync.command.Key"
 	TypeOutcomeKey = "alertsync.outcome.Key"
 	TypeDLQKey     = "alertsync.dlq.Key"
+
+	// TypeNOMISSession is the session block of every NOMIS change record.
+	TypeNOMISSession = "alertsync.nomis.Session"
+	// TypeNOMISAlertContext is the context block of NOMIS alert change records.
+	TypeNOMISAlertContext = "alertsync.nomis.AlertContext"
 )
 
 // TopicKind groups topics by the part they play.
@@ -123,6 +133,9 @@ var topicTable = []topicDef{
 	{TopicDPSAlertCode, KindChange, "alertsync.dps.public.alert_code.Key", "alertsync.dps.public.alert_code.Envelope", sr.CompatBackward},
 	{TopicDPSAlertType, KindChange, "alertsync.dps.public.alert_type.Key", "alertsync.dps.public.alert_type.Envelope", sr.CompatBackward},
 	{TopicDPSAuditEvent, KindChange, "alertsync.dps.public.audit_event.Key", "alertsync.dps.public.audit_event.Envelope", sr.CompatBackward},
+	{TopicNOMISOffenderAlerts, KindChange, "alertsync.nomis.oms_owner.offender_alerts.Key", "alertsync.nomis.oms_owner.offender_alerts.Envelope", sr.CompatBackward},
+	{TopicNOMISOffenderBookings, KindChange, "alertsync.nomis.oms_owner.offender_bookings.Key", "alertsync.nomis.oms_owner.offender_bookings.Envelope", sr.CompatBackward},
+	{TopicNOMISOffenders, KindChange, "alertsync.nomis.oms_owner.offenders.Key", "alertsync.nomis.oms_owner.offenders.Envelope", sr.CompatBackward},
 	{TopicCommandsDPS, KindCommand, TypeCommandKey, TypeCommand, sr.CompatFull},
 	{TopicCommandsNOMIS, KindCommand, TypeCommandKey, TypeCommand, sr.CompatFull},
 	{TopicDLQ, KindDLQ, TypeDLQKey, TypeDLQEntry, sr.CompatFull},

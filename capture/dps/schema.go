@@ -87,7 +87,7 @@ func avroType(oid uint32) (any, string) {
 	case pgtype.Float4OID, pgtype.Float8OID:
 		return "double", "double"
 	case pgtype.UUIDOID:
-		return map[string]any{"type": "string", "logicalType": "uuid"}, "string.uuid"
+		return map[string]any{"type": "string", "logicalType": "uuid"}, "string"
 	case pgtype.DateOID:
 		return map[string]any{"type": "int", "logicalType": "date"}, "int.date"
 	case pgtype.TimestampOID, pgtype.TimestamptzOID:

@@ -35,8 +35,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"version", "print the version", runVersion},
-		{"capture", "capture changes of a source database into Kafka (dps)", runCapture},
-		{"migrate", "apply the sync-owned schema objects (dps)", runMigrate},
+		{"capture", "capture changes of a source database into Kafka (dps | nomis)", runCapture},
+		{"migrate", "apply the sync-owned schema objects (dps | nomis)", runMigrate},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/alertsync/alertsync/capture/dps"
+	"github.com/alertsync/alertsync/capture/nomis"
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/pipeline"
 )
@@ -24,6 +25,7 @@ func components() []component {
 	return []component{
 		{"pipeline", "sections shared by every long-running component (capture, transform, apply)", func() any { return new(pipeline.Config) }},
 		{"capture-dps", "alertsync capture dps", func() any { return new(dps.Config) }},
+		{"capture-nomis", "alertsync capture nomis", func() any { return new(nomis.Config) }},
 		{"migrate", "alertsync migrate", func() any { return new(MigrateConfig) }},
 	}
 }

@@ -1,0 +1,47 @@
+package nomis
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics of the NOMIS capture, all declared here (STYLE.md).
+type metrics struct {
+	records      *prometheus.CounterVec // table, op
+	backlog      prometheus.Gauge       // rows
+	lag          prometheus.Gauge       // seconds
+	pollDuration prometheus.Histogram   // seconds
+	dlq          *prometheus.CounterVec // kind
+	errors       *prometheus.CounterVec // kind
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "records_total",
+			Help: "Change records acknowledged by Kafka, by table and op (c, u, d); tombstones are not counted.",
+		}, []string{"table", "op"}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "journal_backlog_rows",
+			Help: "Rows in the journal: committed changes not yet published, or published but not yet deleted.",
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "lag_seconds",
+			Help: "Age of the oldest committed journal row not yet published and acknowledged by Kafka; 0 when the journal is empty.",
+		}),
+		pollDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "poll_duration_seconds",
+			Help:    "Time of one journal read (up to capture.batch_size rows in commit order).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "dlq_total",
+			Help: "Journal rows that could not be turned into records, sent to alertsync.dlq, by error kind.",
+		}, []string{"kind"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "errors_total",
+			Help: "Errors by kind: nomis, kafka and registry (outages, retried), fatal (the capture stops).",
+		}, []string{"kind"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.backlog, m.lag, m.pollDuration, m.dlq, m.errors)
+	}
+	return m
+}

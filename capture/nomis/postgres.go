@@ -1,0 +1,308 @@
+package nomis
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/alertsync/alertsync/internal/config"
+	"github.com/alertsync/alertsync/internal/db"
+	"github.com/alertsync/alertsync/internal/migrate"
+)
+
+// postgres is the dialect of the PostgreSQL stand-in of NOMIS (schema
+// oms_owner, deploy/nomis/schema.sql) with the sync-owned objects of the
+// "nomis" migration set. Every statement the capture runs on the stand-in
+// is in this file.
+type postgres struct {
+	opts Options
+}
+
+func newPostgres(o Options) *postgres { return &postgres{opts: o} }
+
+const (
+	pgJournal = "alertsync.alertsync_journal"
+	// pgChannel is the NOTIFY channel of the journal's statement trigger.
+	pgChannel = "alertsync_journal"
+)
+
+// pgLockKey is the session advisory lock of the capture. Advisory locks are
+// per database, as the journal is.
+var pgLockKey = func() int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("alertsync/capture/nomis/" + pgJournal))
+	return int64(h.Sum64()) //nolint:gosec // a hash, any bit pattern is a valid key
+}()
+
+func (*postgres) Name() string         { return "postgres" }
+func (*postgres) JournalTable() string { return pgJournal }
+
+func (p *postgres) Open(cfg config.NOMIS) (*sql.DB, error) {
+	cc, err := db.PostgresConfig(cfg.DSN, cfg.Password)
+	if err != nil {
+		return nil, fmt.Errorf("nomis.dsn: %w", err)
+	}
+	cc.ConnectTimeout = p.opts.ConnectTimeout
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	cc.RuntimeParams["application_name"] = "alertsync capture nomis"
+	h := stdlib.OpenDB(*cc)
+	// The session connection, the migrator's, and one spare.
+	h.SetMaxOpenConns(3)
+	h.SetMaxIdleConns(1)
+	return h, nil
+}
+
+func (*postgres) TryLock(ctx context.Context, conn *sql.Conn) (bool, string, error) {
+	for vanished := 0; ; vanished++ {
+		var ok bool
+		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", pgLockKey).Scan(&ok); err != nil {
+			return false, "", fmt.Errorf("taking the capture lock: %w", err)
+		}
+		if ok {
+			return true, "", nil
+		}
+		var holder string
+		err := conn.QueryRowContext(ctx, `SELECT coalesce(string_agg('backend pid ' || l.pid::text || coalesce(' (' || a.application_name || ' from ' || coalesce(a.client_addr::text, 'local') || ')', ''), ', '), '')
+			  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+			 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+			   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			   AND ((l.classid::bigint << 32) | l.objid::bigint) = $1`, pgLockKey).Scan(&holder)
+		if err != nil {
+			return false, "", fmt.Errorf("finding the holder of the capture lock: %w", err)
+		}
+		if holder != "" || vanished >= 5 {
+			return false, holder, nil
+		}
+		// Released since pg_try_advisory_lock (a holder that has just
+		// exited): try again.
+	}
+}
+
+func (*postgres) Unlock(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", pgLockKey); err != nil {
+		return fmt.Errorf("releasing the capture lock: %w", err)
+	}
+	return nil
+}
+
+func (*postgres) Migrate(ctx context.Context, h *sql.DB, log *slog.Logger) error {
+	var missing string
+	err := h.QueryRowContext(ctx, `SELECT coalesce(string_agg(t, ', '), '')
+		  FROM unnest(ARRAY['oms_owner.offenders', 'oms_owner.offender_bookings', 'oms_owner.offender_alerts']) AS t
+		 WHERE to_regclass(t) IS NULL`).Scan(&missing)
+	if err != nil {
+		return fmt.Errorf("checking the NOMIS tables: %w", err)
+	}
+	if missing != "" {
+		return fmt.Errorf("%w: %s; the journal triggers go on them (on the stand-in, apply deploy/nomis/schema.sql first)", ErrNoNOMISTables, missing)
+	}
+	set, err := migrate.Named("nomis")
+	if err != nil {
+		return err
+	}
+	if _, err := migrate.Up(ctx, h, set, migrate.Latest, migrate.WithLogger(log)); err != nil {
+		return fmt.Errorf("applying the nomis migrations: %w", err)
+	}
+	return nil
+}
+
+func (*postgres) Check(ctx context.Context, conn *sql.Conn) (string, error) {
+	var (
+		name                  string
+		journal, reader       bool
+		commitTimestampsOnOff string
+	)
+	err := conn.QueryRowContext(ctx, `SELECT current_database(),
+			to_regclass('alertsync.alertsync_journal') IS NOT NULL,
+			to_regprocedure('alertsync.alertsync_journal_read(integer, interval)') IS NOT NULL,
+			current_setting('track_commit_timestamp')`).Scan(&name, &journal, &reader, &commitTimestampsOnOff)
+	if err != nil {
+		return "", fmt.Errorf("checking the journal: %w", err)
+	}
+	if !journal || !reader {
+		return "", fmt.Errorf("%w (%s and alertsync.alertsync_journal_read): run `alertsync migrate nomis`, or set capture.migrate=true", ErrNoJournal, pgJournal)
+	}
+	if commitTimestampsOnOff != "on" {
+		return "", fmt.Errorf("%w: track_commit_timestamp is off; set track_commit_timestamp = on in postgresql.conf and restart PostgreSQL", ErrCommitOrder)
+	}
+	return name, nil
+}
+
+func (p *postgres) Listen(ctx context.Context, conn *sql.Conn) (Waiter, error) {
+	if _, err := conn.ExecContext(ctx, "LISTEN "+pgChannel); err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", pgChannel, err)
+	}
+	return &pgWaiter{conn: conn, settle: p.opts.Settle}, nil
+}
+
+// pgWaiter waits for the journal's NOTIFY. PostgreSQL delivers it when the
+// writing transaction commits, which may be just before its commit time
+// falls below the read horizon: after a notification it waits
+// capture.settle more, so that the next Read returns the announced rows.
+type pgWaiter struct {
+	conn   *sql.Conn
+	settle time.Duration
+}
+
+func (w *pgWaiter) Wait(ctx context.Context, timeout time.Duration) (bool, error) {
+	woken := false
+	err := w.conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("waiting for %s: unexpected driver connection %T", pgChannel, dc)
+		}
+		pc := sc.Conn()
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		_, err := pc.WaitForNotification(wctx)
+		switch {
+		case err == nil:
+			woken = true
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded):
+			return nil
+		default:
+			return fmt.Errorf("waiting for %s: %w", pgChannel, err)
+		}
+		// One read answers every notification received so far.
+		done, cancelDone := context.WithCancel(ctx)
+		cancelDone()
+		for {
+			if _, err := pc.WaitForNotification(done); err != nil {
+				return nil
+			}
+		}
+	})
+	if err != nil || !woken {
+		return false, err
+	}
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-time.After(w.settle):
+	}
+	return true, nil
+}
+
+func (p *postgres) Read(ctx context.Context, conn *sql.Conn, limit int) ([]JournalRow, error) {
+	// Autocommit: alertsync_journal_read's horizon starts at the reading
+	// transaction's start.
+	rows, err := conn.QueryContext(ctx, `SELECT journal_id, table_name, operation, old_row::text, new_row::text,
+			module_name, additional_info, user_id, txid::text, commit_ts, commit_us
+		  FROM alertsync.alertsync_journal_read($1, $2 * interval '1 microsecond')`, limit, p.opts.Settle.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("reading the journal: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := make([]JournalRow, 0, min(limit, 1024))
+	for rows.Next() {
+		var (
+			r        JournalRow
+			old, new sql.NullString
+		)
+		if err := rows.Scan(&r.ID, &r.Table, &r.Operation, &old, &new, &r.Module, &r.AdditionalInfo, &r.User,
+			&r.TxID, &r.CommitTime, &r.Commit); err != nil {
+			return nil, fmt.Errorf("reading the journal: %w", err)
+		}
+		if old.Valid {
+			r.Old = []byte(old.String)
+		}
+		if new.Valid {
+			r.New = []byte(new.String)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the journal: %w", err)
+	}
+	return out, nil
+}
+
+func (*postgres) AlertContexts(ctx context.Context, conn *sql.Conn, keys []AlertKey) (map[AlertKey]AlertContext, error) {
+	out := make(map[AlertKey]AlertContext, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	books := make([]int64, len(keys))
+	seqs := make([]int32, len(keys))
+	for i, k := range keys {
+		books[i], seqs[i] = k.BookID, k.Seq
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT k.book::bigint, k.seq::int, o.offender_id_display, b.booking_seq::int, m.dps_alert_id::text
+		  FROM unnest($1::numeric[], $2::numeric[]) AS k(book, seq)
+		  LEFT JOIN oms_owner.offender_bookings b ON b.offender_book_id = k.book
+		  LEFT JOIN oms_owner.offenders o ON o.offender_id = b.offender_id
+		  LEFT JOIN alertsync.alertsync_alert_mapping m ON m.offender_book_id = k.book AND m.alert_seq = k.seq`, books, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("looking up alert bookings and mappings: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var (
+			k   AlertKey
+			c   AlertContext
+			no  sql.NullString
+			seq sql.NullInt32
+			id  sql.NullString
+		)
+		if err := rows.Scan(&k.BookID, &k.Seq, &no, &seq, &id); err != nil {
+			return nil, fmt.Errorf("looking up alert bookings and mappings: %w", err)
+		}
+		if no.Valid {
+			c.OffenderNo = &no.String
+		}
+		if seq.Valid {
+			c.BookingSeq = &seq.Int32
+		}
+		if id.Valid {
+			c.DPSAlertID = &id.String
+		}
+		out[k] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up alert bookings and mappings: %w", err)
+	}
+	return out, nil
+}
+
+func (*postgres) Delete(ctx context.Context, conn *sql.Conn, ids []int64) error {
+	if _, err := conn.ExecContext(ctx, "DELETE FROM alertsync.alertsync_journal WHERE journal_id = ANY($1::bigint[])", ids); err != nil {
+		return fmt.Errorf("deleting %d published journal rows: %w", len(ids), err)
+	}
+	return nil
+}
+
+func (*postgres) Backlog(ctx context.Context, conn *sql.Conn) (int64, time.Time, error) {
+	var (
+		n      int64
+		oldest sql.NullTime
+	)
+	err := conn.QueryRowContext(ctx, `SELECT count(*), min(coalesce(pg_xact_commit_timestamp(xmin), created_at))
+		  FROM alertsync.alertsync_journal`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("measuring the journal backlog: %w", err)
+	}
+	return n, oldest.Time, nil
+}
+
+func (*postgres) Permanent(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "28", "3D", "42": // authentication, unknown database, undefined object or privilege
+		return true
+	}
+	return pe.Code == "55000" // object_not_in_prerequisite_state: e.g. commit timestamps not tracked
+}
