@@ -36,8 +36,14 @@ unit() {
 }
 
 kafka_packages() {
-  go list -tags broker -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
-    awk '/internal\/testenv\/kafkatest/ {print $1}'
+  # Packages whose tests touch Kafka (they use kafkatest) or need the real
+  # broker (files with the broker build tag).
+  {
+    go list -tags broker -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... |
+      awk '/internal\/testenv\/kafkatest/ {print $1}'
+    grep -rl --include='*_test.go' '^//go:build broker' . | xargs -r -n1 dirname | sort -u |
+      sed 's|^\.|github.com/alertsync/alertsync|'
+  } | sort -u
 }
 
 broker() {
