@@ -18,5 +18,5 @@
 // with ErrUnknownVersion.
 //
 // Database-specific SQL (version table DDL, locking, placeholders, statement
-// splitting) lives behind Dialect; Postgres is the only dialect so far.
+// splitting) lives behind Dialect; Postgres and Oracle (internal/migrate/oracle.go, never run against a live Oracle here) are the dialects.
 package migrate

@@ -1,5 +1,5 @@
-// Command genseed writes deploy/dps/seed.sql and deploy/nomis/seed.sql from
-// the reference data in deploy/reference. Run it through `go generate
+// Command genseed writes deploy/dps/seed.sql, deploy/nomis/seed.sql and
+// deploy/oracle/standin/seed.sql from the reference data in deploy/reference. Run it through `go generate
 // ./deploy`.
 package main
 
@@ -24,6 +24,7 @@ func run() error {
 	}{
 		{"dps/seed.sql", deploy.RenderDPSSeed},
 		{"nomis/seed.sql", deploy.RenderNOMISSeed},
+		{"oracle/standin/seed.sql", deploy.RenderOracleSeed},
 	}
 	for _, s := range seeds {
 		seed, err := s.render()

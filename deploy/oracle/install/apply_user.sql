@@ -1,0 +1,42 @@
+-- ORACLE. Never run against a live Oracle in this project's CI: see
+-- deploy/oracle/README.md.
+--
+-- The least-privilege user of `alertsync apply nomis`. Run by a DBA with
+-- SQL*Plus or SQLcl after the migrations:
+--   sqlplus / as sysdba @apply_user.sql
+-- The password is the SQL*Plus substitution variable alertsync_apply_password,
+-- prompted for, never stored here.
+--
+-- What apply does and the grant that allows it:
+--   create, update, delete alerts (ALERT_SEQ = max + 1 in the booking)
+--                              -> SELECT, INSERT, UPDATE, DELETE on OFFENDER_ALERTS
+--   find bookings and prisoners -> SELECT on OFFENDERS, OFFENDER_BOOKINGS
+--   validate type and code      -> SELECT on REFERENCE_CODES
+--   keep the mapping, fenced offsets, outcome outbox and DLQ holds in the
+--   same transaction as the write
+--                              -> SELECT, INSERT, UPDATE (and DELETE where the
+--                                 row goes away) on the bookkeeping tables
+-- Apply marks its writes with DBMS_APPLICATION_INFO.SET_MODULE
+-- ('DPS_SYNCHRONISATION', ...) (EXECUTE granted to PUBLIC by default) and,
+-- where NOMIS's context package is available to it, the NOMIS context; the
+-- journal triggers read either (0002_journal_triggers.sql).
+CREATE USER ALERTSYNC_APPLY IDENTIFIED BY "&&alertsync_apply_password"
+    DEFAULT TABLESPACE USERS QUOTA 0 ON USERS;
+
+GRANT CREATE SESSION TO ALERTSYNC_APPLY;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON OMS_OWNER.OFFENDER_ALERTS TO ALERTSYNC_APPLY;
+
+GRANT SELECT ON OMS_OWNER.OFFENDERS TO ALERTSYNC_APPLY;
+
+GRANT SELECT ON OMS_OWNER.OFFENDER_BOOKINGS TO ALERTSYNC_APPLY;
+
+GRANT SELECT ON OMS_OWNER.REFERENCE_CODES TO ALERTSYNC_APPLY;
+
+GRANT SELECT, INSERT, UPDATE ON OMS_OWNER.ALERTSYNC_ALERT_MAPPING TO ALERTSYNC_APPLY;
+
+GRANT SELECT, INSERT, UPDATE ON OMS_OWNER.ALERTSYNC_CONSUMER_OFFSETS TO ALERTSYNC_APPLY;
+
+GRANT SELECT, INSERT, UPDATE ON OMS_OWNER.ALERTSYNC_OUTCOME_OUTBOX TO ALERTSYNC_APPLY;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON OMS_OWNER.ALERTSYNC_DLQ_HOLDS TO ALERTSYNC_APPLY;

@@ -1,0 +1,13 @@
+-- ORACLE. Never run against a live Oracle in this project's CI: see
+-- deploy/oracle/README.md.
+--
+-- Run once by a DBA (SQL*Plus or SQLcl), before `alertsync migrate` with the
+-- Oracle dialect. The migrations run connected as OMS_OWNER, the NOMIS schema
+-- owner: its triggers must live in its schema to be created with CREATE
+-- TRIGGER alone (a trigger in another schema on OMS_OWNER's tables would
+-- need CREATE ANY TRIGGER, far too broad). OMS_OWNER already has CREATE
+-- TABLE, CREATE SEQUENCE and CREATE TRIGGER as the owner of NOMIS; the one
+-- addition is the migration lock of the engine (internal/migrate, Oracle
+-- dialect): DBMS_LOCK.REQUEST / RELEASE, a session-level user lock that
+-- survives the implicit commits of DDL. Revoked by uninstall.sql.
+GRANT EXECUTE ON SYS.DBMS_LOCK TO OMS_OWNER;
