@@ -296,33 +296,49 @@ func (c *Capture) ensureTopics(ctx context.Context) error {
 
 // loop reads, publishes and deletes batches of journal rows in commit order:
 // the next batch at once after a full one, else after a wake-up or the
-// adaptive poll interval.
+// adaptive poll interval. While Kafka acknowledges a full batch, the next one
+// is read, built and produced; batches are deleted one after the other, each
+// once its records are acknowledged.
 func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 	opts := c.cfg.Capture
 	delay := opts.PollMin
+	var prev *inflight // the batch produced and not yet deleted, if any
 	for {
 		if ctx.Err() != nil {
-			return nil
+			return c.finish(ctx, conn, prev)
 		}
 		c.stats(ctx, conn)
 		begin := time.Now()
-		rows, err := c.dialect.Read(ctx, conn, opts.BatchSize)
+		rows, err := c.read(ctx, conn, prev)
 		c.m.pollDuration.Observe(time.Since(begin).Seconds())
 		if err != nil {
 			return err
 		}
+		var cur *inflight
 		if len(rows) == 0 {
-			c.m.lag.Set(0)
+			if prev == nil {
+				c.m.lag.Set(0)
+			}
 		} else {
 			c.m.lag.Set(time.Since(rows[0].CommitTime).Seconds())
-			if err := c.publish(ctx, conn, rows); err != nil {
+			if cur, err = c.send(ctx, conn, rows); err != nil {
 				return err
 			}
+		}
+		if err := c.finish(ctx, conn, prev); err != nil {
+			return err
+		}
+		prev = cur
+		if len(rows) > 0 {
 			delay = opts.PollMin
 			if len(rows) >= opts.BatchSize {
 				continue
 			}
 		}
+		if err := c.finish(ctx, conn, prev); err != nil {
+			return err
+		}
+		prev = nil
 		woken, err := c.wait(ctx, w, delay)
 		if err != nil {
 			return err
@@ -334,6 +350,35 @@ func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 			delay = min(delay*2, opts.PollMax)
 		}
 	}
+}
+
+// read reads the next batch, skipping the rows of the batch in flight: they
+// are still in the journal, at its head in commit order, since rows leave it
+// only once acknowledged.
+func (c *Capture) read(ctx context.Context, conn *sql.Conn, prev *inflight) ([]JournalRow, error) {
+	limit := c.cfg.Capture.BatchSize
+	if prev == nil {
+		return c.dialect.Read(ctx, conn, limit)
+	}
+	rows, err := c.dialect.Read(ctx, conn, limit+len(prev.ids))
+	if err != nil {
+		return nil, err
+	}
+	skip := 0
+	for skip < len(rows) && skip < len(prev.ids) && rows[skip].ID == prev.ids[skip] {
+		skip++
+	}
+	if skip == len(prev.ids) {
+		return rows[skip:], nil
+	}
+	// Not the head as expected: drop every in-flight row wherever it is.
+	out := rows[:0]
+	for _, r := range rows {
+		if _, ok := prev.idSet()[r.ID]; !ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // wait waits for a wake-up or timeout; without a Waiter it sleeps.
@@ -371,11 +416,34 @@ func (c *Capture) stats(ctx context.Context, conn *sql.Conn) {
 	}
 }
 
-// publish turns a batch of journal rows into records (or DLQ entries),
-// produces them in commit order, waits until Kafka has acknowledged every
-// one, and only then deletes the rows from the journal. Decoding and
-// encoding, pure, run on every CPU; producing keeps the rows' order.
-func (c *Capture) publish(ctx context.Context, conn *sql.Conn, rows []JournalRow) error {
+// inflight is a batch whose records were produced and whose journal rows
+// are not deleted yet.
+type inflight struct {
+	ack      *batchAck
+	ids      []int64 // journal ids, in commit order
+	set      map[int64]struct{}
+	oldest   time.Time
+	last     JournalRow
+	counts   map[tableOp]int
+	dlqKinds map[string]int
+}
+
+type tableOp struct{ table, op string }
+
+func (f *inflight) idSet() map[int64]struct{} {
+	if f.set == nil {
+		f.set = make(map[int64]struct{}, len(f.ids))
+		for _, id := range f.ids {
+			f.set[id] = struct{}{}
+		}
+	}
+	return f.set
+}
+
+// send turns a batch of journal rows into records (or DLQ entries) and
+// produces them in commit order. Decoding and encoding, pure, run on every
+// CPU; producing keeps the rows' order.
+func (c *Capture) send(ctx context.Context, conn *sql.Conn, rows []JournalRow) (*inflight, error) {
 	now := time.Now()
 	changes := make([]*change, len(rows))
 	failures := make([]error, len(rows))
@@ -397,7 +465,7 @@ func (c *Capture) publish(ctx context.Context, conn *sql.Conn, rows []JournalRow
 	}
 	contexts, err := c.dialect.AlertContexts(ctx, conn, keys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	outs := make([][]outRecord, len(rows))
 	recs := make([][]*kgo.Record, len(rows))
@@ -410,7 +478,6 @@ func (c *Capture) publish(ctx context.Context, conn *sql.Conn, rows []JournalRow
 	})
 
 	ack := newBatchAck()
-	type tableOp struct{ table, op string }
 	counts := map[tableOp]int{}
 	dlqKinds := map[string]int{}
 	for i := range rows {
@@ -427,40 +494,48 @@ func (c *Capture) publish(ctx context.Context, conn *sql.Conn, rows []JournalRow
 		}
 		var rerr *RowError
 		if !errors.As(failures[i], &rerr) {
-			return failures[i]
+			return nil, failures[i]
 		}
 		rec, err := c.dlqRecord(&rows[i], rerr, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.produce(rec, ack)
 		dlqKinds[rerr.Kind]++
 	}
 	ack.seal()
-	if err := c.await(ctx, ack, rows[0].CommitTime); err != nil {
-		return err
-	}
-
-	// Kafka has acknowledged every record of the batch: its rows may go. On
-	// a stop, finish the delete so that a clean stop repeats nothing.
 	ids := make([]int64, len(rows))
 	for i := range rows {
 		ids[i] = rows[i].ID
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Pipeline.Shutdown.Timeout)
-	defer cancel()
-	if err := c.dialect.Delete(dctx, conn, ids); err != nil {
+	return &inflight{ack: ack, ids: ids, oldest: rows[0].CommitTime, last: rows[len(rows)-1],
+		counts: counts, dlqKinds: dlqKinds}, nil
+}
+
+// finish waits until Kafka has acknowledged every record of a sent batch
+// and only then deletes its rows from the journal; nil does nothing.
+func (c *Capture) finish(ctx context.Context, conn *sql.Conn, f *inflight) error {
+	if f == nil {
+		return nil
+	}
+	if err := c.await(ctx, f.ack, f.oldest); err != nil {
 		return err
 	}
-	for k, n := range counts {
+	// Kafka has acknowledged every record of the batch: its rows may go. On
+	// a stop, finish the delete so that a clean stop repeats nothing.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Pipeline.Shutdown.Timeout)
+	defer cancel()
+	if err := c.dialect.Delete(dctx, conn, f.ids); err != nil {
+		return err
+	}
+	for k, n := range f.counts {
 		c.m.records.WithLabelValues(k.table, k.op).Add(float64(n))
 	}
-	for k, n := range dlqKinds {
+	for k, n := range f.dlqKinds {
 		c.m.dlq.WithLabelValues(k).Add(float64(n))
 	}
-	last := rows[len(rows)-1]
 	if c.comp != nil {
-		c.comp.Position(fmt.Sprintf("commit %d change %d", last.Commit, last.ID))
+		c.comp.Position(fmt.Sprintf("commit %d change %d", f.last.Commit, f.last.ID))
 	}
 	return nil
 }

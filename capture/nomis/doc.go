@@ -9,7 +9,10 @@
 //	contexts (one query) ─▶ envelopes ─▶ Kafka (idempotent, acks=all) ─▶
 //	every record acknowledged ─▶ Delete the batch's journal rows ─▶ next batch
 //
-// The next batch is read at once when a batch was full; otherwise the
+// While Kafka acknowledges a full batch, the next one is read (skipping the
+// rows in flight), built and produced; batches are deleted in order, each
+// only once every record of it is acknowledged, so at most two batches are
+// in flight. The next batch is read at once when a batch was full; otherwise the
 // capture waits for a wake-up (LISTEN/NOTIFY on the PostgreSQL stand-in) or
 // an adaptive poll interval (capture.poll_min doubling to capture.poll_max
 // while the journal stays empty).

@@ -34,4 +34,7 @@ var figures = []figure{
 	{Name: "capture.dps.encode", Pkg: "capture/dps", Bench: "BenchmarkEncodeEnvelope/direct", Unit: "records/s", Ref: "capture.dps.encode_goavro"},
 	{Name: "capture.dps.encode_goavro", Pkg: "capture/dps", Bench: "BenchmarkEncodeEnvelope/goavro", Unit: "records/s"},
 	{Name: "capture.dps.decode", Pkg: "capture/dps", Bench: "BenchmarkDecode", Unit: "changes/s"},
+	{Name: "capture.nomis", Pkg: "capture/nomis", Bench: "BenchmarkCaptureNomis", Unit: "changes/s"},
+	{Name: "nomis.trigger_overhead", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/with", Unit: "changes/s", Ref: "nomis.no_trigger"},
+	{Name: "nomis.no_trigger", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/without", Unit: "changes/s"},
 }

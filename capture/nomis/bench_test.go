@@ -1,0 +1,509 @@
+package nomis
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/alertsync/alertsync/deploy"
+	"github.com/alertsync/alertsync/internal/migrate"
+	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+)
+
+// The benchmarks measure the real `alertsync capture nomis` binary, run as a
+// subprocess, against a real Kafka broker (kafkatest.Real: acknowledgements
+// cost what they cost in production and the broker's CPU is not the
+// benchmark process's), and the write cost of the journal triggers.
+//
+// Figures (internal/tools/benchfmt): capture.nomis in changes/s (journal
+// backlog to Kafka acknowledgement), nomis.trigger_overhead in changes/s
+// with its ratio to nomis.no_trigger. The capture runs with GOMAXPROCS of the
+// benchmark (1 under scripts/bench.sh, -cpu 1).
+//
+// The helpers below (building and driving the capture process) are shared
+// with the crash test (crash_test.go, build tag broker).
+
+// Capture benchmark parameters.
+const (
+	benchBacklog  = 200_000 // journal rows committed before each capture start
+	benchBookings = 1_000   // bookings the alerts spread over
+)
+
+// BenchmarkCaptureNomis: a journal backlog of 200,000 alert changes (100,000
+// inserts, then an update of each, in transactions of 10,000) committed while
+// no capture runs, drained by the capture from its "capturing" log line until
+// the topic's high watermarks account for every change (Kafka acknowledged
+// the last record).
+func BenchmarkCaptureNomis(b *testing.B) {
+	bin := buildCapture(b)
+	db := pgtest.NewDB(b)
+	db.Exec(b, deploy.NOMISSchemaSQL())
+	db.Exec(b, deploy.NOMISSeedSQL())
+	brokers := kafkatest.Real(b)
+	reg := srfake.New()
+	b.Cleanup(reg.Close)
+	adm := kadm.NewClient(kafkatest.Client(b, brokers, kgo.MetadataMinAge(10*time.Millisecond)))
+	prefix := kafkatest.Topic(b, "nbench") + "."
+	topic := prefix + "nomis.oms_owner.offender_alerts"
+	env := captureEnv(db.DSN, brokers, reg.URL(), prefix, map[string]string{
+		"GOMAXPROCS": strconv.Itoa(runtime.GOMAXPROCS(0)),
+	})
+	logDir := b.TempDir()
+
+	// First start: migrations, schemas, topics; the offenders and bookings
+	// of the workload are published and leave the journal.
+	db.Exec(b, fmt.Sprintf(`
+INSERT INTO oms_owner.offenders (offender_id, offender_id_display, root_offender_id)
+SELECT i, 'B' || lpad(i::text, 4, '0') || 'CD', i FROM generate_series(1, %[1]d) i;
+INSERT INTO oms_owner.offender_bookings (offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
+SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_series(1, %[1]d) i;`, benchBookings))
+	p := startCapture(b, bin, env, filepath.Join(logDir, "capture-setup.log"))
+	p.waitCapturing(b, 2*time.Minute)
+	waitJournalEmpty(b, db, p, 2*time.Minute)
+	if err := p.stop(30 * time.Second); err != nil {
+		b.Fatalf("stopping the capture after its first start: %v\n%s", err, p.logTail())
+	}
+
+	var drained time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		db.Exec(b, "DELETE FROM oms_owner.offender_alerts")
+		db.Exec(b, "DELETE FROM alertsync.alertsync_journal")
+		genStart := time.Now()
+		fillBacklog(b, db, benchBacklog)
+		gen := time.Since(genStart)
+		base := sumEnds(topicEnds(context.Background(), b, adm, topic))
+		want := base + benchBacklog
+		launched := time.Now()
+		p := startCapture(b, bin, env, filepath.Join(logDir, fmt.Sprintf("capture-%d.log", i+1)))
+		started := p.waitCapturing(b, 2*time.Minute)
+		b.StartTimer()
+		var acked int64
+		for deadline := started.Add(5 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			if acked = sumEnds(topicEnds(context.Background(), b, adm, topic)); acked >= want {
+				break
+			}
+			if p.exited() || time.Now().After(deadline) {
+				b.Fatalf("topic %s has %d of %d records\n%s", topic, acked-base, benchBacklog, p.logTail())
+			}
+		}
+		took := time.Since(started)
+		b.StopTimer()
+		if acked != want {
+			b.Fatalf("topic %s has %d records after the drain, want %d: duplicates without a crash", topic, acked-base, benchBacklog)
+		}
+		waitJournalEmpty(b, db, p, time.Minute)
+		if err := p.stop(30 * time.Second); err != nil {
+			b.Fatalf("stopping the capture: %v\n%s", err, p.logTail())
+		}
+		drained += took
+		b.Logf("capture #%d: %d journal rows (filled in %s) in %s (%.0f changes/s) after a start-up of %s",
+			i+1, benchBacklog, gen.Round(time.Millisecond), took.Round(time.Millisecond),
+			float64(benchBacklog)/took.Seconds(), started.Sub(launched).Round(time.Millisecond))
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(benchBacklog*b.N)/drained.Seconds(), "changes/s")
+}
+
+// fillBacklog commits n/2 alert inserts and then an update of each, in
+// transactions of 10,000, as a NOMIS session (module OIDALERT).
+func fillBacklog(tb testing.TB, db *pgtest.DB, n int) {
+	tb.Helper()
+	const txn = 10_000
+	inserts := n / 2
+	for from := 1; from <= inserts; from += txn {
+		to := min(from+txn-1, inserts)
+		db.Exec(tb, fmt.Sprintf(`BEGIN;
+SELECT set_config('nomis.audit_module_name', 'OIDALERT', true);
+INSERT INTO oms_owner.offender_alerts (offender_book_id, alert_seq, alert_type, alert_code, alert_status, alert_date, comment_text, caseload_type)
+SELECT 1 + i %% %[3]d, 1 + i / %[3]d, 'X', 'XA', 'ACTIVE', TIMESTAMP '2024-06-02 00:00:00',
+       'Benchmark alert ' || i || ': assessed risk to others, see the case notes of the keyworker', 'INST'
+  FROM generate_series(%[1]d, %[2]d) i;
+COMMIT;`, from, to, benchBookings))
+	}
+	for from := 1; from <= n-inserts; from += txn {
+		to := min(from+txn-1, n-inserts)
+		db.Exec(tb, fmt.Sprintf(`BEGIN;
+SELECT set_config('nomis.audit_module_name', 'OIDALERT', true);
+UPDATE oms_owner.offender_alerts SET comment_text = comment_text || ' (reviewed)', modify_datetime = TIMESTAMP '2024-07-01 09:30:00'
+ WHERE (offender_book_id, alert_seq) IN (SELECT 1 + i %% %[3]d, 1 + i / %[3]d FROM generate_series(%[1]d, %[2]d) i);
+COMMIT;`, from, to, benchBookings))
+	}
+}
+
+// Trigger overhead benchmark parameters.
+const (
+	overheadConns = 4     // connections writing at once
+	overheadRows  = 2_000 // alerts each connection inserts, then updates, per iteration
+)
+
+// BenchmarkNomisTriggerOverhead: insert+update throughput into
+// OFFENDER_ALERTS, one row per transaction (pgbench-like) from 4
+// connections, with the journal triggers (with) and with them disabled on the
+// same database (without), in the same run. The stand-in's NOMIS audit
+// triggers stay on in both. Each iteration inserts 2,000 alerts per
+// connection, one transaction each, then updates each once.
+func BenchmarkNomisTriggerOverhead(b *testing.B) {
+	db := pgtest.NewDB(b)
+	db.Exec(b, deploy.NOMISSchemaSQL())
+	db.Exec(b, deploy.NOMISSeedSQL())
+	set, err := migrate.Named("nomis")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := migrate.Up(context.Background(), db.SQL(b), set, migrate.Latest); err != nil {
+		b.Fatal(err)
+	}
+	db.Exec(b, fmt.Sprintf(`
+INSERT INTO oms_owner.offenders (offender_id, offender_id_display, root_offender_id)
+SELECT i, 'B' || lpad(i::text, 4, '0') || 'CD', i FROM generate_series(1, %[1]d) i;
+INSERT INTO oms_owner.offender_bookings (offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
+SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_series(1, %[1]d) i;`, benchBookings))
+	run := 0
+	for _, tc := range []struct {
+		name     string
+		triggers bool
+	}{{"with", true}, {"without", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			if !tc.triggers {
+				db.Exec(b, "ALTER TABLE oms_owner.offender_alerts DISABLE TRIGGER alertsync_journal")
+				defer db.Exec(b, "ALTER TABLE oms_owner.offender_alerts ENABLE TRIGGER alertsync_journal")
+			}
+			var took time.Duration
+			changes := 0
+			for range b.N {
+				b.StopTimer()
+				db.Exec(b, "DELETE FROM oms_owner.offender_alerts")
+				db.Exec(b, "DELETE FROM alertsync.alertsync_journal")
+				db.Exec(b, "VACUUM ANALYZE oms_owner.offender_alerts")
+				db.Exec(b, "VACUUM ANALYZE alertsync.alertsync_journal")
+				run++
+				b.StartTimer()
+				began := time.Now()
+				n := overheadWrite(b, db, run)
+				took += time.Since(began)
+				changes += n
+				b.StopTimer()
+				journal := pgtest.QueryValue[int](b, db, "SELECT count(*)::int FROM alertsync.alertsync_journal")
+				if tc.triggers && journal != n || !tc.triggers && journal != 0 {
+					b.Fatalf("journal holds %d rows after %d changes (triggers on: %v)", journal, n, tc.triggers)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(changes)/took.Seconds(), "changes/s")
+		})
+	}
+}
+
+// overheadWrite inserts overheadRows alerts from each of overheadConns
+// connections, one autocommitted statement each, then updates each once;
+// it returns the number of changes.
+func overheadWrite(b *testing.B, db *pgtest.DB, run int) int {
+	b.Helper()
+	ctx := context.Background()
+	g, gctx := errgroup.WithContext(ctx)
+	for w := range overheadConns {
+		g.Go(func() error {
+			conn, err := db.Pool.Acquire(gctx)
+			if err != nil {
+				return fmt.Errorf("acquiring a connection: %w", err)
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(gctx, "SELECT set_config('nomis.audit_module_name', 'OIDALERT', false)"); err != nil {
+				return fmt.Errorf("setting the module: %w", err)
+			}
+			seq := func(i int) int { return run*overheadConns*overheadRows + w*overheadRows + i }
+			for i := range overheadRows {
+				book, s := 1+seq(i)%benchBookings, seq(i)/benchBookings
+				if _, err := conn.Exec(gctx, `INSERT INTO oms_owner.offender_alerts
+					(offender_book_id, alert_seq, alert_type, alert_code, alert_status, alert_date, comment_text, caseload_type)
+					VALUES ($1, $2, 'X', 'XA', 'ACTIVE', TIMESTAMP '2024-06-02 00:00:00', $3, 'INST')`,
+					book, s, "Risk to others: see the case notes of the keyworker"); err != nil {
+					return fmt.Errorf("inserting alert %d/%d: %w", book, s, err)
+				}
+			}
+			for i := range overheadRows {
+				book, s := 1+seq(i)%benchBookings, seq(i)/benchBookings
+				ct, err := conn.Exec(gctx, `UPDATE oms_owner.offender_alerts SET comment_text = $3, modify_datetime = TIMESTAMP '2024-07-01 09:30:00'
+					WHERE offender_book_id = $1 AND alert_seq = $2`, book, s, "Reviewed: risk to others remains")
+				if err != nil {
+					return fmt.Errorf("updating alert %d/%d: %w", book, s, err)
+				}
+				if ct.RowsAffected() != 1 {
+					return fmt.Errorf("updating alert %d/%d: %d rows", book, s, ct.RowsAffected())
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return 2 * overheadConns * overheadRows
+}
+
+// waitJournalEmpty waits until the journal is empty; it fails if the
+// capture p exits first.
+func waitJournalEmpty(tb testing.TB, db *pgtest.DB, p *captureProc, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n := pgtest.QueryValue[int64](tb, db, "SELECT count(*) FROM alertsync.alertsync_journal")
+		if n == 0 {
+			return
+		}
+		if p.exited() {
+			tb.Fatalf("capture exited with %d journal rows left: %v\n%s", n, p.err, p.logTail())
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("journal still holds %d rows after %s\n%s", n, timeout, p.logTail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// goModuleRoot is the directory of go.mod, two levels above this package.
+func goModuleRoot(tb testing.TB) string {
+	tb.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		tb.Fatalf("module root not found from the package directory: %v", err)
+	}
+	return root
+}
+
+// buildCapture builds the alertsync binary into a temporary directory.
+func buildCapture(tb testing.TB) string {
+	tb.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		tb.Fatalf("the go command, which builds the alertsync binary, is not on PATH: %v", err)
+	}
+	bin := filepath.Join(tb.TempDir(), "alertsync")
+	started := time.Now()
+	cmd := exec.CommandContext(context.Background(), goBin, "build", "-o", bin, "./cmd/alertsync")
+	cmd.Dir = goModuleRoot(tb)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("building alertsync: %v\n%s", err, out)
+	}
+	tb.Logf("built %s in %s", bin, time.Since(started).Round(time.Millisecond))
+	return bin
+}
+
+// captureEnv is the environment of a capture process: this process's
+// environment without ALERTSYNC_* settings, then the given configuration.
+func captureEnv(dsn string, brokers []string, registry, prefix string, extra map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ALERTSYNC_") {
+			env = append(env, kv)
+		}
+	}
+	set := map[string]string{
+		"ALERTSYNC_NOMIS_DSN":                 dsn,
+		"ALERTSYNC_KAFKA_BROKERS":             strings.Join(brokers, ","),
+		"ALERTSYNC_REGISTRY_URL":              registry,
+		"ALERTSYNC_TOPICS_PREFIX":             prefix,
+		"ALERTSYNC_TOPICS_PARTITIONS":         "3",
+		"ALERTSYNC_TOPICS_REPLICATION_FACTOR": "1",
+		"ALERTSYNC_ADMIN_LISTEN":              "127.0.0.1:0",
+		"ALERTSYNC_LOG_FORMAT":                "json",
+		"ALERTSYNC_LOG_LEVEL":                 "info",
+		"ALERTSYNC_SHUTDOWN_TIMEOUT":          "20s",
+	}
+	for k, v := range extra {
+		set[k] = v
+	}
+	for k, v := range set {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// captureProc is one `alertsync capture nomis` process, in its own process
+// group, its JSON log copied to a file and watched for "capturing".
+type captureProc struct {
+	cmd       *exec.Cmd
+	done      chan struct{}
+	err       error // Wait's result, set before done closes
+	capturing chan time.Time
+	logPath   string
+
+	mu   sync.Mutex
+	tail []string
+}
+
+func startCapture(tb testing.TB, bin string, env []string, logPath string) *captureProc {
+	tb.Helper()
+	f, err := os.Create(logPath) //nolint:gosec // a path in the test's temporary directory
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &captureProc{done: make(chan struct{}), capturing: make(chan time.Time, 16), logPath: logPath}
+	p.cmd = exec.CommandContext(context.Background(), bin, "capture", "nomis")
+	p.cmd.Env = env
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.Stderr = &logLineWriter{file: f, line: p.onLine}
+	p.cmd.Stdout = f
+	if err := p.cmd.Start(); err != nil {
+		_ = f.Close()
+		tb.Fatalf("starting %s: %v", bin, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		_ = f.Close()
+		close(p.done)
+	}()
+	tb.Cleanup(func() { p.kill(tb) })
+	return p
+}
+
+func (p *captureProc) onLine(line []byte) {
+	var entry struct {
+		Msg string `json:"msg"`
+	}
+	_ = json.Unmarshal(line, &entry)
+	if entry.Msg == "capturing" {
+		select {
+		case p.capturing <- time.Now():
+		default:
+		}
+	}
+	p.mu.Lock()
+	p.tail = append(p.tail, string(line))
+	if len(p.tail) > 40 {
+		p.tail = p.tail[len(p.tail)-40:]
+	}
+	p.mu.Unlock()
+}
+
+// logTail returns the last log lines, for failure messages.
+func (p *captureProc) logTail() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("capture log (%s), last lines:\n%s", p.logPath, strings.Join(p.tail, "\n"))
+}
+
+func (p *captureProc) pid() int { return p.cmd.Process.Pid }
+
+func (p *captureProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitCapturing waits for the "capturing" log line and returns when it was
+// read; it fails the test if the process exits or timeout passes first.
+func (p *captureProc) waitCapturing(tb testing.TB, timeout time.Duration) time.Time {
+	tb.Helper()
+	select {
+	case at := <-p.capturing:
+		return at
+	case <-p.done:
+		tb.Fatalf("capture exited before capturing: %v\n%s", p.err, p.logTail())
+	case <-time.After(timeout):
+		tb.Fatalf("capture not capturing after %s\n%s", timeout, p.logTail())
+	}
+	return time.Time{}
+}
+
+// kill SIGKILLs the process group and waits for the process.
+func (p *captureProc) kill(tb testing.TB) {
+	tb.Helper()
+	if p.exited() {
+		return
+	}
+	if err := syscall.Kill(-p.pid(), syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		tb.Errorf("killing capture process group %d: %v", p.pid(), err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		tb.Errorf("capture process %d still running 30s after SIGKILL", p.pid())
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *captureProc) stop(timeout time.Duration) error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.exited() {
+		return fmt.Errorf("sending SIGTERM: %w", err)
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		return fmt.Errorf("no exit %s after SIGTERM", timeout)
+	}
+}
+
+// logLineWriter copies what it is written to file and calls line for each
+// complete line.
+type logLineWriter struct {
+	file *os.File
+	line func([]byte)
+	buf  []byte
+}
+
+func (w *logLineWriter) Write(b []byte) (int, error) {
+	_, _ = w.file.Write(b)
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		w.line(w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// topicEnds returns the high watermark of each partition of topic (0 for
+// each partition while the topic does not exist yet).
+func topicEnds(ctx context.Context, tb testing.TB, adm *kadm.Client, topic string) map[int32]int64 {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	listed, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		tb.Fatalf("listing end offsets of %s: %v", topic, err)
+	}
+	out := map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			out[o.Partition] = o.Offset
+		}
+	})
+	return out
+}
+
+func sumEnds(m map[int32]int64) int64 {
+	var n int64
+	for _, o := range m {
+		n += o
+	}
+	return n
+}
