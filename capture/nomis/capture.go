@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -303,13 +304,14 @@ func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 	opts := c.cfg.Capture
 	delay := opts.PollMin
 	var prev *inflight // the batch produced and not yet deleted, if any
+	var order keyList  // this session's commit order, paged through batch by batch
 	for {
 		if ctx.Err() != nil {
 			return c.finish(ctx, conn, prev)
 		}
 		c.stats(ctx, conn)
 		begin := time.Now()
-		rows, err := c.read(ctx, conn, prev)
+		rows, err := c.read(ctx, conn, &order, prev)
 		c.m.pollDuration.Observe(time.Since(begin).Seconds())
 		if err != nil {
 			return err
@@ -352,33 +354,87 @@ func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 	}
 }
 
-// read reads the next batch, skipping the rows of the batch in flight: they
-// are still in the journal, at its head in commit order, since rows leave it
-// only once acknowledged.
-func (c *Capture) read(ctx context.Context, conn *sql.Conn, prev *inflight) ([]JournalRow, error) {
+// maxKeys bounds the keys of one commit-order list: 100 batches of the
+// default capture.batch_size, about 20 MB of keys.
+const maxKeys = 500_000
+
+// keyList is a list of journal positions in commit order from one
+// Dialect.Keys call and how far the capture has read it.
+type keyList struct {
+	keys []JournalKey
+	next int
+}
+
+// take returns up to n keys from the list and moves past them.
+func (l *keyList) take(n int) []JournalKey {
+	n = min(n, len(l.keys)-l.next)
+	out := l.keys[l.next : l.next+n]
+	l.next += n
+	return out
+}
+
+// read reads the next batch: the next capture.batch_size keys of the
+// session's commit-order list, then their rows. Ordering the journal costs
+// a sort of the whole backlog, so it is done once per list, not per batch.
+// When the list runs out a new one is read; it starts with the rows still
+// in the journal from the old list (the batch in flight and the keys just
+// taken, since rows leave the journal only once acknowledged), which are
+// skipped, and every other row in it comes after all rows of the old list
+// (see Dialect.Keys).
+func (c *Capture) read(ctx context.Context, conn *sql.Conn, order *keyList, prev *inflight) ([]JournalRow, error) {
 	limit := c.cfg.Capture.BatchSize
-	if prev == nil {
-		return c.dialect.Read(ctx, conn, limit)
+	keys := order.take(limit)
+	if len(keys) < limit {
+		fresh, err := c.dialect.Keys(ctx, conn, maxKeys)
+		if err != nil {
+			return nil, err
+		}
+		skip := make(map[int64]struct{}, len(keys))
+		for _, k := range keys {
+			skip[k.ID] = struct{}{}
+		}
+		if prev != nil {
+			for id := range prev.idSet() {
+				skip[id] = struct{}{}
+			}
+		}
+		kept := fresh[:0]
+		for _, k := range fresh {
+			if _, ok := skip[k.ID]; !ok {
+				kept = append(kept, k)
+			}
+		}
+		*order = keyList{keys: kept}
+		// Clipped: appending must not write into the old list.
+		keys = append(slices.Clip(keys), order.take(limit-len(keys))...)
 	}
-	rows, err := c.dialect.Read(ctx, conn, limit+len(prev.ids))
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	got, err := c.dialect.Rows(ctx, conn, ids)
 	if err != nil {
 		return nil, err
 	}
-	skip := 0
-	for skip < len(rows) && skip < len(prev.ids) && rows[skip].ID == prev.ids[skip] {
-		skip++
+	byID := make(map[int64]int, len(got))
+	for i := range got {
+		byID[got[i].ID] = i
 	}
-	if skip == len(prev.ids) {
-		return rows[skip:], nil
-	}
-	// Not the head as expected: drop every in-flight row wherever it is.
-	out := rows[:0]
-	for _, r := range rows {
-		if _, ok := prev.idSet()[r.ID]; !ok {
-			out = append(out, r)
+	rows := make([]JournalRow, 0, len(keys))
+	for _, k := range keys {
+		i, ok := byID[k.ID]
+		if !ok {
+			// Gone from the journal: nothing to publish.
+			continue
 		}
+		r := got[i]
+		r.Commit, r.CommitTime = k.Commit, k.CommitTime
+		rows = append(rows, r)
 	}
-	return out, nil
+	return rows, nil
 }
 
 // wait waits for a wake-up or timeout; without a Waiter it sleeps.

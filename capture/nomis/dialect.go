@@ -15,7 +15,7 @@ import (
 //
 // The capture calls the methods from one goroutine, on one *sql.Conn it
 // holds for a session: TryLock first, then Migrate (once per process, when
-// configured), Check, Listen, and then Read, AlertContexts, Delete, Backlog
+// configured), Check, Listen, and then Keys, Rows, AlertContexts, Delete, Backlog
 // and the Waiter in a loop. Every method honours ctx. An error from a method
 // is an outage (retried with backoff) unless Permanent says otherwise.
 type Dialect interface {
@@ -41,11 +41,20 @@ type Dialect interface {
 	// Listen subscribes conn to journal wake-ups and returns the Waiter that
 	// waits for them, or nil when the dialect only polls.
 	Listen(ctx context.Context, conn *sql.Conn) (Waiter, error)
-	// Read returns up to limit committed journal rows in commit order,
-	// oldest first, from the start of the journal: never a row whose
-	// transaction could still be followed by a visible row of an earlier
-	// commit.
-	Read(ctx context.Context, conn *sql.Conn, limit int) ([]JournalRow, error)
+	// Keys returns the positions of up to limit committed journal rows in
+	// commit order, oldest first, from the start of the journal: the rows
+	// whose commit lies below a horizon that no transaction invisible to the
+	// reader can fall under (so never a row that could still be followed by
+	// a visible row of an earlier commit). The rows below one horizon are a
+	// stable prefix of commit order: every row a later call returns that this
+	// one did not comes after all of this call's rows. The capture therefore
+	// pages through one list of keys with Rows and asks for a new list only
+	// when it has used it up. Only keys: the list may be long.
+	Keys(ctx context.Context, conn *sql.Conn, limit int) ([]JournalKey, error)
+	// Rows returns the journal rows of ids, in any order, with Commit and
+	// CommitTime unset (the capture takes them from the keys); an id with
+	// no row is left out.
+	Rows(ctx context.Context, conn *sql.Conn, ids []int64) ([]JournalRow, error)
 	// AlertContexts returns, in one round trip, the booking context and DPS
 	// id of each key, as the database holds them now. Keys with no booking
 	// have zero AlertContext fields; every key is in the map.
@@ -107,6 +116,16 @@ type JournalRow struct {
 	TxID string
 	// Commit is the commit part of the position: the commit time in
 	// microseconds since the epoch on the stand-in, the commit SCN on Oracle.
+	Commit int64
+	// CommitTime is the commit time of the writing transaction.
+	CommitTime time.Time
+}
+
+// JournalKey is the position of a journal row in commit order: (Commit, ID).
+type JournalKey struct {
+	// ID is the journal id.
+	ID int64
+	// Commit is the commit part of the position, as in JournalRow.Commit.
 	Commit int64
 	// CommitTime is the commit time of the writing transaction.
 	CommitTime time.Time

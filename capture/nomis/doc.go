@@ -5,7 +5,7 @@
 //
 // Data flow:
 //
-//	journal (commit order) ─▶ Read a batch ─▶ decode (pure) ─▶ alert
+//	journal (commit order) ─▶ Keys, then Rows of a batch ─▶ decode (pure) ─▶ alert
 //	contexts (one query) ─▶ envelopes ─▶ Kafka (idempotent, acks=all) ─▶
 //	every record acknowledged ─▶ Delete the batch's journal rows ─▶ next batch
 //
@@ -39,10 +39,13 @@
 //     acknowledged every record of its batch (or its DLQ entry). A crash
 //     between the acknowledgement and the delete publishes those rows again:
 //     only the unconfirmed tail repeats, in the same order.
-//   - Commit order. The dialect's Read returns rows in commit order and
-//     never a row while a transaction that committed earlier may still
-//     become visible, so a transaction that started first but committed
-//     last is neither skipped nor published ahead of its turn. Records of one
+//   - Commit order. The dialect's Keys returns journal positions in commit
+//     order and never one while a transaction that committed earlier may
+//     still become visible; the capture pages through one such list batch
+//     by batch (Rows fetches a batch's rows by id) and asks for a new one
+//     only when it is used up, since every row of a later list comes after
+//     all rows of an earlier one. So a transaction that started first but
+//     committed last is neither skipped nor published ahead of its turn. Records of one
 //     key go to one partition in that order; batches follow one another.
 //   - Bad rows never stop the capture. A journal row that cannot be turned
 //     into a record (unknown table, malformed JSON, a value that does not fit

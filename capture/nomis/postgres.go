@@ -147,7 +147,7 @@ func (p *postgres) Listen(ctx context.Context, conn *sql.Conn) (Waiter, error) {
 // pgWaiter waits for the journal's NOTIFY. PostgreSQL delivers it when the
 // writing transaction commits, which may be just before its commit time
 // falls below the read horizon: after a notification it waits
-// capture.settle more, so that the next Read returns the announced rows.
+// capture.settle more, so that the next Keys returns the announced rows.
 type pgWaiter struct {
 	conn   *sql.Conn
 	settle time.Duration
@@ -194,24 +194,61 @@ func (w *pgWaiter) Wait(ctx context.Context, timeout time.Duration) (bool, error
 	return true, nil
 }
 
-func (p *postgres) Read(ctx context.Context, conn *sql.Conn, limit int) ([]JournalRow, error) {
-	// Autocommit: alertsync_journal_read's horizon starts at the reading
-	// transaction's start.
+// pgKeys returns the positions of the journal rows below the commit horizon
+// in commit order: the ordering part of alertsync_journal_read (see its
+// comment in deploy/nomis/migrations/0001_journal.sql for why the horizon
+// holds) without the rows, so that one sort serves many batches. $1 is the
+// limit, $2 capture.settle in microseconds.
+const pgKeys = `WITH horizon AS (
+		SELECT least(transaction_timestamp() - $2 * interval '1 microsecond',
+		             (SELECT min(pg_xact_commit_timestamp(x::xid))
+		                FROM pg_snapshot_xip(pg_current_snapshot()) AS x)) AS ts
+	)
+	SELECT k.journal_id, k.commit_ts, (extract(epoch FROM k.commit_ts) * 1000000)::bigint
+	  FROM (SELECT j.journal_id, coalesce(pg_xact_commit_timestamp(j.xmin), j.created_at) AS commit_ts
+	          FROM alertsync.alertsync_journal j) k, horizon h
+	 WHERE k.commit_ts < h.ts
+	 ORDER BY k.commit_ts, k.journal_id
+	 LIMIT $1`
+
+func (p *postgres) Keys(ctx context.Context, conn *sql.Conn, limit int) ([]JournalKey, error) {
+	// Autocommit: the horizon starts at the reading transaction's start.
+	rows, err := conn.QueryContext(ctx, pgKeys, limit, p.opts.Settle.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("reading the journal's commit order: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []JournalKey
+	for rows.Next() {
+		var k JournalKey
+		if err := rows.Scan(&k.ID, &k.CommitTime, &k.Commit); err != nil {
+			return nil, fmt.Errorf("reading the journal's commit order: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the journal's commit order: %w", err)
+	}
+	return out, nil
+}
+
+func (*postgres) Rows(ctx context.Context, conn *sql.Conn, ids []int64) ([]JournalRow, error) {
 	rows, err := conn.QueryContext(ctx, `SELECT journal_id, table_name, operation, old_row::text, new_row::text,
-			module_name, additional_info, user_id, txid::text, commit_ts, commit_us
-		  FROM alertsync.alertsync_journal_read($1, $2 * interval '1 microsecond')`, limit, p.opts.Settle.Microseconds())
+			module_name, additional_info, user_id, txid::text
+		  FROM alertsync.alertsync_journal
+		 WHERE journal_id = ANY($1::bigint[])`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading the journal: %w", err)
 	}
 	defer func() { _ = rows.Close() }()
-	out := make([]JournalRow, 0, min(limit, 1024))
+	out := make([]JournalRow, 0, len(ids))
 	for rows.Next() {
 		var (
 			r        JournalRow
 			old, new sql.NullString
 		)
 		if err := rows.Scan(&r.ID, &r.Table, &r.Operation, &old, &new, &r.Module, &r.AdditionalInfo, &r.User,
-			&r.TxID, &r.CommitTime, &r.Commit); err != nil {
+			&r.TxID); err != nil {
 			return nil, fmt.Errorf("reading the journal: %w", err)
 		}
 		if old.Valid {
