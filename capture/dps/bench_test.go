@@ -1,11 +1,8 @@
 package dps
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,8 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +22,8 @@ import (
 	"github.com/alertsync/alertsync/deploy"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/proctest"
+	"github.com/alertsync/alertsync/internal/testenv/topictest"
 )
 
 // The benchmarks measure the real `alertsync capture dps` binary, run as a
@@ -99,8 +96,8 @@ func benchCapture(b *testing.B, w benchWorkload) {
 	// template slot at the capture's confirmed position, before the workload.
 	p := startCapture(b, bin, env, filepath.Join(logDir, "capture-setup.log"))
 	p.waitStreaming(b, 2*time.Minute)
-	if err := p.stop(30 * time.Second); err != nil {
-		b.Fatalf("stopping the capture after its first start: %v\n%s", err, p.logTail())
+	if err := p.Stop(30 * time.Second); err != nil {
+		b.Fatalf("stopping the capture after its first start: %v\n%s", err, p.LogTail())
 	}
 	waitSlotIdle(b, db, slot, 30*time.Second)
 	db.Exec(b, "SELECT pg_copy_logical_replication_slot($1, $2)", slot, template)
@@ -158,29 +155,29 @@ func benchCapture(b *testing.B, w benchWorkload) {
 			waitSlotIdle(b, db, slot, 30*time.Second)
 			db.Exec(b, "SELECT pg_drop_replication_slot($1)", slot)
 			copySlotFrom(b, db, template, slot)
-			base := sumEnds(topicEnds(ctx, b, adm, topic))
+			base := topictest.Sum(topictest.EndOffsets(ctx, b, adm, topic))
 			want := base + int64(w.changes())
 			b.StartTimer()
 			launched := time.Now()
 			p := startCapture(b, bin, env, filepath.Join(logDir, fmt.Sprintf("capture-%s-%d.log", w.name, i)))
 			started := p.waitStreaming(b, 2*time.Minute)
-			perf := startPerf(b, p.pid(), fmt.Sprintf("%s-%d", w.name, i))
-			meter := startCPUMeter(map[string]int{"kafka": broker, "capture": p.pid(),
+			perf := startPerf(b, p.PID(), fmt.Sprintf("%s-%d", w.name, i))
+			meter := startCPUMeter(map[string]int{"kafka": broker, "capture": p.PID(),
 				"walsender": int(pgtest.QueryValue[int32](b, db, "SELECT coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = $1", slot))})
 			var acked int64
 			for acked < want {
-				if p.exited() {
+				if p.Exited() {
 					b.StopTimer()
-					b.Fatalf("capture exited while draining: %v\n%s", p.waitErr(), p.logTail())
+					b.Fatalf("capture exited while draining: %v\n%s", p.Wait(), p.LogTail())
 				}
 				time.Sleep(20 * time.Millisecond)
-				acked = sumEnds(topicEnds(ctx, b, adm, topic))
+				acked = topictest.Sum(topictest.EndOffsets(ctx, b, adm, topic))
 			}
 			took := time.Since(started)
 			b.StopTimer()
 			usage := meter.String()
 			perf.stop(b)
-			rss, err := p.peakRSS()
+			rss, err := p.PeakRSS()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -188,7 +185,7 @@ func benchCapture(b *testing.B, w benchWorkload) {
 				b.Fatalf("topic %s has %d records after the drain, want %d: duplicates without a crash", topic, acked-base, w.changes())
 			}
 			waitConfirmed(b, db, slot, end, time.Minute)
-			p.kill(b)
+			p.Kill(b)
 			drained += took
 			peakMB = max(peakMB, rss)
 			b.Logf("capture #%d: %d changes in %s (%.0f changes/s) after a start-up of %s; peak RSS %.1f MB; %s",
@@ -324,85 +321,18 @@ func captureEnv(dsn string, brokers []string, registry, prefix, slot, pub string
 	return env
 }
 
-// captureProc is one `alertsync capture dps` process, in its own process
-// group, its JSON log copied to a file and watched for "streaming".
+// captureProc is one `alertsync capture dps` process, its JSON log
+// watched for "streaming".
 type captureProc struct {
-	cmd       *exec.Cmd
-	done      chan struct{}
-	err       error // Wait's result, set before done closes
+	*proctest.Proc
 	streaming chan time.Time
-	logPath   string
-
-	mu   sync.Mutex
-	tail []string
 }
 
 func startCapture(tb testing.TB, bin string, env []string, logPath string) *captureProc {
 	tb.Helper()
-	f, err := os.Create(logPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &captureProc{done: make(chan struct{}), streaming: make(chan time.Time, 16), logPath: logPath}
-	p.cmd = exec.CommandContext(context.Background(), bin, "capture", "dps")
-	p.cmd.Env = env
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.cmd.Stderr = &logLineWriter{file: f, line: p.onLine}
-	p.cmd.Stdout = f
-	if err := p.cmd.Start(); err != nil {
-		_ = f.Close()
-		tb.Fatalf("starting %s: %v", bin, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		_ = f.Close()
-		close(p.done)
-	}()
-	tb.Cleanup(func() { p.kill(tb) })
+	p := &captureProc{streaming: make(chan time.Time, 16)}
+	p.Proc = proctest.Start(tb, "capture", bin, []string{"capture", "dps"}, env, logPath, proctest.NotifyMsg("streaming", p.streaming))
 	return p
-}
-
-func (p *captureProc) onLine(line []byte) {
-	var entry struct {
-		Msg string `json:"msg"`
-	}
-	_ = json.Unmarshal(line, &entry)
-	if entry.Msg == "streaming" {
-		select {
-		case p.streaming <- time.Now():
-		default:
-		}
-	}
-	p.mu.Lock()
-	p.tail = append(p.tail, string(line))
-	if len(p.tail) > 40 {
-		p.tail = p.tail[len(p.tail)-40:]
-	}
-	p.mu.Unlock()
-}
-
-// logTail returns the last log lines, for failure messages.
-func (p *captureProc) logTail() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return fmt.Sprintf("capture log (%s), last lines:\n%s", p.logPath, strings.Join(p.tail, "\n"))
-}
-
-func (p *captureProc) pid() int { return p.cmd.Process.Pid }
-
-func (p *captureProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// waitErr waits for the process to end and returns Wait's error.
-func (p *captureProc) waitErr() error {
-	<-p.done
-	return p.err
 }
 
 // waitStreaming waits for the "streaming" log line and returns when it was
@@ -412,60 +342,12 @@ func (p *captureProc) waitStreaming(tb testing.TB, timeout time.Duration) time.T
 	select {
 	case at := <-p.streaming:
 		return at
-	case <-p.done:
-		tb.Fatalf("capture exited before streaming: %v\n%s", p.err, p.logTail())
+	case <-p.Done():
+		tb.Fatalf("capture exited before streaming: %v\n%s", p.Wait(), p.LogTail())
 	case <-time.After(timeout):
-		tb.Fatalf("capture not streaming after %s\n%s", timeout, p.logTail())
+		tb.Fatalf("capture not streaming after %s\n%s", timeout, p.LogTail())
 	}
 	return time.Time{}
-}
-
-// kill SIGKILLs the process group and waits for the process.
-func (p *captureProc) kill(tb testing.TB) {
-	tb.Helper()
-	if p.exited() {
-		return
-	}
-	if err := syscall.Kill(-p.pid(), syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		tb.Errorf("killing capture process group %d: %v", p.pid(), err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		tb.Errorf("capture process %d still running 30s after SIGKILL", p.pid())
-	}
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *captureProc) stop(timeout time.Duration) error {
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.exited() {
-		return fmt.Errorf("sending SIGTERM: %w", err)
-	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		return fmt.Errorf("no exit %s after SIGTERM", timeout)
-	}
-}
-
-// peakRSS returns the process's peak resident set size (VmHWM) in MB.
-func (p *captureProc) peakRSS() (float64, error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
-	if err != nil {
-		return 0, fmt.Errorf("reading the capture's peak RSS: %w", err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			if err != nil {
-				return 0, fmt.Errorf("parsing VmHWM %q: %w", rest, err)
-			}
-			return kb / 1024, nil
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc/<pid>/status")
 }
 
 // perfRecord is a `perf record` of the capture during one drain, made when
@@ -501,55 +383,6 @@ func (r *perfRecord) stop(tb testing.TB) {
 	}
 }
 
-// procCPU returns the user and system CPU time process pid has used.
-func procCPU(pid int) (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("reading the CPU time of process %d: %w", pid, err)
-	}
-	// utime and stime are fields 14 and 15 of the line, in clock ticks
-	// (USER_HZ, 100 on Linux); the command name before them is in
-	// parentheses and may hold spaces.
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, stat)
-	}
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
-}
-
-// machineCPU returns the busy and total CPU time of the machine, all cores.
-func machineCPU() (busy, total time.Duration, err error) {
-	stat, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, fmt.Errorf("reading /proc/stat: %w", err)
-	}
-	line, _, _ := strings.Cut(string(stat), "\n")
-	fields := strings.Fields(line)
-	if len(fields) < 5 || fields[0] != "cpu" {
-		return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
-	}
-	for i, f := range fields[1:] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("parsing /proc/stat: %w", err)
-		}
-		d := time.Duration(n) * 10 * time.Millisecond
-		total += d
-		if i != 3 && i != 4 { // idle, iowait
-			busy += d
-		}
-	}
-	return busy, total, nil
-}
-
 // cpuMeter measures the CPU used by some processes and the machine over a
 // span of time, for the benchmark logs: who was busy during a drain.
 type cpuMeter struct {
@@ -561,9 +394,9 @@ type cpuMeter struct {
 func startCPUMeter(pids map[string]int) *cpuMeter {
 	m := &cpuMeter{pids: pids, start: map[string]time.Duration{}}
 	for name, pid := range pids {
-		m.start[name], _ = procCPU(pid)
+		m.start[name], _ = proctest.CPUTime(pid)
 	}
-	m.busy0, m.t0, _ = machineCPU()
+	m.busy0, m.t0, _ = proctest.MachineCPU()
 	return m
 }
 
@@ -571,36 +404,15 @@ func startCPUMeter(pids map[string]int) *cpuMeter {
 func (m *cpuMeter) String() string {
 	var parts []string
 	for name, pid := range m.pids {
-		if d, err := procCPU(pid); err == nil {
+		if d, err := proctest.CPUTime(pid); err == nil {
 			parts = append(parts, fmt.Sprintf("%s %s", name, (d-m.start[name]).Round(10*time.Millisecond)))
 		}
 	}
 	sort.Strings(parts)
-	if busy, total, err := machineCPU(); err == nil && total > m.t0 {
+	if busy, total, err := proctest.MachineCPU(); err == nil && total > m.t0 {
 		parts = append(parts, fmt.Sprintf("machine %.0f%% busy (%d cores)", 100*float64(busy-m.busy0)/float64(total-m.t0), runtime.NumCPU()))
 	}
 	return "CPU " + strings.Join(parts, ", ")
-}
-
-// logLineWriter copies what it is written to file and calls line for each
-// complete line.
-type logLineWriter struct {
-	file *os.File
-	line func([]byte)
-	buf  []byte
-}
-
-func (w *logLineWriter) Write(b []byte) (int, error) {
-	_, _ = w.file.Write(b)
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		w.line(w.buf[:i])
-		w.buf = w.buf[i+1:]
-	}
 }
 
 // waitSlotIdle waits until no process uses slot and no capture session is
@@ -662,31 +474,4 @@ func waitConfirmed(tb testing.TB, db *pgtest.DB, slot string, end pglogrepl.LSN,
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// topicEnds returns the high watermark of each partition of topic (0 for
-// each partition while the topic does not exist yet).
-func topicEnds(ctx context.Context, tb testing.TB, adm *kadm.Client, topic string) map[int32]int64 {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	listed, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		tb.Fatalf("listing end offsets of %s: %v", topic, err)
-	}
-	out := map[int32]int64{}
-	listed.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			out[o.Partition] = o.Offset
-		}
-	})
-	return out
-}
-
-func sumEnds(m map[int32]int64) int64 {
-	var n int64
-	for _, o := range m {
-		n += o
-	}
-	return n
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/alertsync/alertsync/deploy"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 )
 
@@ -91,11 +92,11 @@ func TestCrashSIGKILL(t *testing.T) {
 	cr.start()
 	cr.waitSnapshotRow()
 	cr.kill("snapshot: just started")
-	require.False(t, cr.snapshotDone(), "the snapshot finished before the kill meant to interrupt it\n%s", cr.cur.logTail())
+	require.False(t, cr.snapshotDone(), "the snapshot finished before the kill meant to interrupt it\n%s", cr.cur.LogTail())
 	cr.start()
-	cr.waitRecords(sumEnds(cr.kills[0].ends) + crashPreload/3)
+	cr.waitRecords(topictest.Sum(cr.kills[0].ends) + crashPreload/3)
 	cr.kill("snapshot: a third published")
-	require.False(t, cr.snapshotDone(), "the snapshot finished before the kill meant to interrupt it\n%s", cr.cur.logTail())
+	require.False(t, cr.snapshotDone(), "the snapshot finished before the kill meant to interrupt it\n%s", cr.cur.LogTail())
 	cr.start()
 	cr.cur.waitStreaming(t, 2*time.Minute)
 	require.True(t, cr.snapshotDone())
@@ -153,24 +154,25 @@ func TestCrashSIGKILL(t *testing.T) {
 	catchUp := time.Now()
 	end := walLSN(t, db)
 	for deadline := time.Now().Add(3 * time.Minute); slotConfirmed(t, db, cr.slot) < end; time.Sleep(100 * time.Millisecond) {
-		if cr.cur.exited() {
-			t.Fatalf("capture exited while catching up: %v\n%s", cr.cur.waitErr(), cr.cur.logTail())
+		if cr.cur.Exited() {
+			t.Fatalf("capture exited while catching up: %v\n%s", cr.cur.Wait(), cr.cur.LogTail())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("capture confirmed %s 3 minutes after the workload, want %s\n%s", slotConfirmed(t, db, cr.slot), end, cr.cur.logTail())
+			t.Fatalf("capture confirmed %s 3 minutes after the workload, want %s\n%s", slotConfirmed(t, db, cr.slot), end, cr.cur.LogTail())
 		}
 	}
 	caughtUp := time.Since(catchUp)
-	ends := topicEnds(ctx, t, adm, cr.topic)
-	recs := crashReadTopic(t, brokers, srcl, cr.topic, ends)
-	require.NoError(t, cr.cur.stop(30*time.Second), "clean stop after the test\n%s", cr.cur.logTail())
+	ends := topictest.EndOffsets(ctx, t, adm, cr.topic)
+	rd := topictest.Reader{Brokers: brokers, Registry: srcl, ReadCommitted: true}
+	recs := topictest.As[rec](rd.ToEnds(t, cr.topic, ends))
+	require.NoError(t, cr.cur.Stop(30*time.Second), "clean stop after the test\n%s", cr.cur.LogTail())
 
 	point := lsnOf(t, pgtest.QueryValue[string](t, db, "SELECT consistent_lsn::text FROM alertsync.capture_state WHERE slot_name = $1", cr.slot))
 	v, problems := verifyCrash(recs, wl.expected, cr.kills, point, crashPreload)
 	require.Empty(t, problems, "%d records checked", len(recs))
 
 	for i, k := range cr.kills {
-		t.Logf("kill %2d at %6s  %-52s confirmed %-12s topic at %d records", i+1, k.at.Round(10*time.Millisecond), k.reason, k.confirmed, sumEnds(k.ends))
+		t.Logf("kill %2d at %6s  %-52s confirmed %-12s topic at %d records", i+1, k.at.Round(10*time.Millisecond), k.reason, k.confirmed, topictest.Sum(k.ends))
 	}
 	t.Logf("kills: %d (%s); restarts: %d; clean stop at the end", len(cr.kills), cr.killSummary(), cr.starts-1)
 	t.Logf("workload: %d changes (%d inserts, %d updates, %d deletes) in %d transactions of 1 to %d changes from %d goroutines in %s; %d rows pre-loaded",
@@ -217,15 +219,15 @@ func (c *crasher) start() {
 // records the slot's confirmed LSN and the topic's end offsets.
 func (c *crasher) kill(reason string) {
 	c.t.Helper()
-	if c.cur.exited() {
-		c.t.Fatalf("capture exited on its own before the kill (%s): %v\n%s", reason, c.cur.waitErr(), c.cur.logTail())
+	if c.cur.Exited() {
+		c.t.Fatalf("capture exited on its own before the kill (%s): %v\n%s", reason, c.cur.Wait(), c.cur.LogTail())
 	}
 	at := time.Since(c.began)
-	c.cur.kill(c.t)
+	c.cur.Kill(c.t)
 	waitSlotIdle(c.t, c.db, c.slot, 30*time.Second)
 	time.Sleep(200 * time.Millisecond) // produce requests the broker had already received are appended
 	c.kills = append(c.kills, crashKill{reason: reason, at: at, confirmed: slotConfirmed(c.t, c.db, c.slot),
-		ends: topicEnds(context.Background(), c.t, c.adm, c.topic)})
+		ends: topictest.EndOffsets(context.Background(), c.t, c.adm, c.topic)})
 }
 
 func (c *crasher) killSummary() string {
@@ -269,8 +271,8 @@ func (c *crasher) waitSnapshotRow() {
 		if err == nil && n > 0 {
 			return
 		}
-		if c.cur.exited() || time.Now().After(deadline) {
-			c.t.Fatalf("no snapshot in progress (last error %v)\n%s", err, c.cur.logTail())
+		if c.cur.Exited() || time.Now().After(deadline) {
+			c.t.Fatalf("no snapshot in progress (last error %v)\n%s", err, c.cur.LogTail())
 		}
 	}
 }
@@ -278,9 +280,9 @@ func (c *crasher) waitSnapshotRow() {
 // waitRecords waits until the topic holds at least n records.
 func (c *crasher) waitRecords(n int64) {
 	c.t.Helper()
-	for deadline := time.Now().Add(time.Minute); sumEnds(topicEnds(context.Background(), c.t, c.adm, c.topic)) < n; time.Sleep(5 * time.Millisecond) {
-		if c.cur.exited() || time.Now().After(deadline) {
-			c.t.Fatalf("topic %s has fewer than %d records\n%s", c.topic, n, c.cur.logTail())
+	for deadline := time.Now().Add(time.Minute); topictest.Sum(topictest.EndOffsets(context.Background(), c.t, c.adm, c.topic)) < n; time.Sleep(5 * time.Millisecond) {
+		if c.cur.Exited() || time.Now().After(deadline) {
+			c.t.Fatalf("topic %s has fewer than %d records\n%s", c.topic, n, c.cur.LogTail())
 		}
 	}
 }
@@ -559,58 +561,6 @@ func (s *crashKeySet) remove(k int64) {
 }
 
 func (s *crashKeySet) pick(rng *rand.Rand) int64 { return s.keys[rng.IntN(len(s.keys))] }
-
-// crashReadTopic reads every partition of topic up to ends, read committed, and
-// decodes the records.
-func crashReadTopic(t *testing.T, brokers []string, srcl *sr.Client, topic string, ends map[int32]int64) []rec {
-	t.Helper()
-	cl := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxBytes(64<<20))
-	codec := schemas.New(srcl)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	next := map[int32]int64{}
-	remaining := func() bool {
-		for p, end := range ends {
-			if next[p] < end {
-				return true
-			}
-		}
-		return false
-	}
-	var out []rec
-	for remaining() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %v after %d records (want end offsets %v, at %v)", topic, ctx.Err(), len(out), ends, next)
-		}
-		for _, e := range fs.Errors() {
-			t.Fatalf("fetching %s[%d]: %v", e.Topic, e.Partition, e.Err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= ends[r.Partition] {
-				return
-			}
-			next[r.Partition] = r.Offset + 1
-			k, err := codec.DecodeKey(ctx, r)
-			require.NoError(t, err)
-			v, err := codec.DecodeValue(ctx, r)
-			require.NoError(t, err)
-			x := rec{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-			x.Key, _ = k.(map[string]any)
-			x.Value, _ = v.(map[string]any)
-			out = append(out, x)
-		})
-	}
-	// Partition order is the order a consumer sees; keep it per partition.
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Partition != out[j].Partition {
-			return out[i].Partition < out[j].Partition
-		}
-		return out[i].Offset < out[j].Offset
-	})
-	return out
-}
 
 type crashVerdict struct {
 	changes, tombstones, snapshot, abortedSnapshot int

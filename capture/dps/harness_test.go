@@ -2,7 +2,6 @@ package dps
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"github.com/jackc/pglogrepl"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
@@ -25,6 +23,7 @@ import (
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 )
 
@@ -145,13 +144,7 @@ func (h *harness) waitRunning(t *testing.T, r *running) {
 }
 
 // rec is a decoded change record.
-type rec struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Key       map[string]any
-	Value     map[string]any // nil for a tombstone
-}
+type rec topictest.Record
 
 func (r rec) op() string { v, _ := schemas.Get[string](r.Value, "op"); return v }
 
@@ -175,36 +168,8 @@ func (r rec) row(which string) map[string]any {
 // consume reads records of topics until want of them have arrived (or times out).
 func (h *harness) consume(t *testing.T, want int, timeout time.Duration, topics ...string) []rec {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	require.NoError(t, err)
-	defer cl.Close()
-	codec := schemas.New(h.srcl)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out []rec
-	for len(out) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		for _, e := range fs.Errors() {
-			if !errors.Is(e.Err, context.DeadlineExceeded) {
-				require.NoError(t, e.Err, "fetching %s", e.Topic)
-			}
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			k, err := codec.DecodeKey(ctx, r)
-			require.NoError(t, err)
-			v, err := codec.DecodeValue(ctx, r)
-			require.NoError(t, err)
-			x := rec{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-			x.Key, _ = k.(map[string]any)
-			x.Value, _ = v.(map[string]any)
-			out = append(out, x)
-		})
-	}
-	return out
+	rd := topictest.Reader{Brokers: h.brokers, Registry: h.srcl, ReadCommitted: true}
+	return topictest.As[rec](rd.Until(t, want, timeout, topics...))
 }
 
 func alertCodeID(t *testing.T, db *pgtest.DB, code string) int64 {
@@ -253,21 +218,8 @@ func (r *running) waitState(t *testing.T, state admin.State, timeout time.Durati
 // call; use it once the capture has caught up (waitCaughtUp).
 func (h *harness) consumeAll(t *testing.T, topics ...string) []rec {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
-	require.NoError(t, err)
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	require.NoError(t, err)
-	require.NoError(t, ends.Error())
-	starts, err := adm.ListStartOffsets(ctx, topics...)
-	require.NoError(t, err)
-	require.NoError(t, starts.Error())
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	starts.Each(func(o kadm.ListedOffset) { n -= o.Offset })
+	start, end := topictest.Offsets(t, h.brokers, topics...)
+	n := end - start
 	if n == 0 {
 		return nil
 	}

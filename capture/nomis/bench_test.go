@@ -1,10 +1,7 @@
 package nomis
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,8 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +21,8 @@ import (
 	"github.com/alertsync/alertsync/internal/migrate"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/proctest"
+	"github.com/alertsync/alertsync/internal/testenv/topictest"
 )
 
 // The benchmarks measure the real `alertsync capture nomis` binary, run as a
@@ -78,8 +75,8 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 	p := startCapture(b, bin, env, filepath.Join(logDir, "capture-setup.log"))
 	p.waitCapturing(b, 2*time.Minute)
 	waitJournalEmpty(b, db, p, 2*time.Minute)
-	if err := p.stop(30 * time.Second); err != nil {
-		b.Fatalf("stopping the capture after its first start: %v\n%s", err, p.logTail())
+	if err := p.Stop(30 * time.Second); err != nil {
+		b.Fatalf("stopping the capture after its first start: %v\n%s", err, p.LogTail())
 	}
 
 	var drained time.Duration
@@ -90,7 +87,7 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 		genStart := time.Now()
 		fillBacklog(b, db, benchBacklog)
 		gen := time.Since(genStart)
-		base := sumEnds(topicEnds(context.Background(), b, adm, topic))
+		base := topictest.Sum(topictest.EndOffsets(context.Background(), b, adm, topic))
 		want := base + benchBacklog
 		launched := time.Now()
 		p := startCapture(b, bin, env, filepath.Join(logDir, fmt.Sprintf("capture-%d.log", i+1)))
@@ -98,11 +95,11 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 		b.StartTimer()
 		var acked int64
 		for deadline := started.Add(5 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
-			if acked = sumEnds(topicEnds(context.Background(), b, adm, topic)); acked >= want {
+			if acked = topictest.Sum(topictest.EndOffsets(context.Background(), b, adm, topic)); acked >= want {
 				break
 			}
-			if p.exited() || time.Now().After(deadline) {
-				b.Fatalf("topic %s has %d of %d records\n%s", topic, acked-base, benchBacklog, p.logTail())
+			if p.Exited() || time.Now().After(deadline) {
+				b.Fatalf("topic %s has %d of %d records\n%s", topic, acked-base, benchBacklog, p.LogTail())
 			}
 		}
 		took := time.Since(started)
@@ -111,8 +108,8 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 			b.Fatalf("topic %s has %d records after the drain, want %d: duplicates without a crash", topic, acked-base, benchBacklog)
 		}
 		waitJournalEmpty(b, db, p, time.Minute)
-		if err := p.stop(30 * time.Second); err != nil {
-			b.Fatalf("stopping the capture: %v\n%s", err, p.logTail())
+		if err := p.Stop(30 * time.Second); err != nil {
+			b.Fatalf("stopping the capture: %v\n%s", err, p.LogTail())
 		}
 		drained += took
 		b.Logf("capture #%d: %d journal rows (filled in %s) in %s (%.0f changes/s) after a start-up of %s",
@@ -270,11 +267,11 @@ func waitJournalEmpty(tb testing.TB, db *pgtest.DB, p *captureProc, timeout time
 		if n == 0 {
 			return
 		}
-		if p.exited() {
-			tb.Fatalf("capture exited with %d journal rows left: %v\n%s", n, p.err, p.logTail())
+		if p.Exited() {
+			tb.Fatalf("capture exited with %d journal rows left: %v\n%s", n, p.Wait(), p.LogTail())
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("journal still holds %d rows after %s\n%s", n, timeout, p.logTail())
+			tb.Fatalf("journal still holds %d rows after %s\n%s", n, timeout, p.LogTail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -341,79 +338,18 @@ func captureEnv(dsn string, brokers []string, registry, prefix string, extra map
 	return env
 }
 
-// captureProc is one `alertsync capture nomis` process, in its own process
-// group, its JSON log copied to a file and watched for "capturing".
+// captureProc is one `alertsync capture nomis` process, its JSON log
+// watched for "capturing".
 type captureProc struct {
-	cmd       *exec.Cmd
-	done      chan struct{}
-	err       error // Wait's result, set before done closes
+	*proctest.Proc
 	capturing chan time.Time
-	logPath   string
-
-	mu   sync.Mutex
-	tail []string
 }
 
 func startCapture(tb testing.TB, bin string, env []string, logPath string) *captureProc {
 	tb.Helper()
-	f, err := os.Create(logPath) //nolint:gosec // a path in the test's temporary directory
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &captureProc{done: make(chan struct{}), capturing: make(chan time.Time, 16), logPath: logPath}
-	p.cmd = exec.CommandContext(context.Background(), bin, "capture", "nomis")
-	p.cmd.Env = env
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.cmd.Stderr = &logLineWriter{file: f, line: p.onLine}
-	p.cmd.Stdout = f
-	if err := p.cmd.Start(); err != nil {
-		_ = f.Close()
-		tb.Fatalf("starting %s: %v", bin, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		_ = f.Close()
-		close(p.done)
-	}()
-	tb.Cleanup(func() { p.kill(tb) })
+	p := &captureProc{capturing: make(chan time.Time, 16)}
+	p.Proc = proctest.Start(tb, "capture", bin, []string{"capture", "nomis"}, env, logPath, proctest.NotifyMsg("capturing", p.capturing))
 	return p
-}
-
-func (p *captureProc) onLine(line []byte) {
-	var entry struct {
-		Msg string `json:"msg"`
-	}
-	_ = json.Unmarshal(line, &entry)
-	if entry.Msg == "capturing" {
-		select {
-		case p.capturing <- time.Now():
-		default:
-		}
-	}
-	p.mu.Lock()
-	p.tail = append(p.tail, string(line))
-	if len(p.tail) > 40 {
-		p.tail = p.tail[len(p.tail)-40:]
-	}
-	p.mu.Unlock()
-}
-
-// logTail returns the last log lines, for failure messages.
-func (p *captureProc) logTail() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return fmt.Sprintf("capture log (%s), last lines:\n%s", p.logPath, strings.Join(p.tail, "\n"))
-}
-
-func (p *captureProc) pid() int { return p.cmd.Process.Pid }
-
-func (p *captureProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // waitCapturing waits for the "capturing" log line and returns when it was
@@ -423,87 +359,10 @@ func (p *captureProc) waitCapturing(tb testing.TB, timeout time.Duration) time.T
 	select {
 	case at := <-p.capturing:
 		return at
-	case <-p.done:
-		tb.Fatalf("capture exited before capturing: %v\n%s", p.err, p.logTail())
+	case <-p.Done():
+		tb.Fatalf("capture exited before capturing: %v\n%s", p.Wait(), p.LogTail())
 	case <-time.After(timeout):
-		tb.Fatalf("capture not capturing after %s\n%s", timeout, p.logTail())
+		tb.Fatalf("capture not capturing after %s\n%s", timeout, p.LogTail())
 	}
 	return time.Time{}
-}
-
-// kill SIGKILLs the process group and waits for the process.
-func (p *captureProc) kill(tb testing.TB) {
-	tb.Helper()
-	if p.exited() {
-		return
-	}
-	if err := syscall.Kill(-p.pid(), syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		tb.Errorf("killing capture process group %d: %v", p.pid(), err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		tb.Errorf("capture process %d still running 30s after SIGKILL", p.pid())
-	}
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (p *captureProc) stop(timeout time.Duration) error {
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.exited() {
-		return fmt.Errorf("sending SIGTERM: %w", err)
-	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		return fmt.Errorf("no exit %s after SIGTERM", timeout)
-	}
-}
-
-// logLineWriter copies what it is written to file and calls line for each
-// complete line.
-type logLineWriter struct {
-	file *os.File
-	line func([]byte)
-	buf  []byte
-}
-
-func (w *logLineWriter) Write(b []byte) (int, error) {
-	_, _ = w.file.Write(b)
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		w.line(w.buf[:i])
-		w.buf = w.buf[i+1:]
-	}
-}
-
-// topicEnds returns the high watermark of each partition of topic (0 for
-// each partition while the topic does not exist yet).
-func topicEnds(ctx context.Context, tb testing.TB, adm *kadm.Client, topic string) map[int32]int64 {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	listed, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		tb.Fatalf("listing end offsets of %s: %v", topic, err)
-	}
-	out := map[int32]int64{}
-	listed.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			out[o.Partition] = o.Offset
-		}
-	})
-	return out
-}
-
-func sumEnds(m map[int32]int64) int64 {
-	var n int64
-	for _, o := range m {
-		n += o
-	}
-	return n
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/alertsync/alertsync/deploy"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
-	"github.com/alertsync/alertsync/schemas"
+	"github.com/alertsync/alertsync/internal/testenv/topictest"
 )
 
 // Crash test parameters.
@@ -130,9 +130,10 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 	catchUp := time.Now()
 	waitJournalEmpty(t, db, cr.cur, 3*time.Minute)
 	caughtUp := time.Since(catchUp)
-	ends := topicEnds(ctx, t, adm, cr.topic)
-	recs := nomisReadTopic(t, brokers, srcl, cr.topic, ends)
-	require.NoError(t, cr.cur.stop(30*time.Second), "clean stop after the test\n%s", cr.cur.logTail())
+	ends := topictest.EndOffsets(ctx, t, adm, cr.topic)
+	rd := topictest.Reader{Brokers: brokers, Registry: srcl, ReadCommitted: true}
+	recs := topictest.As[rec](rd.ToEnds(t, cr.topic, ends))
+	require.NoError(t, cr.cur.Stop(30*time.Second), "clean stop after the test\n%s", cr.cur.LogTail())
 
 	v, problems := verifyNomisCrash(recs, wl.expected)
 	require.Empty(t, problems, "%d records checked", len(recs))
@@ -180,11 +181,11 @@ func (c *nomisCrasher) start() {
 // advisory lock with them), and records the topic's size.
 func (c *nomisCrasher) kill(reason string) {
 	c.t.Helper()
-	if c.cur.exited() {
-		c.t.Fatalf("capture exited on its own before the kill (%s): %v\n%s", reason, c.cur.err, c.cur.logTail())
+	if c.cur.Exited() {
+		c.t.Fatalf("capture exited on its own before the kill (%s): %v\n%s", reason, c.cur.Wait(), c.cur.LogTail())
 	}
 	at := time.Since(c.began)
-	c.cur.kill(c.t)
+	c.cur.Kill(c.t)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		n := pgtest.QueryValue[int64](c.t, c.db, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND application_name = 'alertsync capture nomis'`)
@@ -196,7 +197,7 @@ func (c *nomisCrasher) kill(reason string) {
 		}
 	}
 	c.kills = append(c.kills, nomisKill{reason: reason, at: at,
-		records: sumEnds(topicEnds(context.Background(), c.t, c.adm, c.topic))})
+		records: topictest.Sum(topictest.EndOffsets(context.Background(), c.t, c.adm, c.topic))})
 }
 
 type crashOp int
@@ -474,57 +475,6 @@ func (wl *nomisWorkload) finish() {
 		wl.largest = max(wl.largest, s.largest)
 		wl.late += s.late
 	}
-}
-
-// nomisReadTopic reads every partition of topic up to ends, read committed,
-// and decodes the records, in partition order.
-func nomisReadTopic(t *testing.T, brokers []string, srcl *sr.Client, topic string, ends map[int32]int64) []rec {
-	t.Helper()
-	cl := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxBytes(64<<20))
-	codec := schemas.New(srcl)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	next := map[int32]int64{}
-	remaining := func() bool {
-		for p, end := range ends {
-			if next[p] < end {
-				return true
-			}
-		}
-		return false
-	}
-	var out []rec
-	for remaining() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %v after %d records (want end offsets %v, at %v)", topic, ctx.Err(), len(out), ends, next)
-		}
-		for _, e := range fs.Errors() {
-			t.Fatalf("fetching %s[%d]: %v", e.Topic, e.Partition, e.Err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= ends[r.Partition] {
-				return
-			}
-			next[r.Partition] = r.Offset + 1
-			k, err := codec.DecodeKey(ctx, r)
-			require.NoError(t, err)
-			v, err := codec.DecodeValue(ctx, r)
-			require.NoError(t, err)
-			x := rec{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-			x.Key, _ = k.(map[string]any)
-			x.Value, _ = v.(map[string]any)
-			out = append(out, x)
-		})
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Partition != out[j].Partition {
-			return out[i].Partition < out[j].Partition
-		}
-		return out[i].Offset < out[j].Offset
-	})
-	return out
 }
 
 type nomisVerdict struct {

@@ -3,7 +3,6 @@ package nomis
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
@@ -28,6 +26,7 @@ import (
 	"github.com/alertsync/alertsync/internal/migrate"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 )
 
@@ -293,13 +292,7 @@ func (h *harness) waitCaughtUp(t *testing.T, timeout time.Duration) {
 }
 
 // rec is a decoded record.
-type rec struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Key       map[string]any
-	Value     map[string]any // nil for a tombstone
-}
+type rec topictest.Record
 
 func (r rec) op() string {
 	if r.Value == nil {
@@ -385,53 +378,15 @@ func ops(recs []rec) []string {
 // timeout passes).
 func (h *harness) consume(t *testing.T, want int, timeout time.Duration, topics ...string) []rec {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	require.NoError(t, err)
-	defer cl.Close()
-	codec := schemas.New(h.srcl)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out []rec
-	for len(out) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		for _, e := range fs.Errors() {
-			if !errors.Is(e.Err, context.DeadlineExceeded) {
-				require.NoError(t, e.Err, "fetching %s", e.Topic)
-			}
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			k, err := codec.DecodeKey(ctx, r)
-			require.NoError(t, err)
-			v, err := codec.DecodeValue(ctx, r)
-			require.NoError(t, err)
-			x := rec{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-			x.Key, _ = k.(map[string]any)
-			x.Value, _ = v.(map[string]any)
-			out = append(out, x)
-		})
-	}
-	return out
+	rd := topictest.Reader{Brokers: h.brokers, Registry: h.srcl}
+	return topictest.As[rec](rd.Until(t, want, timeout, topics...))
 }
 
 // consumeAll reads every record of topics up to their end offsets at the
 // call; use it once the capture has caught up (waitCaughtUp).
 func (h *harness) consumeAll(t *testing.T, topics ...string) []rec {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...))
-	require.NoError(t, err)
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	require.NoError(t, err)
-	require.NoError(t, ends.Error())
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	_, n := topictest.Offsets(t, h.brokers, topics...)
 	if n == 0 {
 		return nil
 	}
