@@ -259,46 +259,12 @@ func pgRecvlogicalPath(tb testing.TB) string {
 	return path
 }
 
-// goModuleRoot is the directory of go.mod, two levels above this package.
-func goModuleRoot(tb testing.TB) string {
-	tb.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		tb.Fatalf("module root not found from the package directory: %v", err)
-	}
-	return root
-}
-
 // buildCapture builds the alertsync binary into a temporary directory.
-func buildCapture(tb testing.TB) string {
-	tb.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		tb.Fatalf("the go command, which builds the alertsync binary, is not on PATH: %v", err)
-	}
-	bin := filepath.Join(tb.TempDir(), "alertsync")
-	started := time.Now()
-	cmd := exec.CommandContext(context.Background(), goBin, "build", "-o", bin, "./cmd/alertsync")
-	cmd.Dir = goModuleRoot(tb)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("building alertsync: %v\n%s", err, out)
-	}
-	tb.Logf("built %s in %s", bin, time.Since(started).Round(time.Millisecond))
-	return bin
-}
+func buildCapture(tb testing.TB) string { tb.Helper(); return proctest.BuildAlertsync(tb) }
 
 // captureEnv is the environment of a capture process: this process's
 // environment without ALERTSYNC_* settings, then the given configuration.
 func captureEnv(dsn string, brokers []string, registry, prefix, slot, pub string, extra map[string]string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ALERTSYNC_") {
-			env = append(env, kv)
-		}
-	}
 	set := map[string]string{
 		"ALERTSYNC_DPS_DSN":                   dsn,
 		"ALERTSYNC_KAFKA_BROKERS":             strings.Join(brokers, ","),
@@ -315,10 +281,7 @@ func captureEnv(dsn string, brokers []string, registry, prefix, slot, pub string
 	for k, v := range extra {
 		set[k] = v
 	}
-	for k, v := range set {
-		env = append(env, k+"="+v)
-	}
-	return env
+	return proctest.Env(set)
 }
 
 // captureProc is one `alertsync capture dps` process, its JSON log
