@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/alertsync/alertsync/internal/avrobin"
 )
 
 // The change records are the capture's hot path. Instead of building goavro's
@@ -17,24 +19,6 @@ import (
 // rows of every type and every NULL pattern, that the bytes are identical to
 // goavro's encoding of the same record under the registered schema.
 
-// appendLong appends an Avro long (zig-zag varint).
-func appendLong(b []byte, v int64) []byte {
-	return binary.AppendUvarint(b, uint64(v<<1)^uint64(v>>63)) //nolint:gosec // zig-zag encoding
-}
-
-// appendString appends an Avro string or bytes.
-func appendString(b []byte, s string) []byte {
-	b = appendLong(b, int64(len(s)))
-	return append(b, s...)
-}
-
-func appendBool(b []byte, v bool) []byte {
-	if v {
-		return append(b, 1)
-	}
-	return append(b, 0)
-}
-
 // appendColumn appends one column value of the given type (non-null).
 func appendColumn(b []byte, oid uint32, v any) ([]byte, error) {
 	switch oid {
@@ -43,19 +27,19 @@ func appendColumn(b []byte, oid uint32, v any) ([]byte, error) {
 		if !ok {
 			break
 		}
-		return appendBool(b, x), nil
+		return avrobin.AppendBool(b, x), nil
 	case pgtype.Int2OID, pgtype.Int4OID:
 		x, ok := v.(int32)
 		if !ok {
 			break
 		}
-		return appendLong(b, int64(x)), nil
+		return avrobin.AppendLong(b, int64(x)), nil
 	case pgtype.Int8OID, pgtype.OIDOID:
 		x, ok := v.(int64)
 		if !ok {
 			break
 		}
-		return appendLong(b, x), nil
+		return avrobin.AppendLong(b, x), nil
 	case pgtype.Float4OID, pgtype.Float8OID:
 		x, ok := v.(float64)
 		if !ok {
@@ -71,26 +55,26 @@ func appendColumn(b []byte, oid uint32, v any) ([]byte, error) {
 		if x.Unix() < 0 && x.Unix()%86400 != 0 {
 			days-- // floor for dates before 1970
 		}
-		return appendLong(b, days), nil
+		return avrobin.AppendLong(b, days), nil
 	case pgtype.TimestampOID, pgtype.TimestamptzOID:
 		x, ok := v.(time.Time)
 		if !ok {
 			break
 		}
-		return appendLong(b, x.UnixMicro()), nil
+		return avrobin.AppendLong(b, x.UnixMicro()), nil
 	case pgtype.ByteaOID:
 		x, ok := v.([]byte)
 		if !ok {
 			break
 		}
-		b = appendLong(b, int64(len(x)))
+		b = avrobin.AppendLong(b, int64(len(x)))
 		return append(b, x...), nil
 	default:
 		x, ok := v.(string)
 		if !ok {
 			break
 		}
-		return appendString(b, x), nil
+		return avrobin.AppendString(b, x), nil
 	}
 	return b, fmt.Errorf("column type oid %d: unexpected Go value %T", oid, v)
 }
@@ -143,17 +127,17 @@ type sourcePrefix struct {
 
 func newSourcePrefix(version, db string, t *TableInfo) sourcePrefix {
 	var p sourcePrefix
-	p.head = appendString(appendString(appendString(nil, version), "postgresql"), "dps")
-	rest := appendString(appendString(appendString(nil, db), t.Schema), t.Table)
-	p.tail = append(appendString(nil, "false"), rest...)
-	p.snapTail = append(appendString(nil, "true"), rest...)
+	p.head = avrobin.AppendString(avrobin.AppendString(avrobin.AppendString(nil, version), "postgresql"), "dps")
+	rest := avrobin.AppendString(avrobin.AppendString(avrobin.AppendString(nil, db), t.Schema), t.Table)
+	p.tail = append(avrobin.AppendString(nil, "false"), rest...)
+	p.snapTail = append(avrobin.AppendString(nil, "true"), rest...)
 	return p
 }
 
 // appendSource appends the Source record of a change.
 func (p *sourcePrefix) appendSource(b []byte, tx *Tx, lsn uint64, snapshot bool) []byte {
 	b = append(b, p.head...)
-	b = appendLong(b, tx.CommitTime.UnixMilli())
+	b = avrobin.AppendLong(b, tx.CommitTime.UnixMilli())
 	if snapshot {
 		b = append(b, p.snapTail...)
 	} else {
@@ -163,26 +147,26 @@ func (p *sourcePrefix) appendSource(b []byte, tx *Tx, lsn uint64, snapshot bool)
 		var tmp [10]byte
 		d := strconv.AppendUint(tmp[:0], uint64(tx.XID), 10)
 		b = append(b, 2)
-		b = appendLong(b, int64(len(d)))
+		b = avrobin.AppendLong(b, int64(len(d)))
 		b = append(b, d...)
 	} else {
 		b = append(b, 0)
 	}
-	b = appendLong(b, int64(tx.CommitLSN)) //nolint:gosec // LSNs stay below 2^63
-	b = appendLong(b, int64(lsn))          //nolint:gosec // as above
+	b = avrobin.AppendLong(b, int64(tx.CommitLSN)) //nolint:gosec // LSNs stay below 2^63
+	b = avrobin.AppendLong(b, int64(lsn))          //nolint:gosec // as above
 	if lsn != 0 {
 		b = append(b, 2)
-		b = appendLong(b, int64(lsn)) //nolint:gosec // as above
+		b = avrobin.AppendLong(b, int64(lsn)) //nolint:gosec // as above
 	} else {
 		b = append(b, 0)
 	}
 	if tx.Origin != "" {
 		b = append(b, 2)
-		b = appendString(b, tx.Origin)
+		b = avrobin.AppendString(b, tx.Origin)
 	} else {
 		b = append(b, 0)
 	}
-	return appendBool(b, tx.Sync)
+	return avrobin.AppendBool(b, tx.Sync)
 }
 
 // appendEnvelope appends the envelope of a change: before, after, source, op, ts_ms.
@@ -199,13 +183,6 @@ func (s *rowShape) appendEnvelope(b []byte, p *sourcePrefix, before, after Row, 
 		}
 	}
 	b = p.appendSource(b, tx, lsn, snapshot)
-	b = appendString(b, string(op))
-	return appendLong(b, now.UnixMilli()), nil
-}
-
-// wireHeader is the Confluent wire-format header of schema id.
-func wireHeader(id int) [5]byte {
-	var h [5]byte
-	binary.BigEndian.PutUint32(h[1:], uint32(id)) //nolint:gosec // registry ids are positive int32
-	return h
+	b = avrobin.AppendString(b, string(op))
+	return avrobin.AppendLong(b, now.UnixMilli()), nil
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/migrate"
 	"github.com/alertsync/alertsync/schemas"
+
+	"github.com/alertsync/alertsync/internal/avrobin"
 )
 
 // MarkerPrefix is the prefix of the transactional logical decoding message
@@ -570,7 +572,7 @@ func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool)
 	if ch.BeforeKeyOnly {
 		before = nil
 	}
-	vh := wireHeader(ts.tc.Value.ID())
+	vh := avrobin.WireHeader(ts.tc.Value.ID())
 	value, err := shape.appendEnvelope(append(make([]byte, 0, 512), vh[:]...), &ts.source,
 		before, ch.After, ch.Tx, uint64(ch.LSN), ch.Op, snapshot, time.Now())
 	if err != nil {
@@ -582,7 +584,7 @@ func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool)
 		if ch.Op == OpDelete {
 			keyRow = ch.Before
 		}
-		kh := wireHeader(ts.tc.Key.ID())
+		kh := avrobin.WireHeader(ts.tc.Key.ID())
 		if rec.Key, err = shape.appendKey(append(make([]byte, 0, 32), kh[:]...), keyRow); err != nil {
 			return err
 		}
