@@ -23,6 +23,8 @@ const (
 	TopicNOMISOffenderAlerts   = "nomis.oms_owner.offender_alerts"
 	TopicNOMISOffenderBookings = "nomis.oms_owner.offender_bookings"
 	TopicNOMISOffenders        = "nomis.oms_owner.offenders"
+	// TopicNOMISPrisonerAlerts carries prisoner resync snapshots.
+	TopicNOMISPrisonerAlerts = "nomis.alertsync.prisoner_alerts"
 
 	TopicCommandsDPS   = "alertsync.commands.dps"
 	TopicCommandsNOMIS = "alertsync.commands.nomis"
@@ -58,6 +60,9 @@ type TopicKind int
 const (
 	// KindChange is a Debezium-compatible change topic of one captured table.
 	KindChange TopicKind = iota + 1
+	// KindSnapshot is a topic of snapshots (whole state of a key), not of
+	// row changes: nomis.alertsync.prisoner_alerts.
+	KindSnapshot
 	// KindCommand is a command topic read by one apply.
 	KindCommand
 	// KindDLQ is the dead-letter topic.
@@ -71,6 +76,8 @@ func (k TopicKind) String() string {
 	switch k {
 	case KindChange:
 		return "change"
+	case KindSnapshot:
+		return "snapshot"
 	case KindCommand:
 		return "command"
 	case KindDLQ:
@@ -136,6 +143,7 @@ var topicTable = []topicDef{
 	{TopicNOMISOffenderAlerts, KindChange, "alertsync.nomis.oms_owner.offender_alerts.Key", "alertsync.nomis.oms_owner.offender_alerts.Envelope", sr.CompatBackward},
 	{TopicNOMISOffenderBookings, KindChange, "alertsync.nomis.oms_owner.offender_bookings.Key", "alertsync.nomis.oms_owner.offender_bookings.Envelope", sr.CompatBackward},
 	{TopicNOMISOffenders, KindChange, "alertsync.nomis.oms_owner.offenders.Key", "alertsync.nomis.oms_owner.offenders.Envelope", sr.CompatBackward},
+	{TopicNOMISPrisonerAlerts, KindSnapshot, "alertsync.nomis.alertsync.prisoner_alerts.Key", "alertsync.nomis.alertsync.prisoner_alerts.Snapshot", sr.CompatBackward},
 	{TopicCommandsDPS, KindCommand, TypeCommandKey, TypeCommand, sr.CompatFull},
 	{TopicCommandsNOMIS, KindCommand, TypeCommandKey, TypeCommand, sr.CompatFull},
 	{TopicDLQ, KindDLQ, TypeDLQKey, TypeDLQEntry, sr.CompatFull},

@@ -19,10 +19,11 @@ func TestCatalog(t *testing.T) {
 	require.Len(t, topics, len(topicTable))
 
 	wantCompat := map[TopicKind]sr.CompatibilityLevel{
-		KindChange:  sr.CompatBackward,
-		KindCommand: sr.CompatFull,
-		KindDLQ:     sr.CompatFull,
-		KindOutcome: sr.CompatFull,
+		KindChange:   sr.CompatBackward,
+		KindSnapshot: sr.CompatBackward,
+		KindCommand:  sr.CompatFull,
+		KindDLQ:      sr.CompatFull,
+		KindOutcome:  sr.CompatFull,
 	}
 	for _, tp := range topics {
 		t.Run(tp.Name, func(t *testing.T) {
