@@ -62,7 +62,7 @@ func TestMigrationSets(t *testing.T) {
 	for _, m := range set.Migrations {
 		names = append(names, m.Name)
 	}
-	require.Equal(t, []string{"journal", "journal_triggers", "alert_mapping", "consumer_offsets", "outcome_outbox", "dlq_holds", "journal_read_fast"}, names)
+	require.Equal(t, []string{"journal", "journal_triggers", "alert_mapping", "consumer_offsets", "outcome_outbox", "dlq_holds", "journal_read_fast", "resync_and_state", "journal_trigger_cost"}, names)
 }
 
 // nomisDB returns a database with the NOMIS stand-in, its reference codes
@@ -741,6 +741,13 @@ func TestNOMISJournalNotify(t *testing.T) {
 		defer cancel()
 		return listener.WaitForNotification(ctx)
 	}
+
+	// While no capture waits (alertsync_listener.waiting false, as after
+	// the migrations), a journalled write notifies nobody.
+	inSession(t, db, nil, insertAlert(10, 5))
+	_, err = wait(300 * time.Millisecond)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "no notification while no capture waits")
+	db.Exec(t, "UPDATE alertsync.alertsync_listener SET waiting = true")
 
 	// A rolled-back write wakes nobody.
 	tx, err := db.Pool.Begin(ctx)

@@ -5,8 +5,10 @@
 -- NOMIS: the journal triggers first (so NOMIS writes never hit a missing
 -- journal), then the sync's tables (ALERTSYNC_* only: the journal with any
 -- unpublished changes, the alert mapping, offsets, outbox, DLQ holds, the
--- migration version table), the journal sequence, and the capture and apply
--- users. Run by a DBA with SQL*Plus or SQLcl:
+-- pending prisoner resyncs and capture state, the migration version table),
+-- the journal sequence, and the capture and apply users (dropping a user
+-- drops its grants, DBMS_LOCK and DBMS_FLASHBACK included). Run by a DBA
+-- with SQL*Plus or SQLcl:
 --   sqlplus / as sysdba @uninstall.sql
 -- The NOMIS tables and their rows are left as they are. Losing the mapping
 -- means the DPS ids of NOMIS alerts must be re-established by a migration
@@ -91,6 +93,26 @@ END;
 
 BEGIN
     EXECUTE IMMEDIATE 'DROP TABLE OMS_OWNER.ALERTSYNC_DLQ_HOLDS PURGE';
+EXCEPTION
+    WHEN OTHERS THEN
+        IF SQLCODE != -942 THEN
+            RAISE;
+        END IF;
+END;
+/
+
+BEGIN
+    EXECUTE IMMEDIATE 'DROP TABLE OMS_OWNER.ALERTSYNC_RESYNC PURGE';
+EXCEPTION
+    WHEN OTHERS THEN
+        IF SQLCODE != -942 THEN
+            RAISE;
+        END IF;
+END;
+/
+
+BEGIN
+    EXECUTE IMMEDIATE 'DROP TABLE OMS_OWNER.ALERTSYNC_CAPTURE_STATE PURGE';
 EXCEPTION
     WHEN OTHERS THEN
         IF SQLCODE != -942 THEN
