@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/admin"
+	"github.com/alertsync/alertsync/internal/avrobin"
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/migrate"
 	"github.com/alertsync/alertsync/schemas"
@@ -52,9 +53,16 @@ type Capture struct {
 	dialect Dialect
 	b       builder
 
+	// Snapshot makes the next session start with an initial load, whether
+	// one is recorded or not (alertsync capture nomis --snapshot); it is
+	// cleared once the load is acknowledged.
+	Snapshot bool
+
 	migrated  bool
 	bound     map[string]*schemas.TopicCodec // by table name; nil until bound
+	prisoners *schemas.TopicCodec            // nomis.alertsync.prisoner_alerts
 	dlq       *schemas.TopicCodec
+	pending   map[string]Resync // prisoner resyncs recorded and not yet published, by prison number
 	nextStats time.Time
 	streaming bool          // the current session reached the capture loop
 	patience  time.Duration // wait for a batch's acknowledgements before reporting degraded
@@ -226,6 +234,12 @@ func (c *Capture) session(ctx context.Context, h *sql.DB) error {
 	if err != nil {
 		return err
 	}
+	if err := c.loadPending(ctx, conn); err != nil {
+		return err
+	}
+	if err := c.maybeInitialLoad(ctx, conn); err != nil {
+		return err
+	}
 	c.streaming = true
 	c.log.Info("capturing", "journal", c.dialect.JournalTable(), "dialect", c.dialect.Name(), "db", c.b.db)
 	c.setState(admin.Running, "capturing")
@@ -280,11 +294,15 @@ func (c *Capture) bind(ctx context.Context) error {
 		}
 		bound[name] = tc
 	}
+	prisoners, err := c.codec.Bind(ctx, schemas.TopicNOMISPrisonerAlerts)
+	if err != nil {
+		return wrap(schemas.TopicNOMISPrisonerAlerts, err)
+	}
 	dlq, err := c.codec.Bind(ctx, schemas.TopicDLQ)
 	if err != nil {
 		return wrap(schemas.TopicDLQ, err)
 	}
-	c.bound, c.dlq = bound, dlq
+	c.bound, c.prisoners, c.dlq = bound, prisoners, dlq
 	return nil
 }
 
@@ -292,7 +310,7 @@ func (c *Capture) bind(ctx context.Context) error {
 func (c *Capture) ensureTopics(ctx context.Context) error {
 	topics := c.cfg.Pipeline.Topics
 	return kafka.EnsureTopics(ctx, kadm.NewClient(c.deps.Kafka), topics.Specs(
-		kafka.NOMISOffenderAlerts, kafka.NOMISOffenderBookings, kafka.NOMISOffenders, kafka.DLQ)...)
+		kafka.NOMISOffenderAlerts, kafka.NOMISOffenderBookings, kafka.NOMISOffenders, kafka.NOMISPrisonerAlerts, kafka.DLQ)...)
 }
 
 // loop reads, publishes and deletes batches of journal rows in commit order:
@@ -331,6 +349,9 @@ func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 			return err
 		}
 		prev = cur
+		if err := c.resyncDue(ctx, conn); err != nil {
+			return err
+		}
 		if len(rows) > 0 {
 			delay = opts.PollMin
 			if len(rows) >= opts.BatchSize {
@@ -341,7 +362,14 @@ func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 			return err
 		}
 		prev = nil
-		woken, err := c.wait(ctx, w, delay)
+		if err := c.resyncDue(ctx, conn); err != nil {
+			return err
+		}
+		wait := delay
+		if due, ok := c.nextDue(); ok {
+			wait = max(0, min(wait, time.Until(due)))
+		}
+		woken, err := c.wait(ctx, w, wait)
 		if err != nil {
 			return err
 		}
@@ -482,6 +510,7 @@ type inflight struct {
 	last     JournalRow
 	counts   map[tableOp]int
 	dlqKinds map[string]int
+	resyncs  []Resync // prisoner resyncs the batch's rows call for
 }
 
 type tableOp struct{ table, op string }
@@ -523,14 +552,18 @@ func (c *Capture) send(ctx context.Context, conn *sql.Conn, rows []JournalRow) (
 	if err != nil {
 		return nil, err
 	}
+	resyncs, err := c.resyncsOf(ctx, conn, changes, contexts)
+	if err != nil {
+		return nil, err
+	}
 	outs := make([][]outRecord, len(rows))
 	recs := make([][]*kgo.Record, len(rows))
 	parallel(len(rows), func(i int) {
 		if changes[i] == nil {
 			return
 		}
-		outs[i] = c.b.records(changes[i], contexts, now)
-		recs[i], failures[i] = c.encode(outs[i])
+		outs[i] = c.b.records(changes[i], contexts)
+		recs[i], failures[i] = c.encode(outs[i], now)
 	})
 
 	ack := newBatchAck()
@@ -565,7 +598,7 @@ func (c *Capture) send(ctx context.Context, conn *sql.Conn, rows []JournalRow) (
 		ids[i] = rows[i].ID
 	}
 	return &inflight{ack: ack, ids: ids, oldest: rows[0].CommitTime, last: rows[len(rows)-1],
-		counts: counts, dlqKinds: dlqKinds}, nil
+		counts: counts, dlqKinds: dlqKinds, resyncs: resyncs}, nil
 }
 
 // finish waits until Kafka has acknowledged every record of a sent batch
@@ -581,9 +614,10 @@ func (c *Capture) finish(ctx context.Context, conn *sql.Conn, f *inflight) error
 	// a stop, finish the delete so that a clean stop repeats nothing.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Pipeline.Shutdown.Timeout)
 	defer cancel()
-	if err := c.dialect.Delete(dctx, conn, f.ids); err != nil {
+	if err := c.dialect.Delete(dctx, conn, f.ids, f.resyncs); err != nil {
 		return err
 	}
+	c.addPending(f.resyncs)
 	for k, n := range f.counts {
 		c.m.records.WithLabelValues(k.table, k.op).Add(float64(n))
 	}
@@ -619,19 +653,25 @@ func parallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// encode encodes the records of one journal row; an error is a *RowError of
-// kind KindEncode that names the topic, not the value.
-func (c *Capture) encode(outs []outRecord) ([]*kgo.Record, error) {
+// encode encodes records in the Confluent wire format under their topics'
+// registered schemas, directly (appendEnvelope; TestFastEncodingMatchesGoavro
+// holds it to goavro's encoding). An error is a *RowError of kind KindEncode.
+func (c *Capture) encode(outs []outRecord, now time.Time) ([]*kgo.Record, error) {
 	recs := make([]*kgo.Record, 0, len(outs))
-	for _, o := range outs {
+	for i := range outs {
+		o := &outs[i]
 		tc := c.bound[o.table.name]
-		var value any
-		if o.value != nil {
-			value = o.value
-		}
-		rec, err := tc.Record(o.key, value)
+		kh := avrobin.WireHeader(tc.Key.ID())
+		key, err := o.table.appendKey(append(make([]byte, 0, 32), kh[:]...), o.key)
 		if err != nil {
-			return nil, &RowError{Kind: KindEncode, Reason: "does not fit the Avro schema of " + tc.Topic}
+			return nil, err
+		}
+		rec := &kgo.Record{Topic: tc.Topic, Key: key}
+		if o.op != "" {
+			vh := avrobin.WireHeader(tc.Value.ID())
+			if rec.Value, err = c.b.appendEnvelope(append(make([]byte, 0, 1024), vh[:]...), o, now); err != nil {
+				return nil, err
+			}
 		}
 		recs = append(recs, rec)
 	}

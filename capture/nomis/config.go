@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alertsync/alertsync/internal/config"
+	"github.com/alertsync/alertsync/internal/db"
 	"github.com/alertsync/alertsync/internal/pipeline"
 )
 
@@ -19,17 +20,20 @@ type Config struct {
 }
 
 // Database is the "nomis" section (config.NOMIS), checked against the
-// dialects this build has.
+// dialect it names.
 type Database struct {
 	config.NOMIS `key:""`
 }
 
-// Validate refuses a dialect that is not built (the DSN is checked by
-// config.NOMIS).
+// Validate checks that nomis.dsn is a connect string of the dialect: an
+// Oracle one (not a PostgreSQL URL) for oracle; the PostgreSQL URL is
+// parsed when connecting. That the DSN is set is checked by config.NOMIS;
+// values outside the dialect key's enum are refused by the enum check.
 func (d *Database) Validate() error {
-	if _, ok := dialects[d.Dialect]; !ok && d.Dialect == "oracle" {
-		// Values outside the key's enum are refused by the enum check.
-		return &config.KeyError{Key: "dialect", Err: dialectError(d.Dialect)}
+	if d.Dialect == "oracle" && strings.TrimSpace(d.DSN) != "" {
+		if _, err := db.OracleParams(d.DSN, d.Password); err != nil {
+			return &config.KeyError{Key: "dsn", Err: err}
+		}
 	}
 	return nil
 }
@@ -40,10 +44,6 @@ func dialectError(name string) error {
 		have = append(have, n)
 	}
 	sort.Strings(have)
-	if name == "oracle" {
-		return fmt.Errorf("%w: the Oracle dialect of capture nomis is not built yet in this version; "+
-			"only the PostgreSQL stand-in of NOMIS can be captured (nomis.dialect=postgres)", ErrDialect)
-	}
 	return fmt.Errorf("%w: %q (this build has: %s)", ErrDialect, name, strings.Join(have, ", "))
 }
 
@@ -58,6 +58,8 @@ type Options struct {
 	Timezone       string        `key:"timezone" default:"Europe/London" doc:"Zone of the NOMIS DATE and TIMESTAMP columns; values are published in UTC."`
 	ConnectTimeout time.Duration `key:"connect_timeout" default:"30s" doc:"Timeout of one connection attempt to the NOMIS database."`
 	MaxBackoff     time.Duration `key:"max_backoff" default:"30s" doc:"Longest wait between reconnection attempts to NOMIS, Kafka or the registry."`
+	ResyncDelay    time.Duration `key:"resync_delay" default:"5s" doc:"How long a prisoner resync waits after the last change that calls for it (new booking, recall switch, booking moved, merge, booking copy) before its snapshot is read: the booking-copy inserts NOMIS makes after a new booking, possibly in later transactions, then fall inside the snapshot."`
+	InitialLoad    string        `key:"initial_load" default:"auto" enum:"auto,never" doc:"auto: on a start with no recorded initial load, publish every alert on current bookings as op r and one prisoner snapshot per prisoner before capturing changes (alertsync capture nomis --snapshot forces one). never: start capturing changes only."`
 }
 
 // maxBatchSize bounds capture.batch_size: a batch is held in memory and its
@@ -76,7 +78,7 @@ func (o *Options) Validate() error {
 	for _, d := range []struct {
 		key string
 		d   time.Duration
-	}{{"poll_min", o.PollMin}, {"poll_max", o.PollMax}, {"connect_timeout", o.ConnectTimeout}, {"max_backoff", o.MaxBackoff}} {
+	}{{"poll_min", o.PollMin}, {"poll_max", o.PollMax}, {"connect_timeout", o.ConnectTimeout}, {"max_backoff", o.MaxBackoff}, {"resync_delay", o.ResyncDelay}} {
 		if d.d <= 0 {
 			bad(d.key, "must be positive, got %s", d.d)
 		}

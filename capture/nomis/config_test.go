@@ -41,7 +41,7 @@ func TestConfigValidation(t *testing.T) {
 		key  string
 		want string
 	}{
-		{"oracle dialect not built", map[string]string{"ALERTSYNC_NOMIS_DIALECT": "oracle"}, "nomis.dialect", "the Oracle dialect of capture nomis is not built yet"},
+		{"oracle dialect with a PostgreSQL URL", map[string]string{"ALERTSYNC_NOMIS_DIALECT": "oracle"}, "nomis.dsn", "a PostgreSQL URL; give an Oracle connect string"},
 		{"unknown dialect", map[string]string{"ALERTSYNC_NOMIS_DIALECT": "mysql"}, "nomis.dialect", "want one of oracle, postgres"},
 		{"empty DSN", map[string]string{"ALERTSYNC_NOMIS_DSN": " "}, "nomis.dsn", "required"},
 		{"batch size 0", map[string]string{"ALERTSYNC_CAPTURE_BATCH_SIZE": "0"}, "capture.batch_size", "must be between 1 and 100000"},
@@ -75,9 +75,21 @@ func TestNewDialect(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "postgres", d.Name())
 	require.Equal(t, "alertsync.alertsync_journal", d.JournalTable())
-	_, err = NewDialect("oracle", Options{})
+	d, err = NewDialect("oracle", Options{})
+	require.NoError(t, err)
+	require.Equal(t, "oracle", d.Name())
+	require.Equal(t, "OMS_OWNER.ALERTSYNC_JOURNAL", d.JournalTable())
+	_, err = NewDialect("mysql", Options{})
 	require.ErrorIs(t, err, ErrDialect)
-	require.ErrorContains(t, err, "not built yet")
+	require.ErrorContains(t, err, `"mysql" (this build has: oracle, postgres)`)
+}
+
+func TestConfigOracleDSN(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(t, map[string]string{"ALERTSYNC_NOMIS_DIALECT": "oracle",
+		"ALERTSYNC_NOMIS_DSN": "alertsync_capture@nomis-db:1521/NOMIS"})
+	require.NoError(t, err)
+	require.Equal(t, "oracle", cfg.NOMIS.Dialect)
 }
 
 // TestNewNeedsABufferForABatch: a Kafka client whose buffer cannot hold a

@@ -10,7 +10,7 @@ import (
 )
 
 // Dialect is everything the capture says to the NOMIS database, for one kind
-// of database: the PostgreSQL stand-in (postgres.go) and, later, Oracle. All
+// of database: the PostgreSQL stand-in (postgres.go) and Oracle (oracle.go). All
 // SQL of a dialect lives in its own file; the capture itself runs no SQL.
 //
 // The capture calls the methods from one goroutine, on one *sql.Conn it
@@ -59,8 +59,45 @@ type Dialect interface {
 	// id of each key, as the database holds them now. Keys with no booking
 	// have zero AlertContext fields; every key is in the map.
 	AlertContexts(ctx context.Context, conn *sql.Conn, keys []AlertKey) (map[AlertKey]AlertContext, error)
-	// Delete removes published journal rows by journal id.
-	Delete(ctx context.Context, conn *sql.Conn, ids []int64) error
+	// Delete removes published journal rows by journal id and, in the same
+	// transaction, records the prisoner resyncs those rows call for: each
+	// Resync is stored as pending for its prison number, or, when one is
+	// pending already, moves its Due to the later of the two (debounce).
+	Delete(ctx context.Context, conn *sql.Conn, ids []int64, resyncs []Resync) error
+	// PendingResyncs returns every pending prisoner resync (read at start:
+	// the capture keeps them in memory afterwards).
+	PendingResyncs(ctx context.Context, conn *sql.Conn) ([]Resync, error)
+	// DoneResyncs removes the given pending resyncs once their snapshots are
+	// acknowledged, each only if its Due is still the one given (a resync
+	// re-armed meanwhile stays).
+	DoneResyncs(ctx context.Context, conn *sql.Conn, done []Resync) error
+	// PrisonNumbers returns the prison number (OFFENDERS.OFFENDER_ID_DISPLAY)
+	// of each of offenderIDs that exists now; others are left out.
+	PrisonNumbers(ctx context.Context, conn *sql.Conn, offenderIDs []int64) (map[int64]string, error)
+	// BeginSnapshot starts a read-only transaction on conn whose reads all
+	// see one consistent state of the database, and returns it with its
+	// position P: every journal row the transaction does not see has a
+	// position above P (Commit > P.Commit, or Commit = P.Commit and ID >
+	// P.ID), so a consumer that applies the snapshot and
+	// then every change positioned after P misses none. CommitTime is the time of the snapshot. The caller
+	// ends the transaction.
+	BeginSnapshot(ctx context.Context, conn *sql.Conn) (*sql.Tx, JournalKey, error)
+	// SnapshotJournal returns the ids of the journal rows tx sees: the
+	// changes its state reflects that are still in the journal.
+	SnapshotJournal(ctx context.Context, tx *sql.Tx) ([]int64, error)
+	// CurrentAlerts calls fn, in tx, for each alert on the current booking
+	// (BOOKING_SEQ = 1) of each prisoner of nos — of every prisoner that has
+	// a current booking when nos is nil — ordered by prison number, booking
+	// id and alert sequence. A prisoner whose current booking has no alert
+	// yields one PrisonerRow with a nil Alert; a prison number with no
+	// current booking yields nothing. fn must not keep the row it is given.
+	CurrentAlerts(ctx context.Context, tx *sql.Tx, nos []string, fn func(*PrisonerRow) error) error
+	// InitialLoad returns the recorded completion of the initial load; ok is
+	// false when there is none (the first start, or after a reset).
+	InitialLoad(ctx context.Context, conn *sql.Conn) (done InitialLoadState, ok bool, err error)
+	// RecordInitialLoad records a completed initial load, replacing any
+	// earlier record.
+	RecordInitialLoad(ctx context.Context, conn *sql.Conn, done InitialLoadState) error
 	// Backlog returns how many rows the journal holds and the commit time of
 	// the oldest (zero when empty).
 	Backlog(ctx context.Context, conn *sql.Conn) (rows int64, oldest time.Time, err error)
@@ -80,10 +117,10 @@ type Waiter interface {
 	Wait(ctx context.Context, timeout time.Duration) (bool, error)
 }
 
-// dialects are the dialects this build has, by nomis.dialect value. The
-// Oracle dialect is not built yet.
+// dialects are the dialects this build has, by nomis.dialect value.
 var dialects = map[string]func(Options) Dialect{
 	"postgres": func(o Options) Dialect { return newPostgres(o) },
+	"oracle":   func(o Options) Dialect { return newOracle(o) },
 }
 
 // NewDialect returns the dialect named by nomis.dialect.
@@ -131,6 +168,46 @@ type JournalKey struct {
 	CommitTime time.Time
 }
 
+// Resync is a pending prisoner resync: a snapshot of the alerts on the
+// current booking of OffenderNo, due at Due.
+type Resync struct {
+	// OffenderNo is the prison number (OFFENDER_ID_DISPLAY).
+	OffenderNo string
+	// Due is when the snapshot is to be read: the last change that called
+	// for it plus capture.resync_delay.
+	Due time.Time
+	// Reason is the first reason recorded for it (ReasonNewBooking, …).
+	Reason string
+}
+
+// PrisonerRow is one row of CurrentAlerts: an alert on a prisoner's current
+// booking.
+type PrisonerRow struct {
+	// OffenderNo is the prison number.
+	OffenderNo string
+	// BookID is the current booking's OFFENDER_BOOK_ID.
+	BookID int64
+	// Alert is the OFFENDER_ALERTS row as a JSON object in the journal's
+	// image format (lower-case column names, dates as ISO 8601 without zone),
+	// nil when the booking has no alert. Personal data: never log it.
+	Alert []byte
+	// DPSAlertID is the alert's DPS id from ALERTSYNC_ALERT_MAPPING, nil
+	// when unmapped.
+	DPSAlertID *string
+}
+
+// InitialLoadState is the record of a completed initial load.
+type InitialLoadState struct {
+	// Position is the snapshot position the load was read at.
+	Position JournalKey
+	// Alerts is how many alerts it published.
+	Alerts int64
+	// Prisoners is how many prisoner snapshots it published.
+	Prisoners int64
+	// CompletedAt is when it was acknowledged.
+	CompletedAt time.Time
+}
+
 // AlertKey is the primary key of OFFENDER_ALERTS.
 type AlertKey struct {
 	BookID int64
@@ -144,4 +221,21 @@ type AlertContext struct {
 	OffenderNo *string
 	BookingSeq *int32
 	DPSAlertID *string
+}
+
+// resyncColumns splits resyncs into column arrays for a bulk statement,
+// one entry per prison number (the latest Due, the first Reason).
+func resyncColumns(resyncs []Resync) (nos []string, dues []time.Time, reasons []string) {
+	at := make(map[string]int, len(resyncs))
+	for _, r := range resyncs {
+		if i, ok := at[r.OffenderNo]; ok {
+			if r.Due.After(dues[i]) {
+				dues[i] = r.Due
+			}
+			continue
+		}
+		at[r.OffenderNo] = len(nos)
+		nos, dues, reasons = append(nos, r.OffenderNo), append(dues, r.Due), append(reasons, r.Reason)
+	}
+	return nos, dues, reasons
 }

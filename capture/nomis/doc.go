@@ -33,6 +33,22 @@
 // ALERTSYNC_ALERT_MAPPING, looked up when the batch is captured (so "as
 // known when captured", not as of the change's commit).
 //
+// Prisoner resyncs (resync.go, snapshot.go): a change that makes NOMIS's
+// current-booking view authoritative for a prisoner (new current booking,
+// recall switch, booking moved, merge, booking copy) records a pending
+// resync in the same transaction as the journal delete; once
+// capture.resync_delay has passed without another such change for the
+// prisoner, the poller reads the alerts on the prisoner's current booking in
+// one snapshot transaction and publishes them as one record on
+// nomis.alertsync.prisoner_alerts (key: prison number), positioned so that
+// every change the read did not see comes after it.
+//
+// Initial load: on the first start (capture.initial_load=auto) or with
+// Capture.Snapshot, every alert on a current booking is published as op r
+// and every prisoner with a current booking gets a snapshot, all from one
+// snapshot transaction; the journal rows that transaction saw are then
+// deleted (folded into the load) and the rest published after it.
+//
 // Guarantees:
 //
 //   - Nothing lost. A journal row is deleted only after Kafka has
@@ -65,6 +81,7 @@
 // not recorded, an incompatible schema, a record Kafka refuses.
 //
 // All SQL is in the Dialect: postgres.go for the PostgreSQL stand-in of
-// NOMIS. The Oracle dialect is not built yet; nomis.dialect=oracle is
-// refused by validation.
+// NOMIS, oracle.go for Oracle (through godror; never run against a live
+// Oracle in this project's tests, which check its statements against a
+// recording driver).
 package nomis

@@ -41,7 +41,7 @@ func FuzzImage(f *testing.F) {
 			return
 		}
 		_, err = codec.BinaryFromNative(nil, map[string]any{
-			"before": nil, "after": schemas.OptRecord(alerts.rowType, rec), "op": "c", "ts_ms": int64(0),
+			"before": nil, "after": schemas.OptRecord(alerts.rowType, alerts.native(rec)), "op": "c", "ts_ms": int64(0),
 			"source": map[string]any{"version": "", "connector": "", "name": "", "ts_ms": int64(0), "snapshot": "false", "db": "",
 				"schema": "", "table": "", "txId": nil, "position": map[string]any{"commit": int64(0), "change": int64(0)},
 				"lsn": nil, "origin": nil, "sync": false},

@@ -101,6 +101,10 @@ func newBareHarnessOn(t *testing.T, db *pgtest.DB) *harness {
 	h.cfg.Pipeline.Shutdown.Timeout = 10 * time.Second
 	h.cfg.Capture.PollMax = 200 * time.Millisecond
 	h.cfg.Capture.MaxBackoff = 2 * time.Second
+	// Change-capture tests start without an initial load (it would fold the
+	// changes they make before starting); the snapshot tests turn it on.
+	h.cfg.Capture.InitialLoad = "never"
+	h.cfg.Capture.ResyncDelay = 300 * time.Millisecond
 	require.NoError(t, config.Validate(&h.cfg))
 	return h
 }
@@ -271,6 +275,24 @@ func (r *running) exited(t *testing.T, timeout time.Duration) error {
 func (h *harness) journalRows(t *testing.T) int {
 	t.Helper()
 	return pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alertsync.alertsync_journal")
+}
+
+// waitReadable waits until every journal row is below the commit horizon
+// of a journal read (capture.settle behind the commit), so that a capture
+// started now reads them all in its first batch.
+func (h *harness) waitReadable(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if pgtest.QueryValue[bool](t, h.db, `SELECT (SELECT count(*) FROM alertsync.alertsync_journal_read(1000000, $1::interval))
+			 = (SELECT count(*) FROM alertsync.alertsync_journal)`, h.cfg.Capture.Settle.String()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("journal rows still above the commit horizon after %s", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitCaughtUp waits until the journal is empty: every change committed

@@ -111,12 +111,12 @@ type faultyDialect struct {
 
 var errInjected = errors.New("injected: connection lost")
 
-func (f *faultyDialect) Delete(ctx context.Context, conn *sql.Conn, ids []int64) error {
+func (f *faultyDialect) Delete(ctx context.Context, conn *sql.Conn, ids []int64, resyncs []Resync) error {
 	f.deletes.Add(1)
 	if f.failDeletes.Add(-1) >= 0 {
 		return errInjected
 	}
-	return f.Dialect.Delete(ctx, conn, ids)
+	return f.Dialect.Delete(ctx, conn, ids, resyncs)
 }
 
 // TestAcknowledgedButNotDeletedRepeats: when the journal delete after
@@ -128,6 +128,7 @@ func TestAcknowledgedButNotDeletedRepeats(t *testing.T) {
 	h := newHarness(t)
 	h.fixture(t)
 	h.inSession(t, nil, insertAlert(10, 1), insertAlert(10, 2), "UPDATE oms_owner.offender_alerts SET comment_text = 'u' WHERE offender_book_id = 10")
+	h.waitReadable(t, 10*time.Second) // one first batch
 	f := &faultyDialect{Dialect: newPostgres(h.cfg.Capture)}
 	f.failDeletes.Store(1)
 	r := h.start(t, func(c *Config, d *Deps) {
@@ -434,4 +435,31 @@ func TestMetrics(t *testing.T) {
 	require.True(t, strings.HasPrefix(r.c.comp.Status().Position, "commit "), r.c.comp.Status().Position)
 	require.NoError(t, r.stop(t))
 	require.Equal(t, admin.Stopped, r.c.comp.Status().State)
+}
+
+// TestWokenByNotify: with polls 30 s apart, a change is published within a
+// few seconds: the capture raises the listener flag while it waits, the
+// journal's writers notify it, and it lowers the flag when woken (so busy
+// writers do not notify a busy capture).
+func TestWokenByNotify(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.cfg.Capture.PollMin = 30 * time.Second
+	h.cfg.Capture.PollMax = 30 * time.Second
+	r := h.start(t)
+	r.waitRunning(t)
+	waiting := func() bool {
+		return pgtest.QueryValue[bool](t, h.db, "SELECT waiting FROM alertsync.alertsync_listener")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !waiting() {
+		require.True(t, time.Now().Before(deadline), "the capture never raised the listener flag")
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.fixture(t)
+	began := time.Now()
+	h.consume(t, 5, 10*time.Second, h.topic(TableOffenders), h.topic(TableOffenderBookings))
+	require.Less(t, time.Since(began), 5*time.Second, "published long before the next poll")
+	// Woken, it lowered the flag, then raised it again to wait.
+	require.Positive(t, h.metric(t, "alertsync_capture_nomis_records_total", map[string]string{"table": TableOffenders, "op": "c"}).GetCounter().GetValue())
 }

@@ -10,6 +10,11 @@ type metrics struct {
 	pollDuration prometheus.Histogram   // seconds
 	dlq          *prometheus.CounterVec // kind
 	errors       *prometheus.CounterVec // kind
+
+	snapshots          *prometheus.CounterVec // reason
+	resyncPending      prometheus.Gauge
+	initialLoadAlerts  prometheus.Counter
+	initialLoadRunning prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,11 +42,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "errors_total",
-			Help: "Errors by kind: nomis, kafka and registry (outages, retried), fatal (the capture stops).",
+			Help: "Errors by kind: nomis, kafka and registry (outages, retried), snapshot (a prisoner snapshot withheld because an alert went to the DLQ), fatal (the capture stops).",
 		}, []string{"kind"}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "prisoner_snapshots_total",
+			Help: "Prisoner snapshots acknowledged by Kafka on nomis.alertsync.prisoner_alerts, by reason (INITIAL_LOAD, NEW_BOOKING, BOOKING_SWITCHED, BOOKING_MOVED, BOOKING_REMOVED, MERGE, BOOKING_COPY).",
+		}, []string{"reason"}),
+		resyncPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "resyncs_pending",
+			Help: "Prisoner resyncs recorded and waiting for their snapshot (debounced by capture.resync_delay).",
+		}),
+		initialLoadAlerts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "initial_load_alerts_total",
+			Help: "Alerts produced as op r by initial loads (counted as produced: a load cut short is repeated whole).",
+		}),
+		initialLoadRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "initial_load_running",
+			Help: "1 while an initial load runs, else 0.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.backlog, m.lag, m.pollDuration, m.dlq, m.errors)
+		reg.MustRegister(m.records, m.backlog, m.lag, m.pollDuration, m.dlq, m.errors,
+			m.snapshots, m.resyncPending, m.initialLoadAlerts, m.initialLoadRunning)
 	}
 	return m
 }

@@ -141,21 +141,52 @@ func (p *postgres) Listen(ctx context.Context, conn *sql.Conn) (Waiter, error) {
 	if _, err := conn.ExecContext(ctx, "LISTEN "+pgChannel); err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", pgChannel, err)
 	}
+	// Not waiting yet (a capture that died waiting left the flag set).
+	if _, err := conn.ExecContext(ctx, pgNotWaiting); err != nil {
+		return nil, fmt.Errorf("clearing the journal's listener flag: %w", err)
+	}
 	return &pgWaiter{conn: conn, settle: p.opts.Settle}, nil
 }
 
-// pgWaiter waits for the journal's NOTIFY. PostgreSQL delivers it when the
-// writing transaction commits, which may be just before its commit time
-// falls below the read horizon: after a notification it waits
-// capture.settle more, so that the next Keys returns the announced rows.
+// The journal's writers notify only while the capture waits (migration
+// 0009, alertsync_listener).
+const (
+	pgWaiting    = "UPDATE alertsync.alertsync_listener SET waiting = true, since = clock_timestamp()"
+	pgNotWaiting = "UPDATE alertsync.alertsync_listener SET waiting = false, since = NULL"
+	pgHasRows    = "SELECT EXISTS (SELECT 1 FROM alertsync.alertsync_journal)"
+)
+
+// pgWaiter waits for the journal's NOTIFY. It raises the listener flag
+// first, so that writers notify, and lowers it when woken; between raising
+// it and waiting it checks the journal, since a writer that committed just
+// before the flag was up sent nothing. PostgreSQL delivers a notification
+// when the writing transaction commits, which may be just before its commit
+// time falls below the read horizon: after a wake-up it waits capture.settle
+// more, so that the next Keys returns the announced rows.
 type pgWaiter struct {
 	conn   *sql.Conn
 	settle time.Duration
 }
 
 func (w *pgWaiter) Wait(ctx context.Context, timeout time.Duration) (bool, error) {
-	woken := false
+	if _, err := w.conn.ExecContext(ctx, pgWaiting); err != nil {
+		return false, fmt.Errorf("raising the journal's listener flag: %w", err)
+	}
+	defer func() {
+		// Lowered even on a stop, so that writers stop notifying.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = w.conn.ExecContext(lctx, pgNotWaiting)
+	}()
+	var pending bool
+	if err := w.conn.QueryRowContext(ctx, pgHasRows).Scan(&pending); err != nil {
+		return false, fmt.Errorf("checking the journal before waiting: %w", err)
+	}
+	woken := pending
 	err := w.conn.Raw(func(dc any) error {
+		if pending {
+			return nil
+		}
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("waiting for %s: unexpected driver connection %T", pgChannel, dc)
@@ -189,7 +220,7 @@ func (w *pgWaiter) Wait(ctx context.Context, timeout time.Duration) (bool, error
 	select {
 	case <-ctx.Done():
 		return false, ctx.Err()
-	case <-time.After(w.settle):
+	case <-time.After(min(w.settle, timeout)):
 	}
 	return true, nil
 }
@@ -312,9 +343,215 @@ func (*postgres) AlertContexts(ctx context.Context, conn *sql.Conn, keys []Alert
 	return out, nil
 }
 
-func (*postgres) Delete(ctx context.Context, conn *sql.Conn, ids []int64) error {
-	if _, err := conn.ExecContext(ctx, "DELETE FROM alertsync.alertsync_journal WHERE journal_id = ANY($1::bigint[])", ids); err != nil {
+func (*postgres) Delete(ctx context.Context, conn *sql.Conn, ids []int64, resyncs []Resync) error {
+	const del = "DELETE FROM alertsync.alertsync_journal WHERE journal_id = ANY($1::bigint[])"
+	if len(resyncs) == 0 {
+		if _, err := conn.ExecContext(ctx, del, ids); err != nil {
+			return fmt.Errorf("deleting %d published journal rows: %w", len(ids), err)
+		}
+		return nil
+	}
+	nos, dues, reasons := resyncColumns(resyncs)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
 		return fmt.Errorf("deleting %d published journal rows: %w", len(ids), err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, del, ids); err != nil {
+		return fmt.Errorf("deleting %d published journal rows: %w", len(ids), err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO alertsync.alertsync_resync AS r (offender_no, due_at, reason)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[])
+		ON CONFLICT (offender_no) DO UPDATE SET due_at = greatest(r.due_at, excluded.due_at)`, nos, dues, reasons); err != nil {
+		return fmt.Errorf("recording %d prisoner resyncs: %w", len(nos), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("deleting %d published journal rows and recording resyncs: %w", len(ids), err)
+	}
+	return nil
+}
+
+func (*postgres) PendingResyncs(ctx context.Context, conn *sql.Conn) ([]Resync, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT offender_no, due_at, reason FROM alertsync.alertsync_resync ORDER BY due_at, offender_no")
+	if err != nil {
+		return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []Resync
+	for rows.Next() {
+		var r Resync
+		if err := rows.Scan(&r.OffenderNo, &r.Due, &r.Reason); err != nil {
+			return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
+	}
+	return out, nil
+}
+
+func (*postgres) DoneResyncs(ctx context.Context, conn *sql.Conn, done []Resync) error {
+	if len(done) == 0 {
+		return nil
+	}
+	nos, dues, _ := resyncColumns(done)
+	if _, err := conn.ExecContext(ctx, `DELETE FROM alertsync.alertsync_resync r
+		 USING unnest($1::text[], $2::timestamptz[]) AS d(no, due)
+		 WHERE r.offender_no = d.no AND r.due_at = d.due`, nos, dues); err != nil {
+		return fmt.Errorf("removing %d published prisoner resyncs: %w", len(done), err)
+	}
+	return nil
+}
+
+func (*postgres) PrisonNumbers(ctx context.Context, conn *sql.Conn, offenderIDs []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(offenderIDs))
+	if len(offenderIDs) == 0 {
+		return out, nil
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT offender_id::bigint, offender_id_display FROM oms_owner.offenders
+		 WHERE offender_id = ANY($1::numeric[])`, offenderIDs)
+	if err != nil {
+		return nil, fmt.Errorf("looking up prison numbers: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var (
+			id int64
+			no string
+		)
+		if err := rows.Scan(&id, &no); err != nil {
+			return nil, fmt.Errorf("looking up prison numbers: %w", err)
+		}
+		out[id] = no
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up prison numbers: %w", err)
+	}
+	return out, nil
+}
+
+// pgSnapshotPosition is the position of a repeatable-read transaction's
+// snapshot, run as its first statement (which takes the snapshot): the
+// horizon of alertsync_journal_read (0001). A transaction the snapshot does
+// not see commits at or after the horizon, so each of its journal rows is
+// positioned after (horizon, 0).
+const pgSnapshotPosition = `SELECT h.ts, (extract(epoch FROM h.ts) * 1000000)::bigint
+	  FROM (SELECT least(transaction_timestamp() - $1::interval,
+	                     (SELECT min(pg_xact_commit_timestamp(x::xid))
+	                        FROM pg_snapshot_xip(pg_current_snapshot()) AS x)) AS ts) h`
+
+func (p *postgres) BeginSnapshot(ctx context.Context, conn *sql.Conn) (*sql.Tx, JournalKey, error) {
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, JournalKey{}, fmt.Errorf("starting a snapshot: %w", err)
+	}
+	var pos JournalKey
+	if err := tx.QueryRowContext(ctx, pgSnapshotPosition, p.opts.Settle.String()).Scan(&pos.CommitTime, &pos.Commit); err != nil {
+		_ = tx.Rollback()
+		return nil, JournalKey{}, fmt.Errorf("starting a snapshot: %w", err)
+	}
+	return tx, pos, nil
+}
+
+func (*postgres) SnapshotJournal(ctx context.Context, tx *sql.Tx) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT journal_id FROM alertsync.alertsync_journal")
+	if err != nil {
+		return nil, fmt.Errorf("reading the journal of a snapshot: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("reading the journal of a snapshot: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the journal of a snapshot: %w", err)
+	}
+	return ids, nil
+}
+
+// pgCurrentAlerts lists the alerts on current bookings with their prison
+// numbers and DPS ids; $1 NULL for every prisoner. Only the narrow list of
+// current bookings is sorted (a sort of the alert rows with their JSON
+// spilled hundreds of MB to disk on a million alerts); each booking's
+// alerts then come by the primary key in ALERT_SEQ order, in a nested loop
+// that keeps the bookings' order (OFFSET 0 keeps both subqueries from being
+// flattened into a join the planner could reorder). The capture checks that
+// each prisoner's rows come together.
+const pgCurrentAlerts = `SELECT k.no, k.book::bigint, to_json(a),
+	       (SELECT m.dps_alert_id::text FROM alertsync.alertsync_alert_mapping m
+	         WHERE m.offender_book_id = a.offender_book_id AND m.alert_seq = a.alert_seq)
+	  FROM (SELECT o.offender_id_display AS no, b.offender_book_id AS book
+	          FROM oms_owner.offender_bookings b
+	          JOIN oms_owner.offenders o ON o.offender_id = b.offender_id
+	         WHERE b.booking_seq = 1 AND ($1::text[] IS NULL OR o.offender_id_display = ANY($1::text[]))
+	         ORDER BY 1, 2 OFFSET 0) k
+	  LEFT JOIN LATERAL (SELECT * FROM oms_owner.offender_alerts x
+	                      WHERE x.offender_book_id = k.book ORDER BY x.alert_seq OFFSET 0) a ON true`
+
+func (*postgres) CurrentAlerts(ctx context.Context, tx *sql.Tx, nos []string, fn func(*PrisonerRow) error) error {
+	var arg any // NULL: every prisoner
+	if nos != nil {
+		arg = nos
+	}
+	rows, err := tx.QueryContext(ctx, pgCurrentAlerts, arg)
+	if err != nil {
+		return fmt.Errorf("reading alerts on current bookings: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var (
+		r     PrisonerRow
+		alert sql.RawBytes
+		id    sql.NullString
+	)
+	for rows.Next() {
+		if err := rows.Scan(&r.OffenderNo, &r.BookID, &alert, &id); err != nil {
+			return fmt.Errorf("reading alerts on current bookings: %w", err)
+		}
+		r.Alert = nil
+		if alert != nil {
+			r.Alert = alert
+		}
+		r.DPSAlertID = nil
+		if id.Valid {
+			r.DPSAlertID = &id.String
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading alerts on current bookings: %w", err)
+	}
+	return nil
+}
+
+func (*postgres) InitialLoad(ctx context.Context, conn *sql.Conn) (InitialLoadState, bool, error) {
+	var s InitialLoadState
+	err := conn.QueryRowContext(ctx, `SELECT position_commit, position_change, alerts, prisoners, completed_at
+		  FROM alertsync.alertsync_capture_state WHERE name = 'initial_load'`).
+		Scan(&s.Position.Commit, &s.Position.ID, &s.Alerts, &s.Prisoners, &s.CompletedAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return InitialLoadState{}, false, nil
+	case err != nil:
+		return InitialLoadState{}, false, fmt.Errorf("reading the initial load's record: %w", err)
+	}
+	return s, true, nil
+}
+
+func (*postgres) RecordInitialLoad(ctx context.Context, conn *sql.Conn, s InitialLoadState) error {
+	if _, err := conn.ExecContext(ctx, `INSERT INTO alertsync.alertsync_capture_state AS c
+		  (name, position_commit, position_change, alerts, prisoners, completed_at)
+		VALUES ('initial_load', $1, $2, $3, $4, $5)
+		ON CONFLICT (name) DO UPDATE SET position_commit = excluded.position_commit, position_change = excluded.position_change,
+		  alerts = excluded.alerts, prisoners = excluded.prisoners, completed_at = excluded.completed_at`,
+		s.Position.Commit, s.Position.ID, s.Alerts, s.Prisoners, s.CompletedAt); err != nil {
+		return fmt.Errorf("recording the initial load: %w", err)
 	}
 	return nil
 }

@@ -3,10 +3,11 @@ package nomis
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"regexp"
+	"slices"
 	"time"
 
+	"github.com/alertsync/alertsync/internal/avrobin"
 	"github.com/alertsync/alertsync/schemas"
 )
 
@@ -15,6 +16,7 @@ const (
 	opCreate = "c"
 	opUpdate = "u"
 	opDelete = "d"
+	opRead   = "r" // a row of the initial load's snapshot
 )
 
 // builder turns journal rows into change records: pure, no I/O.
@@ -30,16 +32,35 @@ type change struct {
 	row           *JournalRow
 	table         *table
 	op            string
-	before, after map[string]any // row records; nil when the op has none
+	before, after row // nil when the op has none
 }
 
-// outRecord is one record to produce: a change of table (or its tombstone,
-// value nil) with its key, as Avro natives.
+// origin is the source of a record: a journal row, or a snapshot read.
+type origin struct {
+	pos        JournalKey // source.position (Commit, ID) and commit time
+	txID       string
+	session    bool // a writing session is known (journal rows): the record carries it
+	module     *string
+	additional *string
+	user       *string
+	snapshot   bool // read from a snapshot: source.snapshot "true"
+}
+
+// originOf is the origin of the records of a journal row.
+func originOf(r *JournalRow) *origin {
+	return &origin{pos: JournalKey{ID: r.ID, Commit: r.Commit, CommitTime: r.CommitTime}, txID: r.TxID,
+		session: true, module: r.Module, additional: r.AdditionalInfo, user: r.User}
+}
+
+// outRecord is one record to produce: a change of table, or its tombstone
+// (op "").
 type outRecord struct {
-	table *table
-	op    string // c, u, d; "" for a tombstone
-	key   map[string]any
-	value map[string]any
+	table         *table
+	op            string // c, u, d, r; "" for a tombstone
+	key           row    // key values (table.keyOf)
+	before, after row
+	src           *origin
+	context       AlertContext // offender_alerts only
 }
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_$#]{0,127}$`)
@@ -96,17 +117,18 @@ func (ch *change) alertKeys() []AlertKey {
 		return nil
 	}
 	var out []AlertKey
-	for _, rec := range []map[string]any{ch.before, ch.after} {
-		if rec != nil {
-			out = append(out, alertKeyOf(ch.table.keyOf(rec)))
+	for _, r := range []row{ch.before, ch.after} {
+		if r != nil {
+			out = append(out, ch.table.alertKey(r))
 		}
 	}
 	return out
 }
 
-func alertKeyOf(key map[string]any) AlertKey {
-	book, _ := key["offender_book_id"].(int64)
-	seq, _ := key["alert_seq"].(int32)
+// alertKey returns the key of an OFFENDER_ALERTS row.
+func (t *table) alertKey(r row) AlertKey {
+	book, _ := t.get(r, "offender_book_id").(int64)
+	seq, _ := t.get(r, "alert_seq").(int32)
 	return AlertKey{BookID: book, Seq: seq}
 }
 
@@ -114,77 +136,77 @@ func alertKeyOf(key map[string]any) AlertKey {
 // create; an update one update, or, when it changes the primary key, a
 // delete and tombstone of the old key then a create of the new one (as
 // Debezium does); a delete is a delete and its tombstone. contexts holds the
-// alert contexts of the batch (AlertContexts); now is the capture time.
-func (b *builder) records(ch *change, contexts map[AlertKey]AlertContext, now time.Time) []outRecord {
+// alert contexts of the batch (AlertContexts).
+func (b *builder) records(ch *change, contexts map[AlertKey]AlertContext) []outRecord {
 	t := ch.table
-	src := b.source(t, ch.row)
-	session := schemas.OptRecord(schemas.TypeNOMISSession, map[string]any{
-		"module":          schemas.OptString(ch.row.Module),
-		"additional_info": schemas.OptString(ch.row.AdditionalInfo),
-		"user":            schemas.OptString(ch.row.User),
-	})
-	envelope := func(op string, before, after map[string]any, key map[string]any) map[string]any {
-		v := map[string]any{
-			"before":  schemas.OptRecord(t.rowType, before),
-			"after":   schemas.OptRecord(t.rowType, after),
-			"source":  src,
-			"op":      op,
-			"ts_ms":   now.UnixMilli(),
-			"session": session,
+	src := originOf(ch.row)
+	rec := func(op string, before, after row) outRecord {
+		o := outRecord{table: t, op: op, before: before, after: after, src: src}
+		img := after
+		if img == nil {
+			img = before
 		}
-		if t.name == TableOffenderAlerts {
-			c := contexts[alertKeyOf(key)]
-			v["context"] = schemas.OptRecord(schemas.TypeNOMISAlertContext, map[string]any{
-				"offender_no":  schemas.OptString(c.OffenderNo),
-				"booking_seq":  schemas.OptInt(c.BookingSeq),
-				"dps_alert_id": schemas.OptString(c.DPSAlertID),
-			})
+		o.key = t.keyOf(img)
+		if t.context {
+			o.context = contexts[t.alertKey(img)]
 		}
-		return v
+		return o
 	}
-	deleteOf := func(before map[string]any) []outRecord {
-		key := t.keyOf(before)
-		return []outRecord{
-			{table: t, op: opDelete, key: key, value: envelope(opDelete, before, nil, key)},
-			{table: t, key: key},
-		}
+	deleteOf := func(before row) []outRecord {
+		d := rec(opDelete, before, nil)
+		return []outRecord{d, {table: t, key: d.key}}
 	}
 	switch ch.op {
 	case opCreate:
-		key := t.keyOf(ch.after)
-		return []outRecord{{table: t, op: opCreate, key: key, value: envelope(opCreate, nil, ch.after, key)}}
+		return []outRecord{rec(opCreate, nil, ch.after)}
 	case opDelete:
 		return deleteOf(ch.before)
 	}
-	oldKey, newKey := t.keyOf(ch.before), t.keyOf(ch.after)
-	if !reflect.DeepEqual(oldKey, newKey) {
-		return append(deleteOf(ch.before),
-			outRecord{table: t, op: opCreate, key: newKey, value: envelope(opCreate, nil, ch.after, newKey)})
+	if !slices.Equal(t.keyOf(ch.before), t.keyOf(ch.after)) {
+		return append(deleteOf(ch.before), rec(opCreate, nil, ch.after))
 	}
-	return []outRecord{{table: t, op: opUpdate, key: newKey, value: envelope(opUpdate, ch.before, ch.after, newKey)}}
+	return []outRecord{rec(opUpdate, ch.before, ch.after)}
 }
 
-// source is the shared Source block of a journal row.
-func (b *builder) source(t *table, r *JournalRow) map[string]any {
-	var txID *string
-	if r.TxID != "" {
-		txID = &r.TxID
+// appendEnvelope appends the Avro binary encoding of o's value (not a
+// tombstone) under its topic's envelope schema (the field layout is checked
+// against the schema by tableFromSchema); now is the capture time, ts_ms.
+func (b *builder) appendEnvelope(dst []byte, o *outRecord, now time.Time) ([]byte, error) {
+	t, src := o.table, o.src
+	var err error
+	for _, r := range []row{o.before, o.after} {
+		if r == nil {
+			dst = append(dst, avrobin.Null)
+			continue
+		}
+		if dst, err = t.appendRow(append(dst, avrobin.NotNull), r); err != nil {
+			return dst, err
+		}
 	}
-	return map[string]any{
-		"version":   b.version,
-		"connector": "oracle", // NOMIS is Oracle; the stand-in models it
-		"name":      "nomis",
-		"ts_ms":     r.CommitTime.UnixMilli(),
-		"snapshot":  "false",
-		"db":        b.db,
-		"schema":    "oms_owner",
-		"table":     t.name,
-		"txId":      schemas.OptString(txID),
-		"position":  map[string]any{"commit": r.Commit, "change": r.ID},
-		"lsn":       nil,
-		"origin":    schemas.OptString(r.Module),
-		"sync":      r.Module != nil && *r.Module == SyncModule,
+	dst = b.appendSource(dst, "oms_owner", t.name, src)
+	// op, ts_ms, session.
+	dst = avrobin.AppendString(dst, o.op)
+	dst = avrobin.AppendLong(dst, now.UnixMilli())
+	if src.session {
+		dst = append(dst, avrobin.NotNull)
+		dst = avrobin.AppendOptString(dst, src.module)
+		dst = avrobin.AppendOptString(dst, src.additional)
+		dst = avrobin.AppendOptString(dst, src.user)
+	} else {
+		dst = append(dst, avrobin.Null)
 	}
+	if t.context {
+		c := o.context
+		dst = append(dst, avrobin.NotNull)
+		dst = avrobin.AppendOptString(dst, c.OffenderNo)
+		if c.BookingSeq != nil {
+			dst = avrobin.AppendLong(append(dst, avrobin.NotNull), int64(*c.BookingSeq))
+		} else {
+			dst = append(dst, avrobin.Null)
+		}
+		dst = avrobin.AppendOptString(dst, c.DPSAlertID)
+	}
+	return dst, nil
 }
 
 // StageCapture is the DLQ stage of the NOMIS capture.

@@ -99,11 +99,11 @@ func TestRecords(t *testing.T) {
 			t.Parallel()
 			ch, err := b.decode(&tt.row)
 			require.NoError(t, err)
-			outs := b.records(ch, contexts, now)
+			outs := b.records(ch, contexts)
 			require.Len(t, outs, len(tt.want))
 			keyCodec, valueCodec := codecs(t, outs[0].table.topic)
 			for i, o := range outs {
-				k := roundTrip(t, keyCodec, o.key)
+				k, v := decodeOut(t, b, keyCodec, valueCodec, &o, now)
 				var parts []string
 				for _, n := range []string{"offender_id", "offender_book_id", "alert_seq"} {
 					if v, ok := k[n]; ok {
@@ -112,12 +112,11 @@ func TestRecords(t *testing.T) {
 				}
 				require.Equal(t, tt.want[i].key, strings.Join(parts, "/"), "record %d key", i)
 				if tt.want[i].op == "tombstone" {
-					require.Nil(t, o.value)
+					require.Nil(t, v)
 					require.Empty(t, o.op)
 					continue
 				}
 				require.Equal(t, tt.want[i].op, o.op)
-				v := roundTrip(t, valueCodec, o.value)
 				require.Equal(t, tt.want[i].op, v["op"])
 				require.Equal(t, now.UnixMilli(), v["ts_ms"])
 				x := rec{Key: k, Value: v}
@@ -170,6 +169,29 @@ func TestRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decodeOut encodes o as the capture does and decodes key and value back
+// with goavro; value is nil for a tombstone.
+func decodeOut(t *testing.T, b *builder, keyCodec, valueCodec *goavro.Codec, o *outRecord, now time.Time) (key, value map[string]any) {
+	t.Helper()
+	kb, err := o.table.appendKey(nil, o.key)
+	require.NoError(t, err)
+	decode := func(c *goavro.Codec, data []byte) map[string]any {
+		native, rest, err := c.NativeFromBinary(data)
+		require.NoError(t, err)
+		require.Empty(t, rest)
+		m, ok := native.(map[string]any)
+		require.True(t, ok)
+		return m
+	}
+	key = decode(keyCodec, kb)
+	if o.op == "" {
+		return key, nil
+	}
+	vb, err := b.appendEnvelope(nil, o, now)
+	require.NoError(t, err)
+	return key, decode(valueCodec, vb)
 }
 
 func deref(p *string) any {

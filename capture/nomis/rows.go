@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
+	"github.com/alertsync/alertsync/internal/avrobin"
 	"github.com/alertsync/alertsync/schemas"
 )
 
@@ -69,7 +71,12 @@ type table struct {
 	columns []column
 	index   map[string]int // column index by name
 	key     []int          // index in columns of each key field, in key order
+	context bool           // the envelope ends with the alert context
 }
+
+// envelopeFields are the fields of a change topic's envelope, in the order
+// appendEnvelope writes them; the alerts' envelope adds "context".
+var envelopeFields = []string{"before", "after", "source", "op", "ts_ms", "session"}
 
 // loadTables derives the captured tables from the embedded schemas.
 func loadTables() (map[string]*table, error) {
@@ -101,8 +108,13 @@ func tableFromSchema(name string, tp schemas.Topic) (*table, error) {
 	if err := json.Unmarshal([]byte(tp.Key.Schema), &key); err != nil {
 		return nil, err
 	}
-	if len(env.Fields) == 0 || env.Fields[0].Name != "before" {
-		return nil, errors.New("envelope does not start with before")
+	names := make([]string, len(env.Fields))
+	for i, f := range env.Fields {
+		names[i] = f.Name
+	}
+	hasContext := slices.Equal(names, append(slices.Clip(envelopeFields), "context"))
+	if !hasContext && !slices.Equal(names, envelopeFields) {
+		return nil, fmt.Errorf("envelope fields %v are not the ones the capture encodes (%v, optionally context)", names, envelopeFields)
 	}
 	var before []json.RawMessage
 	if err := json.Unmarshal(env.Fields[0].Type, &before); err != nil || len(before) != 2 {
@@ -117,7 +129,7 @@ func tableFromSchema(name string, tp schemas.Topic) (*table, error) {
 	if err := json.Unmarshal(before[1], &row); err != nil {
 		return nil, err
 	}
-	t := &table{name: name, topic: tp.Name, rowType: tp.RowType, index: map[string]int{}}
+	t := &table{name: name, topic: tp.Name, rowType: tp.RowType, index: map[string]int{}, context: hasContext}
 	idx := t.index
 	for _, f := range row.Fields {
 		kind, nullable, err := fieldKind(f.Type)
@@ -177,12 +189,17 @@ func fieldKind(raw json.RawMessage) (colKind, bool, error) {
 	return 0, false, fmt.Errorf("unsupported type %s", raw)
 }
 
-// image converts one journal image (a JSON object, column → value) to the
-// Avro native row record of t. Columns the image lacks are null; keys the
-// table does not have are ignored (a column NOMIS added is not published
-// until the schema has it); of a key given twice the last counts. Errors are
-// *RowError and never quote a value.
-func (t *table) image(which string, raw []byte, loc *time.Location) (map[string]any, error) {
+// row is a decoded image of a table: one value per column, in column order.
+// nil is SQL NULL; other values are int64 (long), int32 (int), string, or
+// int64 microseconds since the epoch (timestamp), as column.value makes them.
+type row []any
+
+// image converts one journal image (a JSON object, column → value) to a row
+// of t. Columns the image lacks are null; keys the table does not have are
+// ignored (a column NOMIS added is not published until the schema has it);
+// of a key given twice the last counts. Errors are *RowError and never
+// quote a value.
+func (t *table) image(which string, raw []byte, loc *time.Location) (row, error) {
 	values := make([][]byte, len(t.columns))
 	err := scanObject(raw, func(key []byte, escaped bool, value []byte) error {
 		if !escaped {
@@ -209,7 +226,7 @@ func (t *table) image(which string, raw []byte, loc *time.Location) (map[string]
 		}
 		return nil, &RowError{Kind: KindMalformed, Image: which, Reason: "is not a JSON object"}
 	}
-	rec := make(map[string]any, len(t.columns))
+	r := make(row, len(t.columns))
 	for i, c := range t.columns {
 		v, err := c.value(values[i], loc)
 		if err != nil {
@@ -219,25 +236,102 @@ func (t *table) image(which string, raw []byte, loc *time.Location) (map[string]
 			}
 			return nil, err
 		}
-		switch {
-		case v == nil:
-			rec[c.name] = nil
-		case c.nullable:
-			rec[c.name] = schemas.Union(c.kind.branch(), v)
-		default:
-			rec[c.name] = v
-		}
+		r[i] = v
 	}
-	return rec, nil
+	return r, nil
 }
 
-// keyOf returns the key record of a row record made by image.
-func (t *table) keyOf(rec map[string]any) map[string]any {
-	k := make(map[string]any, len(t.key))
-	for _, i := range t.key {
-		k[t.columns[i].name] = rec[t.columns[i].name]
+// keyOf returns the key values of r, in key order.
+func (t *table) keyOf(r row) row {
+	k := make(row, len(t.key))
+	for j, i := range t.key {
+		k[j] = r[i]
 	}
 	return k
+}
+
+// get returns the value of column name in r; nil when NULL or when t has no
+// such column.
+func (t *table) get(r row, name string) any {
+	i, ok := t.index[name]
+	if !ok || r == nil {
+		return nil
+	}
+	return r[i]
+}
+
+// native returns r as goavro's native form of the row record (nil for a nil
+// row), for tests and tools; the capture encodes with appendRow.
+func (t *table) native(r row) map[string]any {
+	if r == nil {
+		return nil
+	}
+	rec := make(map[string]any, len(t.columns))
+	for i, c := range t.columns {
+		switch {
+		case r[i] == nil:
+			rec[c.name] = nil
+		case c.nullable:
+			rec[c.name] = schemas.Union(c.kind.branch(), r[i])
+		default:
+			rec[c.name] = r[i]
+		}
+	}
+	return rec
+}
+
+// nativeKey returns key values (keyOf) as goavro's native key record.
+func (t *table) nativeKey(k row) map[string]any {
+	rec := make(map[string]any, len(t.key))
+	for j, i := range t.key {
+		rec[t.columns[i].name] = k[j]
+	}
+	return rec
+}
+
+// appendRow appends the Avro binary encoding of the row record r, which
+// image made (so every value has its column's type).
+func (t *table) appendRow(b []byte, r row) ([]byte, error) {
+	for i, c := range t.columns {
+		v := r[i]
+		if c.nullable {
+			if v == nil {
+				b = append(b, avrobin.Null)
+				continue
+			}
+			b = append(b, avrobin.NotNull)
+		}
+		var ok bool
+		if b, ok = appendValue(b, v); !ok {
+			return b, &RowError{Kind: KindEncode, Column: c.name, Reason: fmt.Sprintf("holds a Go value of type %T", v)}
+		}
+	}
+	return b, nil
+}
+
+// appendKey appends the key record of key values (keyOf).
+func (t *table) appendKey(b []byte, k row) ([]byte, error) {
+	for j, v := range k {
+		var ok bool
+		if b, ok = appendValue(b, v); !ok {
+			return b, &RowError{Kind: KindEncode, Column: t.columns[t.key[j]].name, Reason: fmt.Sprintf("key holds a Go value of type %T", v)}
+		}
+	}
+	return b, nil
+}
+
+// appendValue appends one non-null column value; false for a value of
+// another type (image makes none).
+func appendValue(b []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case int64:
+		return avrobin.AppendLong(b, x), true
+	case int32:
+		return avrobin.AppendLong(b, int64(x)), true
+	case string:
+		return avrobin.AppendString(b, x), true
+	}
+	return b, false
 }
 
 // value converts the raw JSON value of c (valid JSON, checked by

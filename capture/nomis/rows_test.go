@@ -58,9 +58,10 @@ func TestTablesFromSchemas(t *testing.T) {
 
 func TestTableFromSchemaErrors(t *testing.T) {
 	t.Parallel()
+	rest := `,{"name":"after","type":"long"},{"name":"source","type":"long"},{"name":"op","type":"long"},{"name":"ts_ms","type":"long"},{"name":"session","type":"long"}`
 	topic := func(row, key string) schemas.Topic {
 		return schemas.Topic{Name: "x", RowType: "x.Value",
-			Value: schemas.Subject{Schema: `{"type":"record","name":"Envelope","fields":[{"name":"before","type":["null",{"type":"record","name":"Value","fields":[` + row + `]}]}]}`},
+			Value: schemas.Subject{Schema: `{"type":"record","name":"Envelope","fields":[{"name":"before","type":["null",{"type":"record","name":"Value","fields":[` + row + `]}]}` + rest + `]}`},
 			Key:   schemas.Subject{Schema: `{"type":"record","name":"Key","fields":[` + key + `]}`}}
 	}
 	tests := []struct {
@@ -73,6 +74,13 @@ func TestTableFromSchemaErrors(t *testing.T) {
 		{"key of another type", `{"name":"a","type":"long"}`, `{"name":"a","type":"int"}`, "key field a differs from its column"},
 		{"no key", `{"name":"a","type":"long"}`, ``, "no key fields"},
 	}
+	t.Run("envelope of another layout", func(t *testing.T) {
+		t.Parallel()
+		tp := topic(`{"name":"a","type":"long"}`, `{"name":"a","type":"long"}`)
+		tp.Value.Schema = strings.Replace(tp.Value.Schema, `"op"`, `"operation"`, 1)
+		_, err := tableFromSchema("x", tp)
+		require.ErrorContains(t, err, "envelope fields [before after source operation ts_ms session] are not the ones the capture encodes")
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -95,8 +103,9 @@ func TestImage(t *testing.T) {
 	t.Parallel()
 	loc := london(t)
 	alerts := mustTables(t)[TableOffenderAlerts]
-	rec, err := alerts.image("new_row", []byte(alertJSON), loc)
+	img, err := alerts.image("new_row", []byte(alertJSON), loc)
 	require.NoError(t, err)
+	rec := alerts.native(img)
 	utc := func(s string) int64 {
 		ts, err := time.Parse(time.RFC3339Nano, s)
 		require.NoError(t, err)
@@ -122,12 +131,12 @@ func TestImage(t *testing.T) {
 	require.Nil(t, rec["create_date"])
 	require.NotContains(t, rec, "column_added_later", "columns the schema lacks are not published")
 	require.Len(t, rec, len(alerts.columns))
-	require.Equal(t, map[string]any{"offender_book_id": int64(10), "alert_seq": int32(1)}, alerts.keyOf(rec))
+	require.Equal(t, map[string]any{"offender_book_id": int64(10), "alert_seq": int32(1)}, alerts.nativeKey(alerts.keyOf(img)))
 
 	// A nullable column absent from the image is null.
 	short, err := alerts.image("new_row", []byte(strings.Replace(alertJSON, `"caseload_id":null,`, "", 1)), loc)
 	require.NoError(t, err)
-	require.Nil(t, short["caseload_id"])
+	require.Nil(t, alerts.get(short, "caseload_id"))
 }
 
 func TestImageErrors(t *testing.T) {

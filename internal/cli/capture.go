@@ -63,6 +63,7 @@ func runCaptureDPS(ctx context.Context, args []string, _, errOut io.Writer) erro
 func runCaptureNOMIS(ctx context.Context, args []string, _, errOut io.Writer) error {
 	var cfg nomis.Config
 	fs := newFlagSet("capture nomis", errOut)
+	snapshot := fs.Bool("snapshot", false, "start with an initial load: publish every alert on current bookings (op r) and one prisoner snapshot per prisoner, then capture changes")
 	if _, err := loadConfig(fs, &cfg, args[1:], os.LookupEnv); err != nil {
 		return err
 	}
@@ -85,6 +86,7 @@ func runCaptureNOMIS(ctx context.Context, args []string, _, errOut io.Writer) er
 			if err != nil {
 				return fmt.Errorf("capture nomis: %w", err)
 			}
+			c.Snapshot = *snapshot
 			return c.Run(ctx)
 		})
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // TestCaptureSources: capture wants a known source, and capture nomis
-// refuses, before connecting anywhere, a dialect this build does not have.
+// refuses, before connecting anywhere, a configuration it cannot use.
 func TestCaptureSources(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -19,7 +19,7 @@ func TestCaptureSources(t *testing.T) {
 	}{
 		{"no source", []string{"capture"}, true, "want a source: dps or nomis"},
 		{"unknown source", []string{"capture", "oracle"}, true, `unknown source "oracle" (want dps or nomis)`},
-		{"nomis on oracle", []string{"capture", "nomis", "--nomis.dialect=oracle"}, false, "nomis.dialect: dialect not available: the Oracle dialect of capture nomis is not built yet"},
+		{"nomis on oracle with a PostgreSQL DSN", []string{"capture", "nomis", "--nomis.dialect=oracle"}, false, "nomis.dsn: parsing Oracle DSN \"postgres://alertsync@localhost:5433/nomis?sslmode=prefer\": a PostgreSQL URL"},
 		{"nomis with a bad batch size", []string{"capture", "nomis", "--capture.batch_size=0"}, false, "capture.batch_size: must be between 1 and 100000"},
 	}
 	for _, tt := range tests {

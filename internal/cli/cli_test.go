@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/alertsync/alertsync/internal/db"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 )
 
@@ -114,6 +116,43 @@ func TestMigrateUnreachableDatabase(t *testing.T) {
 	require.Error(t, err)
 	require.ErrorContains(t, err, "127.0.0.1:1")
 	require.NotContains(t, err.Error(), "pw-in-dsn")
+}
+
+// TestMigrateNOMISOracle: with nomis.dialect=oracle, migrate nomis opens
+// Oracle through godror (never PostgreSQL). No Oracle server can run here,
+// so what is checked is the way to it: the connect string is parsed as an
+// Oracle one, and a missing Oracle client library (libDir names an empty
+// directory, the only one ODPI-C then searches: the same with or without
+// Instant Client installed, and this machine has none) is an error that
+// names the library and how to install it.
+func TestMigrateNOMISOracle(t *testing.T) {
+	t.Parallel()
+	noClient := fmt.Sprintf(`--nomis.dsn=user="oms_owner" password="pw-in-dsn" connectString="127.0.0.1:1/NOMIS" libDir=%q`, t.TempDir())
+	tests := []struct {
+		name     string
+		args     []string
+		want     []string
+		noClient bool
+	}{
+		{"apply", []string{"migrate", "--nomis.dialect=oracle", noClient, "nomis"},
+			[]string{"migrate nomis: connecting to Oracle at \"127.0.0.1:1/NOMIS\" as \"oms_owner\"", db.OracleClientLibrary(), "Oracle Instant Client"}, true},
+		{"status", []string{"migrate", "--nomis.dialect=oracle", "--status", noClient, "nomis"},
+			[]string{db.OracleClientLibrary(), "Oracle Instant Client"}, true},
+		{"postgres url", []string{"migrate", "--nomis.dialect=oracle", "--nomis.dsn=postgres://alertsync:pw-in-dsn@127.0.0.1:1/nomis", "nomis"},
+			[]string{"a PostgreSQL URL; give an Oracle connect string"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, _, err := run(t, tt.args...)
+			require.Error(t, err)
+			for _, w := range tt.want {
+				require.ErrorContains(t, err, w)
+			}
+			require.Equal(t, tt.noClient, errors.Is(err, db.ErrOracleClient))
+			require.NotContains(t, err.Error(), "pw-in-dsn")
+		})
+	}
 }
 
 // TestBinaryExitCodes builds the real binary: 0 on success, 2 on a usage

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"os"
@@ -31,7 +32,7 @@ func runMigrate(ctx context.Context, args []string, out, errOut io.Writer) error
 	fs.Usage = func() {
 		// flag.FlagSet.Usage cannot return an error; its other output
 		// (PrintDefaults) discards write errors as well.
-		_, _ = fmt.Fprintf(errOut, "Usage: alertsync migrate [flags] <%s>\n\nApplies the sync-owned schema objects (never the service's own tables) as versioned migrations.\n\nFlags:\n", strings.Join(deploy.MigrationSets(), "|"))
+		_, _ = fmt.Fprintf(errOut, "Usage: alertsync migrate [flags] <%s>\n\nApplies the sync-owned schema objects (never the service's own tables) as versioned migrations.\nWith nomis.dialect=oracle, nomis gets the Oracle set (deploy/oracle/migrations) through godror:\nconnect as OMS_OWNER; Oracle Instant Client must be installed.\n\nFlags:\n", strings.Join(deploy.MigrationSets(), "|"))
 		fs.PrintDefaults()
 	}
 	rest, err := loadConfig(fs, &cfg, args, os.LookupEnv)
@@ -47,18 +48,31 @@ func runMigrate(ctx context.Context, args []string, out, errOut io.Writer) error
 		return usagef("migrate: %v", err)
 	}
 	log := service.NewLogger(cfg.Log, errOut)
-	dsn, pw := cfg.DPS.DSN, cfg.DPS.Password
-	if rest[0] == "nomis" {
-		dsn, pw = cfg.NOMIS.DSN, cfg.NOMIS.Password
+	var (
+		conn *sql.DB
+		opts []migrate.Option
+	)
+	switch {
+	case rest[0] == "nomis" && cfg.NOMIS.Dialect == "oracle":
+		// The Oracle version of the set, applied as OMS_OWNER
+		// (deploy/oracle/README.md) through godror.
+		if set, err = migrate.Load(set.Name, deploy.OracleMigrations()); err != nil {
+			return fmt.Errorf("migrate %s: %w", rest[0], err)
+		}
+		opts = append(opts, migrate.WithDialect(migrate.Oracle{}))
+		conn, err = db.OpenOracle(ctx, cfg.NOMIS.DSN, cfg.NOMIS.Password, cfg.ConnectTimeout)
+	case rest[0] == "nomis":
+		conn, err = db.OpenPostgres(ctx, cfg.NOMIS.DSN, cfg.NOMIS.Password, cfg.ConnectTimeout)
+	default:
+		conn, err = db.OpenPostgres(ctx, cfg.DPS.DSN, cfg.DPS.Password, cfg.ConnectTimeout)
 	}
-	conn, err := db.OpenPostgres(ctx, dsn, pw, cfg.ConnectTimeout)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", rest[0], err)
 	}
 	defer func() { _ = conn.Close() }()
 
 	if *status {
-		states, err := migrate.Status(ctx, conn, set)
+		states, err := migrate.Status(ctx, conn, set, opts...)
 		if err != nil {
 			return err
 		}
@@ -76,7 +90,7 @@ func runMigrate(ctx context.Context, args []string, out, errOut io.Writer) error
 		}
 		return nil
 	}
-	res, err := migrate.Up(ctx, conn, set, *target, migrate.WithLogger(log))
+	res, err := migrate.Up(ctx, conn, set, *target, append(opts, migrate.WithLogger(log))...)
 	if err != nil {
 		return err
 	}

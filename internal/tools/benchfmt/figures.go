@@ -35,6 +35,9 @@ var figures = []figure{
 	{Name: "capture.dps.encode_goavro", Pkg: "capture/dps", Bench: "BenchmarkEncodeEnvelope/goavro", Unit: "records/s"},
 	{Name: "capture.dps.decode", Pkg: "capture/dps", Bench: "BenchmarkDecode", Unit: "changes/s"},
 	{Name: "capture.nomis", Pkg: "capture/nomis", Bench: "BenchmarkCaptureNomis", Unit: "changes/s"},
-	{Name: "nomis.trigger_overhead", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/with", Unit: "changes/s", Ref: "nomis.no_trigger"},
-	{Name: "nomis.no_trigger", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/without", Unit: "changes/s"},
+	{Name: "capture.nomis.initial_load", Pkg: "capture/nomis", Bench: "BenchmarkInitialLoad", Unit: "alerts/s"},
+	{Name: "nomis.trigger_overhead", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/durable", Unit: "with_changes/s", Ref: "nomis.no_trigger"},
+	{Name: "nomis.no_trigger", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/durable", Unit: "without_changes/s"},
+	{Name: "nomis.trigger_overhead.nofsync", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/nofsync", Unit: "with_changes/s", Ref: "nomis.no_trigger.nofsync"},
+	{Name: "nomis.no_trigger.nofsync", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/nofsync", Unit: "without_changes/s"},
 }
