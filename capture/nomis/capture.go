@@ -240,10 +240,18 @@ func (c *Capture) session(ctx context.Context, h *sql.DB) error {
 	if err := c.maybeInitialLoad(ctx, conn); err != nil {
 		return err
 	}
+	// The second connection reads batches while the first deletes them.
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.Capture.ConnectTimeout)
+	rconn, err := h.Conn(rctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connecting to NOMIS (%s dialect): %w", c.dialect.Name(), err)
+	}
+	defer func() { _ = rconn.Close() }()
 	c.streaming = true
 	c.log.Info("capturing", "journal", c.dialect.JournalTable(), "dialect", c.dialect.Name(), "db", c.b.db)
 	c.setState(admin.Running, "capturing")
-	return c.loop(ctx, conn, w)
+	return c.loop(ctx, conn, rconn, w)
 }
 
 // lock takes the capture lock for the session, or waits for it with
@@ -315,25 +323,38 @@ func (c *Capture) ensureTopics(ctx context.Context) error {
 
 // loop reads, publishes and deletes batches of journal rows in commit order:
 // the next batch at once after a full one, else after a wake-up or the
-// adaptive poll interval. While Kafka acknowledges a full batch, the next one
-// is read, built and produced; batches are deleted one after the other, each
-// once its records are acknowledged.
-func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
+// adaptive poll interval. Reading a batch (the journal's order, its rows,
+// their alert contexts: database round trips) runs on rconn, a second
+// connection; while a full batch is encoded and produced and the previous
+// one awaits Kafka's acknowledgements and is deleted on conn, the next one
+// is already being read. Batches are deleted one after the other, each once
+// its records are acknowledged.
+func (c *Capture) loop(ctx context.Context, conn, rconn *sql.Conn, w Waiter) error {
 	opts := c.cfg.Capture
 	delay := opts.PollMin
 	var prev *inflight // the batch produced and not yet deleted, if any
 	var order keyList  // this session's commit order, paged through batch by batch
+	var ahead chan fetched
+	defer func() {
+		if ahead != nil {
+			<-ahead // rconn is closed after loop returns
+		}
+	}()
 	for {
 		if ctx.Err() != nil {
 			return c.finish(ctx, conn, prev)
 		}
 		c.stats(ctx, conn)
-		begin := time.Now()
-		rows, err := c.read(ctx, conn, &order, prev)
-		c.m.pollDuration.Observe(time.Since(begin).Seconds())
-		if err != nil {
-			return err
+		var f fetched
+		if ahead != nil {
+			f, ahead = <-ahead, nil
+		} else {
+			f = c.fetch(ctx, rconn, &order, prev.idSet())
 		}
+		if f.err != nil {
+			return f.err
+		}
+		rows := f.batch.rows
 		var cur *inflight
 		if len(rows) == 0 {
 			if prev == nil {
@@ -341,9 +362,23 @@ func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 			}
 		} else {
 			c.m.lag.Set(time.Since(rows[0].CommitTime).Seconds())
-			if cur, err = c.send(ctx, conn, rows); err != nil {
+			var err error
+			if cur, err = c.send(f.batch); err != nil {
 				return err
 			}
+		}
+		full := len(rows) >= opts.BatchSize
+		if full {
+			// Read the next batch while this one is produced and the
+			// previous one acknowledged and deleted.
+			skip := make(map[int64]struct{}, 2*opts.BatchSize)
+			for _, f := range []*inflight{prev, cur} {
+				for id := range f.idSet() {
+					skip[id] = struct{}{}
+				}
+			}
+			ahead = make(chan fetched, 1)
+			go func(ch chan<- fetched) { ch <- c.fetch(ctx, rconn, &order, skip) }(ahead)
 		}
 		if err := c.finish(ctx, conn, prev); err != nil {
 			return err
@@ -354,7 +389,7 @@ func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 		}
 		if len(rows) > 0 {
 			delay = opts.PollMin
-			if len(rows) >= opts.BatchSize {
+			if full {
 				continue
 			}
 		}
@@ -380,6 +415,59 @@ func (c *Capture) loop(ctx context.Context, conn *sql.Conn, w Waiter) error {
 			delay = min(delay*2, opts.PollMax)
 		}
 	}
+}
+
+// fetched is a batch read and decoded, or the error of reading it.
+type fetched struct {
+	batch *batch
+	err   error
+}
+
+// batch is a batch of journal rows read, decoded, with the alert contexts
+// and prisoner resyncs of its changes.
+type batch struct {
+	rows     []JournalRow
+	changes  []*change // nil where failures holds the row's error
+	failures []error
+	contexts map[AlertKey]AlertContext
+	resyncs  []Resync
+}
+
+// fetch reads the next batch on rconn (read), decodes it and looks up its
+// alert contexts and resyncs; skip holds the journal ids of batches read
+// but not yet deleted. It touches order and rconn only, so that it can run
+// while the loop finishes the previous batch on its own connection.
+func (c *Capture) fetch(ctx context.Context, rconn *sql.Conn, order *keyList, skip map[int64]struct{}) fetched {
+	begin := time.Now()
+	rows, err := c.read(ctx, rconn, order, skip)
+	c.m.pollDuration.Observe(time.Since(begin).Seconds())
+	if err != nil || len(rows) == 0 {
+		return fetched{batch: &batch{}, err: err}
+	}
+	b := &batch{rows: rows, changes: make([]*change, len(rows)), failures: make([]error, len(rows))}
+	parallel(len(rows), func(i int) {
+		b.changes[i], b.failures[i] = c.b.decode(&rows[i])
+	})
+	var keys []AlertKey
+	seen := map[AlertKey]bool{}
+	for _, ch := range b.changes {
+		if ch == nil {
+			continue
+		}
+		for _, k := range ch.alertKeys() {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	if b.contexts, err = c.dialect.AlertContexts(ctx, rconn, keys); err != nil {
+		return fetched{err: err}
+	}
+	if b.resyncs, err = c.resyncsOf(ctx, rconn, b.changes, b.contexts); err != nil {
+		return fetched{err: err}
+	}
+	return fetched{batch: b}
 }
 
 // maxKeys bounds the keys of one commit-order list: 100 batches of the
@@ -409,7 +497,7 @@ func (l *keyList) take(n int) []JournalKey {
 // taken, since rows leave the journal only once acknowledged), which are
 // skipped, and every other row in it comes after all rows of the old list
 // (see Dialect.Keys).
-func (c *Capture) read(ctx context.Context, conn *sql.Conn, order *keyList, prev *inflight) ([]JournalRow, error) {
+func (c *Capture) read(ctx context.Context, conn *sql.Conn, order *keyList, inflight map[int64]struct{}) ([]JournalRow, error) {
 	limit := c.cfg.Capture.BatchSize
 	keys := order.take(limit)
 	if len(keys) < limit {
@@ -421,10 +509,8 @@ func (c *Capture) read(ctx context.Context, conn *sql.Conn, order *keyList, prev
 		for _, k := range keys {
 			skip[k.ID] = struct{}{}
 		}
-		if prev != nil {
-			for id := range prev.idSet() {
-				skip[id] = struct{}{}
-			}
+		for id := range inflight {
+			skip[id] = struct{}{}
 		}
 		kept := fresh[:0]
 		for _, k := range fresh {
@@ -515,7 +601,12 @@ type inflight struct {
 
 type tableOp struct{ table, op string }
 
+// idSet returns the batch's journal ids as a set (empty for nil); it builds
+// it once.
 func (f *inflight) idSet() map[int64]struct{} {
+	if f == nil {
+		return map[int64]struct{}{}
+	}
 	if f.set == nil {
 		f.set = make(map[int64]struct{}, len(f.ids))
 		for _, id := range f.ids {
@@ -528,34 +619,9 @@ func (f *inflight) idSet() map[int64]struct{} {
 // send turns a batch of journal rows into records (or DLQ entries) and
 // produces them in commit order. Decoding and encoding, pure, run on every
 // CPU; producing keeps the rows' order.
-func (c *Capture) send(ctx context.Context, conn *sql.Conn, rows []JournalRow) (*inflight, error) {
+func (c *Capture) send(b *batch) (*inflight, error) {
 	now := time.Now()
-	changes := make([]*change, len(rows))
-	failures := make([]error, len(rows))
-	parallel(len(rows), func(i int) {
-		changes[i], failures[i] = c.b.decode(&rows[i])
-	})
-	var keys []AlertKey
-	seen := map[AlertKey]bool{}
-	for _, ch := range changes {
-		if ch == nil {
-			continue
-		}
-		for _, k := range ch.alertKeys() {
-			if !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-	}
-	contexts, err := c.dialect.AlertContexts(ctx, conn, keys)
-	if err != nil {
-		return nil, err
-	}
-	resyncs, err := c.resyncsOf(ctx, conn, changes, contexts)
-	if err != nil {
-		return nil, err
-	}
+	rows, changes, failures, contexts, resyncs := b.rows, b.changes, b.failures, b.contexts, b.resyncs
 	outs := make([][]outRecord, len(rows))
 	recs := make([][]*kgo.Record, len(rows))
 	parallel(len(rows), func(i int) {

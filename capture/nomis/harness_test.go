@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
@@ -405,16 +406,19 @@ func (h *harness) consume(t *testing.T, want int, timeout time.Duration, topics 
 }
 
 // consumeAll reads every record of topics up to their end offsets at the
-// call; use it once the capture has caught up (waitCaughtUp).
+// call (records produced meanwhile are left out), topic by topic, each in
+// partition and offset order; use it once the capture has caught up
+// (waitCaughtUp).
 func (h *harness) consumeAll(t *testing.T, topics ...string) []rec {
 	t.Helper()
-	_, n := topictest.Offsets(t, h.brokers, topics...)
-	if n == 0 {
-		return nil
+	adm := kadm.NewClient(kafkatest.Client(t, h.brokers))
+	rd := topictest.Reader{Brokers: h.brokers, Registry: h.srcl}
+	var out []rec
+	for _, topic := range topics {
+		ends := topictest.EndOffsets(context.Background(), t, adm, topic)
+		out = append(out, topictest.As[rec](rd.ToEnds(t, topic, ends))...)
 	}
-	recs := h.consume(t, int(n), 60*time.Second, topics...)
-	require.Len(t, recs, int(n), "records up to the end offsets of %v", topics)
-	return recs
+	return out
 }
 
 // metric returns the sample of the metric family name whose labels include

@@ -460,6 +460,6 @@ func TestWokenByNotify(t *testing.T) {
 	began := time.Now()
 	h.consume(t, 5, 10*time.Second, h.topic(TableOffenders), h.topic(TableOffenderBookings))
 	require.Less(t, time.Since(began), 5*time.Second, "published long before the next poll")
-	// Woken, it lowered the flag, then raised it again to wait.
+	h.waitCaughtUp(t, 10*time.Second)
 	require.Positive(t, h.metric(t, "alertsync_capture_nomis_records_total", map[string]string{"table": TableOffenders, "op": "c"}).GetCounter().GetValue())
 }

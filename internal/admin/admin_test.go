@@ -107,3 +107,18 @@ func TestListenErrorNamesTheKey(t *testing.T) {
 	require.ErrorContains(t, err, "admin.listen")
 	require.ErrorContains(t, err, addr)
 }
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	t.Parallel()
+	_, base, cancel, _ := start(t)
+	defer cancel()
+	code, _ := get(t, base+"/debug/pprof/")
+	require.Equal(t, http.StatusNotFound, code, "off by default")
+
+	s, base, cancel2, _ := start(t)
+	defer cancel2()
+	s.EnablePprof()
+	code, body := get(t, base+"/debug/pprof/")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "goroutine")
+}

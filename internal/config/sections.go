@@ -14,6 +14,7 @@ import (
 // Admin is the admin HTTP server of a long-running component.
 type Admin struct {
 	Listen string `key:"listen" default:"127.0.0.1:9464" doc:"Address of the admin HTTP server serving /metrics, /healthz and /readyz. Use :9464 to listen on every interface (containers)."`
+	Pprof  bool   `key:"pprof" default:"false" doc:"Also serve Go's runtime profiles under /debug/pprof/ (CPU, heap, goroutines) on the admin server, for performance work. They reveal no alert data but cost CPU while taken; keep the admin address private."`
 }
 
 // Validate checks the listen address.

@@ -50,6 +50,9 @@ type Body func(ctx context.Context, srv *admin.Server) error
 func Run(ctx context.Context, opts Options, body Body) error {
 	log := opts.Logger.With("component", opts.Name)
 	srv := admin.New(opts.Admin.Listen, opts.Drain, log)
+	if opts.Admin.Pprof {
+		srv.EnablePprof()
+	}
 
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAdmin()
