@@ -13,11 +13,15 @@ import (
 // of database: the PostgreSQL stand-in (postgres.go) and Oracle (oracle.go). All
 // SQL of a dialect lives in its own file; the capture itself runs no SQL.
 //
-// The capture calls the methods from one goroutine, on one *sql.Conn it
-// holds for a session: TryLock first, then Migrate (once per process, when
-// configured), Check, Listen, and then Keys, Rows, AlertContexts, Delete, Backlog
-// and the Waiter in a loop. Every method honours ctx. An error from a method
-// is an outage (retried with backoff) unless Permanent says otherwise.
+// A capture session holds two connections. On the first (the session's:
+// the lock is held on it) it calls TryLock, then Migrate (once per process,
+// when configured), Check, Listen, PendingResyncs and the snapshot methods,
+// and then Delete, DoneResyncs, Backlog and the Waiter in its loop; on the
+// second, from another goroutine and at the same time, Keys, Rows,
+// AlertContexts and PrisonNumbers, which read the next batch. No
+// connection is used by two goroutines at once. Every method honours ctx.
+// An error from a method is an outage (retried with backoff) unless
+// Permanent says otherwise.
 type Dialect interface {
 	// Name is the nomis.dialect value of the dialect.
 	Name() string
