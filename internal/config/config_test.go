@@ -274,7 +274,7 @@ func TestInlinedSection(t *testing.T) {
 	for _, f := range Fields(&c) {
 		keys = append(keys, f.Key)
 	}
-	require.Equal(t, []string{"admin.listen", "log.level", "log.format", "slot"}, keys)
+	require.Equal(t, []string{"admin.listen", "admin.pprof", "log.level", "log.format", "slot"}, keys)
 	var ke *KeyError
 	require.ErrorAs(t, Validate(&c), &ke)
 	require.Equal(t, "admin.listen", ke.Key)
