@@ -397,14 +397,6 @@ func ops(recs []rec) []string {
 	return out
 }
 
-// consume reads records of topics until want of them have arrived (or
-// timeout passes).
-func (h *harness) consume(t *testing.T, want int, timeout time.Duration, topics ...string) []rec {
-	t.Helper()
-	rd := topictest.Reader{Brokers: h.brokers, Registry: h.srcl}
-	return topictest.As[rec](rd.Until(t, want, timeout, topics...))
-}
-
 // consumeAll reads every record of topics up to their end offsets at the
 // call (records produced meanwhile are left out), topic by topic, each in
 // partition and offset order; use it once the capture has caught up

@@ -199,13 +199,13 @@ func TestResyncRecallSwitch(t *testing.T) {
 }
 
 // TestResyncSurvivesRestart: a resync recorded but not yet due when the
-// capture stops is published by the next capture.
+// capture stops is published by the next capture, once due.
 func TestResyncSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.fixture(t)
 	h.db.Exec(t, "DELETE FROM alertsync.alertsync_journal") // the fixture's resyncs are not this test's
-	h.cfg.Capture.ResyncDelay = 3 * time.Second
+	h.cfg.Capture.ResyncDelay = time.Hour
 	r := h.start(t)
 	r.waitRunning(t)
 	h.inSession(t, nil, "UPDATE oms_owner.offender_bookings SET booking_seq = CASE offender_book_id WHEN 10 THEN 2 ELSE 1 END WHERE offender_id = 1")
@@ -214,9 +214,17 @@ func TestResyncSurvivesRestart(t *testing.T) {
 	require.Equal(t, "A1234BC", pgtest.QueryValue[string](t, h.db, "SELECT offender_no FROM alertsync.alertsync_resync"))
 	require.Empty(t, h.consumeAll(t, h.prisonerTopic()), "not due before the stop")
 
+	// Time passes while no capture runs: the resync falls due.
+	h.db.Exec(t, "UPDATE alertsync.alertsync_resync SET due_at = now()")
 	r = h.start(t)
 	r.waitRunning(t)
 	got := h.snapshots(t, 0, 1, 500*time.Millisecond)
 	require.Len(t, got, 1)
 	require.Equal(t, []int64{11}, got[0].bookings)
+	h.waitCaughtUp(t, 10*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alertsync.alertsync_resync") != 0 {
+		require.True(t, time.Now().Before(deadline), "the published resync is still pending")
+		time.Sleep(20 * time.Millisecond)
+	}
 }
