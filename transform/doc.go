@@ -4,5 +4,7 @@
 // produces target commands in Kafka transactions (exactly-once, DESIGN.md
 // guarantee 1) and drops records the sync itself wrote (guarantee 3).
 //
-// Status: being built (issue 6); the rules exist, the stream loop does not.
+// Status: being built (issue 6). The rules (transform/rules) and the
+// decoding of change records into their inputs (transform/decode) exist;
+// the stream loop, reference data and direction switches do not.
 package transform
