@@ -71,6 +71,11 @@ type Capture struct {
 // lockRetry is the interval of lock attempts with capture.lock_wait.
 const lockRetry = time.Second
 
+// lockGrace is how long a capture without capture.lock_wait still tries for
+// the lock before it gives up: a predecessor that has just stopped (a
+// restart) may hold it until its database session has ended.
+const lockGrace = 5 * time.Second
+
 // kafkaPatience is how long the capture waits for a batch's
 // acknowledgements before it reports itself degraded.
 const kafkaPatience = 10 * time.Second
@@ -257,6 +262,7 @@ func (c *Capture) session(ctx context.Context, h *sql.DB) error {
 // lock takes the capture lock for the session, or waits for it with
 // capture.lock_wait.
 func (c *Capture) lock(ctx context.Context, conn *sql.Conn) error {
+	grace := time.Now().Add(lockGrace)
 	for {
 		ok, holder, err := c.dialect.TryLock(ctx, conn)
 		if err != nil {
@@ -267,6 +273,14 @@ func (c *Capture) lock(ctx context.Context, conn *sql.Conn) error {
 		}
 		if holder == "" {
 			holder = "a session that has just ended"
+		}
+		if !c.cfg.Capture.LockWait && time.Now().Before(grace) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(lockRetry / 4):
+			}
+			continue
 		}
 		if !c.cfg.Capture.LockWait {
 			return fmt.Errorf("%w %s (held by %s): only one capture nomis may run per NOMIS database; stop the other or set capture.lock_wait=true to wait for it",

@@ -28,8 +28,9 @@ import (
 // with, and its metrics.
 
 // TestSecondCaptureRefused: the journal's lock keeps a second capture from
-// running; it exits at once with ErrLocked, naming the holder and the way
-// to wait instead.
+// running; it exits with ErrLocked (after trying for lockGrace, which covers
+// a predecessor's session still ending), naming the holder and the way to
+// wait instead.
 func TestSecondCaptureRefused(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

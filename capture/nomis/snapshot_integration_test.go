@@ -104,6 +104,7 @@ func alertSQL(book, seq int, code string) string {
 func TestResyncNewBookingWithCopies(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
+	h.cfg.Capture.ResyncDelay = 2 * time.Second // the copy comes 100 ms later; a loaded machine may take a while to capture it
 	h.fixture(t)
 	h.inSession(t, nil, alertSQL(10, 1, "XA"), alertSQL(10, 2, "HA"), alertSQL(20, 1, "XA"))
 	base := h.startSettled(t)
