@@ -3,6 +3,7 @@ package nomis
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -243,3 +244,36 @@ func resyncColumns(resyncs []Resync) (nos []string, dues []time.Time, reasons []
 	}
 	return nos, dues, reasons
 }
+
+// querier is what both a connection and a transaction can run queries on.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// collect runs query on q and returns every row as scanned by scan; errors
+// say what was being read. The dialects share it for their list reads.
+func collect[T any](ctx context.Context, q querier, what string, scan func(*sql.Rows, *T) error, query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := scan(rows, &v); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// scanResync scans offender_no, due_at, reason.
+func scanResync(rows *sql.Rows, r *Resync) error { return rows.Scan(&r.OffenderNo, &r.Due, &r.Reason) }
+
+// scanID scans one id.
+func scanID(rows *sql.Rows, id *int64) error { return rows.Scan(id) }

@@ -671,23 +671,7 @@ func resyncRows(rs []Resync) []oraResync {
 }
 
 func (*oracle) PendingResyncs(ctx context.Context, conn *sql.Conn) ([]Resync, error) {
-	rows, err := conn.QueryContext(ctx, oraPendingResyncsSQL)
-	if err != nil {
-		return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []Resync
-	for rows.Next() {
-		var r Resync
-		if err := rows.Scan(&r.OffenderNo, &r.Due, &r.Reason); err != nil {
-			return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
-	}
-	return out, nil
+	return collect(ctx, conn, "pending prisoner resyncs", scanResync, oraPendingResyncsSQL)
 }
 
 func (*oracle) DoneResyncs(ctx context.Context, conn *sql.Conn, done []Resync) error {
@@ -761,23 +745,7 @@ func (*oracle) BeginSnapshot(ctx context.Context, conn *sql.Conn) (*sql.Tx, Jour
 }
 
 func (*oracle) SnapshotJournal(ctx context.Context, tx *sql.Tx) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, oraSnapshotJournalSQL)
-	if err != nil {
-		return nil, fmt.Errorf("reading the journal ids of a snapshot: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("reading the journal ids of a snapshot: %w", err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the journal ids of a snapshot: %w", err)
-	}
-	return out, nil
+	return collect(ctx, tx, "the journal ids of a snapshot", scanID, oraSnapshotJournalSQL)
 }
 
 func (*oracle) CurrentAlerts(ctx context.Context, tx *sql.Tx, nos []string, fn func(*PrisonerRow) error) error {

@@ -372,23 +372,8 @@ func (*postgres) Delete(ctx context.Context, conn *sql.Conn, ids []int64, resync
 }
 
 func (*postgres) PendingResyncs(ctx context.Context, conn *sql.Conn) ([]Resync, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT offender_no, due_at, reason FROM alertsync.alertsync_resync ORDER BY due_at, offender_no")
-	if err != nil {
-		return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []Resync
-	for rows.Next() {
-		var r Resync
-		if err := rows.Scan(&r.OffenderNo, &r.Due, &r.Reason); err != nil {
-			return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading pending prisoner resyncs: %w", err)
-	}
-	return out, nil
+	return collect(ctx, conn, "pending prisoner resyncs", scanResync,
+		"SELECT offender_no, due_at, reason FROM alertsync.alertsync_resync ORDER BY due_at, offender_no")
 }
 
 func (*postgres) DoneResyncs(ctx context.Context, conn *sql.Conn, done []Resync) error {
@@ -455,23 +440,7 @@ func (p *postgres) BeginSnapshot(ctx context.Context, conn *sql.Conn) (*sql.Tx, 
 }
 
 func (*postgres) SnapshotJournal(ctx context.Context, tx *sql.Tx) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT journal_id FROM alertsync.alertsync_journal")
-	if err != nil {
-		return nil, fmt.Errorf("reading the journal of a snapshot: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("reading the journal of a snapshot: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the journal of a snapshot: %w", err)
-	}
-	return ids, nil
+	return collect(ctx, tx, "the journal ids of a snapshot", scanID, "SELECT journal_id FROM alertsync.alertsync_journal")
 }
 
 // pgCurrentAlerts lists the alerts on current bookings with their prison
