@@ -22,6 +22,7 @@ import (
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/metrictest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
@@ -295,25 +296,5 @@ func unwrapUnion(v any) any {
 // labels, from the capture's admin registry; nil when there is none.
 func (h *harness) metric(t *testing.T, name string, labels map[string]string) *dto.Metric {
 	t.Helper()
-	mfs, err := h.admin.Registry().Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			return m
-		}
-	}
-	return nil
+	return metrictest.Find(t, h.admin.Registry(), name, labels)
 }
