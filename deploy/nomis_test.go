@@ -62,7 +62,7 @@ func TestMigrationSets(t *testing.T) {
 	for _, m := range set.Migrations {
 		names = append(names, m.Name)
 	}
-	require.Equal(t, []string{"journal", "journal_triggers", "alert_mapping", "consumer_offsets", "outcome_outbox", "dlq_holds", "journal_read_fast", "resync_and_state", "journal_trigger_cost"}, names)
+	require.Equal(t, []string{"journal", "journal_triggers", "alert_mapping", "consumer_offsets", "outcome_outbox", "dlq_holds", "journal_read_fast", "resync_and_state", "journal_trigger_cost", "wait_lock"}, names)
 }
 
 // nomisDB returns a database with the NOMIS stand-in, its reference codes
@@ -742,12 +742,28 @@ func TestNOMISJournalNotify(t *testing.T) {
 		return listener.WaitForNotification(ctx)
 	}
 
-	// While no capture waits (alertsync_listener.waiting false, as after
-	// the migrations), a journalled write notifies nobody.
+	// While no capture waits (nobody holds the wait lock), a journalled
+	// write notifies nobody.
 	inSession(t, db, nil, insertAlert(10, 5))
 	_, err = wait(300 * time.Millisecond)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "no notification while no capture waits")
-	db.Exec(t, "UPDATE alertsync.alertsync_listener SET waiting = true")
+
+	// A writer between its journal row and its commit holds the wait lock
+	// shared: a capture cannot start waiting (it would miss this writer's
+	// wake-up) until the writer has ended.
+	writer, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = writer.Exec(ctx, insertAlert(10, 6))
+	require.NoError(t, err)
+	var locked bool
+	require.NoError(t, listener.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", waitLockKey).Scan(&locked))
+	require.False(t, locked, "the wait lock is free while a journal writer is open")
+	require.NoError(t, writer.Commit(ctx))
+	_, err = wait(300 * time.Millisecond)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "no notification from a writer that saw no waiting capture")
+	// The capture now waits: it holds the lock exclusively.
+	require.NoError(t, listener.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", waitLockKey).Scan(&locked))
+	require.True(t, locked, "the wait lock is free once the writer has ended")
 
 	// A rolled-back write wakes nobody.
 	tx, err := db.Pool.Begin(ctx)
@@ -771,7 +787,18 @@ func TestNOMISJournalNotify(t *testing.T) {
 	inSession(t, db, nil, "UPDATE oms_owner.offender_bookings SET agy_loc_id = 'XXX' WHERE offender_book_id = 10")
 	_, err = wait(300 * time.Millisecond)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "no notification without a journal row")
+
+	// Once the capture has stopped waiting, writers are quiet again.
+	_, err = listener.Exec(ctx, "SELECT pg_advisory_unlock($1)", waitLockKey)
+	require.NoError(t, err)
+	inSession(t, db, nil, insertAlert(10, 7))
+	_, err = wait(300 * time.Millisecond)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "no notification after the capture stopped waiting")
 }
+
+// waitLockKey is the advisory lock a waiting capture holds (migration 0010;
+// capture/nomis pgWaitKey).
+const waitLockKey int64 = 7020111763708406132
 
 type orderedRow struct {
 	ID       int64
@@ -868,10 +895,10 @@ func TestNOMISJournalCommitOrder(t *testing.T) {
 // commit. The cluster has a synchronous standby name that no standby answers
 // to; sessions commit with synchronous_commit = local except T1.
 //
-// The journal's NOTIFY trigger is disabled here: NOTIFY's commit lock makes
-// notifying transactions commit one at a time (T2 would wait for T1), which
-// hides the race on the stand-in; the horizon must hold without it (Oracle
-// has no NOTIFY, and the trigger may go for throughput).
+// No capture waits here, so the writers send no NOTIFY: NOTIFY's commit
+// lock makes notifying transactions commit one at a time (T2 would wait for
+// T1), which would hide the race on the stand-in; the horizon must hold
+// without it (Oracle has no NOTIFY).
 func TestNOMISJournalReadWaitsForInvisibleCommit(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -883,7 +910,6 @@ func TestNOMISJournalReadWaitsForInvisibleCommit(t *testing.T) {
 	db := pgtest.NewDBOn(t, cluster)
 	setUpNOMIS(t, db)
 	nomisFixture(t, db)
-	db.Exec(t, "ALTER TABLE alertsync.alertsync_journal DISABLE TRIGGER alertsync_journal_notify")
 
 	t1, err := pgx.Connect(ctx, db.DSN)
 	require.NoError(t, err)

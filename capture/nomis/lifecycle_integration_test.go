@@ -439,9 +439,9 @@ func TestMetrics(t *testing.T) {
 }
 
 // TestWokenByNotify: with polls a minute apart, a change leaves the journal
-// (published and acknowledged) within seconds: the capture raises the
-// listener flag while it waits, the journal's writers notify it, and it
-// lowers the flag when woken (so busy writers do not notify a busy capture).
+// (published and acknowledged) within seconds: the capture holds the wait
+// lock while it waits, the journal's writers notify it, and it releases the
+// lock when woken (so busy writers do not notify a busy capture).
 func TestWokenByNotify(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -450,11 +450,13 @@ func TestWokenByNotify(t *testing.T) {
 	r := h.start(t)
 	r.waitRunning(t)
 	waiting := func() bool {
-		return pgtest.QueryValue[bool](t, h.db, "SELECT waiting FROM alertsync.alertsync_listener")
+		return pgtest.QueryValue[bool](t, h.db, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND mode = 'ExclusiveLock'
+			  AND ((classid::bigint << 32) | objid::bigint) = $1)`, pgWaitKey)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for !waiting() {
-		require.True(t, time.Now().Before(deadline), "the capture never raised the listener flag")
+		require.True(t, time.Now().Before(deadline), "the capture never took the wait lock")
 		time.Sleep(20 * time.Millisecond)
 	}
 	h.fixture(t)

@@ -141,52 +141,91 @@ func (p *postgres) Listen(ctx context.Context, conn *sql.Conn) (Waiter, error) {
 	if _, err := conn.ExecContext(ctx, "LISTEN "+pgChannel); err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", pgChannel, err)
 	}
-	// Not waiting yet (a capture that died waiting left the flag set).
-	if _, err := conn.ExecContext(ctx, pgNotWaiting); err != nil {
-		return nil, fmt.Errorf("clearing the journal's listener flag: %w", err)
-	}
 	return &pgWaiter{conn: conn, settle: p.opts.Settle}, nil
 }
 
-// The journal's writers notify only while the capture waits (migration
-// 0009, alertsync_listener).
-const (
-	pgWaiting    = "UPDATE alertsync.alertsync_listener SET waiting = true, since = clock_timestamp()"
-	pgNotWaiting = "UPDATE alertsync.alertsync_listener SET waiting = false, since = NULL"
-	pgHasRows    = "SELECT EXISTS (SELECT 1 FROM alertsync.alertsync_journal)"
-)
+// pgWaitKey is the advisory lock a waiting capture holds exclusively; the
+// journal's row function (migration 0010) tries it shared and notifies when
+// refused. 'alrtwait' as a big-endian int8: it must equal the constant in
+// deploy/nomis/migrations/0010_wait_lock.sql.
+const pgWaitKey int64 = 7020111763708406132
 
-// pgWaiter waits for the journal's NOTIFY. It raises the listener flag
-// first, so that writers notify, and lowers it when woken; between raising
-// it and waiting it checks the journal, since a writer that committed just
-// before the flag was up sent nothing. PostgreSQL delivers a notification
-// when the writing transaction commits, which may be just before its commit
-// time falls below the read horizon: after a wake-up it waits capture.settle
-// more, so that the next Keys returns the announced rows.
+const pgHasRows = "SELECT EXISTS (SELECT 1 FROM alertsync.alertsync_journal)"
+
+// pgWaiter waits for the journal's NOTIFY. Writers notify only while the
+// capture holds pgWaitKey exclusively, which it can take only when no
+// writer holds it shared, that is once every writer that did not notify has
+// ended; after taking it the capture checks the journal, so that their rows
+// are read without waiting. While writers hold the lock (they are between
+// their first journal row and their commit) it cannot wait for a
+// notification and looks at the journal every capture.settle instead.
+// PostgreSQL delivers a notification when the writing transaction commits,
+// which may be just before its commit time falls below the read horizon:
+// after a wake-up it waits capture.settle more, so that the next Keys
+// returns the announced rows.
 type pgWaiter struct {
 	conn   *sql.Conn
 	settle time.Duration
 }
 
 func (w *pgWaiter) Wait(ctx context.Context, timeout time.Duration) (bool, error) {
-	if _, err := w.conn.ExecContext(ctx, pgWaiting); err != nil {
-		return false, fmt.Errorf("raising the journal's listener flag: %w", err)
+	deadline := time.Now().Add(timeout)
+	for {
+		var locked bool
+		if err := w.conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", pgWaitKey).Scan(&locked); err != nil {
+			return false, fmt.Errorf("taking the journal's wait lock: %w", err)
+		}
+		if locked {
+			break
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(min(w.settle, left)):
+		}
+		var pending bool
+		if err := w.conn.QueryRowContext(ctx, pgHasRows).Scan(&pending); err != nil {
+			return false, fmt.Errorf("checking the journal while writers hold the wait lock: %w", err)
+		}
+		if pending {
+			return true, nil
+		}
 	}
-	defer func() {
-		// Lowered even on a stop, so that writers stop notifying.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_, _ = w.conn.ExecContext(lctx, pgNotWaiting)
-	}()
+	woken, err := w.waitLocked(ctx, time.Until(deadline))
+	// Released even on a stop, so that writers stop notifying (the session's
+	// end would release it too).
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, uerr := w.conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", pgWaitKey); uerr != nil && err == nil {
+		err = fmt.Errorf("releasing the journal's wait lock: %w", uerr)
+	}
+	if err != nil || !woken {
+		return false, err
+	}
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-time.After(min(w.settle, timeout)):
+	}
+	return true, nil
+}
+
+// waitLocked waits, holding the wait lock, for a notification or timeout;
+// it returns at once when the journal already holds rows.
+func (w *pgWaiter) waitLocked(ctx context.Context, timeout time.Duration) (bool, error) {
 	var pending bool
 	if err := w.conn.QueryRowContext(ctx, pgHasRows).Scan(&pending); err != nil {
 		return false, fmt.Errorf("checking the journal before waiting: %w", err)
 	}
-	woken := pending
+	if pending || timeout <= 0 {
+		return pending, nil
+	}
+	woken := false
 	err := w.conn.Raw(func(dc any) error {
-		if pending {
-			return nil
-		}
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("waiting for %s: unexpected driver connection %T", pgChannel, dc)
@@ -214,15 +253,7 @@ func (w *pgWaiter) Wait(ctx context.Context, timeout time.Duration) (bool, error
 			}
 		}
 	})
-	if err != nil || !woken {
-		return false, err
-	}
-	select {
-	case <-ctx.Done():
-		return false, ctx.Err()
-	case <-time.After(min(w.settle, timeout)):
-	}
-	return true, nil
+	return woken, err
 }
 
 // pgKeys returns the positions of the journal rows below the commit horizon
