@@ -38,8 +38,47 @@ const MetricsNamespace = "alertsync"
 // opts are appended last, so they override the above (a transactional id, a
 // consumer group, topics to consume, …).
 func NewClient(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...kgo.Opt) (*kgo.Client, error) {
-	if err := cfg.Validate(); err != nil {
+	kopts, done, err := clientOpts(cfg, logger, reg, opts)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
 		return nil, fmt.Errorf("creating Kafka client: %w", err)
+	}
+	if err := done(cl); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// NewGroupTransactSession is NewClient for a consume-transform-produce
+// loop: a kgo.GroupTransactSession (opts must name a transactional id, a
+// consumer group and the topics to consume) with the same settings,
+// logging and metrics.
+func NewGroupTransactSession(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...kgo.Opt) (*kgo.GroupTransactSession, error) {
+	kopts, done, err := clientOpts(cfg, logger, reg, opts)
+	if err != nil {
+		return nil, err
+	}
+	s, err := kgo.NewGroupTransactSession(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka transactional session: %w", err)
+	}
+	if err := done(s.Client()); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// clientOpts returns the client options of cfg followed by opts, and the
+// function that finishes a client built from them (its logger learns the
+// final client id; metric registration errors surface).
+func clientOpts(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts []kgo.Opt) ([]kgo.Opt, func(*kgo.Client) error, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("creating Kafka client: %w", err)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -63,7 +102,7 @@ func NewClient(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts 
 	if cfg.TLS.Enabled {
 		tc, err := cfg.TLS.config()
 		if err != nil {
-			return nil, fmt.Errorf("creating Kafka client: %w", err)
+			return nil, nil, fmt.Errorf("creating Kafka client: %w", err)
 		}
 		kopts = append(kopts, kgo.DialTLSConfig(tc))
 	}
@@ -91,17 +130,15 @@ func NewClient(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts 
 		sr = &safeRegisterer{reg: reg, registered: map[prometheus.Collector]bool{}}
 		kopts = append(kopts, kgo.WithHooks(kprom.NewMetrics(MetricsNamespace, kprom.Registerer(sr), kprom.WithClientLabel())))
 	}
-	cl, err := kgo.NewClient(kopts...)
-	if err != nil {
-		return nil, fmt.Errorf("creating Kafka client: %w", err)
+	done := func(cl *kgo.Client) error {
+		id, _ := cl.OptValue(kgo.ClientID).(string)
+		log.l.Store(kslog.New(logger.With("client_id", id)))
+		if err := sr.firstErr(); err != nil {
+			return fmt.Errorf("registering metrics of Kafka client %q (give each client of a process its own client id): %w", id, err)
+		}
+		return nil
 	}
-	id, _ := cl.OptValue(kgo.ClientID).(string)
-	log.l.Store(kslog.New(logger.With("client_id", id)))
-	if err := sr.firstErr(); err != nil {
-		cl.Close()
-		return nil, fmt.Errorf("registering metrics of Kafka client %q (give each client of a process its own client id): %w", id, err)
-	}
-	return cl, nil
+	return kopts, done, nil
 }
 
 // clientLogger is a kgo.Logger whose slog attributes can be set after the

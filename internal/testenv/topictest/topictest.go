@@ -35,7 +35,10 @@ type Reader struct {
 }
 
 func (r Reader) opts(topics ...string) []kgo.Opt {
-	opts := []kgo.Opt{kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	// Control records (transaction markers) are kept so that ToEnds can
+	// reach an end offset that lies after a marker; Until and ToEnds never
+	// return them.
+	opts := []kgo.Opt{kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords()}
 	if r.ReadCommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
@@ -76,7 +79,11 @@ func (r Reader) Until(tb testing.TB, want int, timeout time.Duration, topics ...
 				require.NoError(tb, e.Err, "fetching %s", e.Topic)
 			}
 		}
-		fs.EachRecord(func(rec *kgo.Record) { out = append(out, decode(ctx, tb, codec, rec)) })
+		fs.EachRecord(func(rec *kgo.Record) {
+			if !rec.Attrs.IsControl() {
+				out = append(out, decode(ctx, tb, codec, rec))
+			}
+		})
 	}
 	return out
 }
@@ -114,6 +121,9 @@ func (r Reader) ToEnds(tb testing.TB, topic string, ends map[int32]int64) []Reco
 				return
 			}
 			next[rec.Partition] = rec.Offset + 1
+			if rec.Attrs.IsControl() {
+				return
+			}
 			out = append(out, decode(ctx, tb, codec, rec))
 		})
 	}
