@@ -36,6 +36,7 @@ func commands() []command {
 	return []command{
 		{"version", "print the version", runVersion},
 		{"capture", "capture changes of a source database into Kafka (dps | nomis)", runCapture},
+		{"transform", "map change records to commands for the opposite side, exactly once (also: transform replay)", runTransform},
 		{"migrate", "apply the sync-owned schema objects (dps | nomis)", runMigrate},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
 	}
@@ -112,21 +113,45 @@ func runVersion(_ context.Context, _ []string, out, _ io.Writer) error {
 // loadConfig registers cfg's keys as flags on fs (plus --config), parses args,
 // loads and validates cfg, and returns the remaining positional arguments.
 func loadConfig(fs *flag.FlagSet, cfg any, args []string, lookup func(string) (string, bool)) ([]string, error) {
+	rest, _, err := loadReloadable(fs, cfg, args, lookup)
+	return rest, err
+}
+
+// reloader loads a fresh configuration from the sources of the first load
+// (the same file, environment and flags) into cfg and validates it. file is
+// the --config path ("" when none).
+type reloader struct {
+	file   string
+	lookup func(string) (string, bool)
+	flags  map[string]string
+}
+
+func (r *reloader) load(cfg any) error {
+	if err := config.Load(cfg, config.Sources{File: r.file, LookupEnv: r.lookup, Flags: r.flags}); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if err := config.Validate(cfg); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return nil
+}
+
+// loadReloadable is loadConfig that also returns the reloader of the
+// configuration.
+func loadReloadable(fs *flag.FlagSet, cfg any, args []string, lookup func(string) (string, bool)) ([]string, *reloader, error) {
 	file := fs.String("config", "", "YAML configuration file (see docs/configuration.md)")
 	flags := config.FlagValues(fs, cfg)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, usagef("%v", err)
+		return nil, nil, usagef("%v", err)
 	}
-	if err := config.Load(cfg, config.Sources{File: *file, LookupEnv: lookup, Flags: flags}); err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	r := &reloader{file: *file, lookup: lookup, flags: flags}
+	if err := r.load(cfg); err != nil {
+		return nil, nil, err
 	}
-	if err := config.Validate(cfg); err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	return fs.Args(), nil
+	return fs.Args(), r, nil
 }
 
 func newFlagSet(name string, errOut io.Writer) *flag.FlagSet {

@@ -11,6 +11,7 @@ import (
 	"github.com/alertsync/alertsync/capture/nomis"
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/pipeline"
+	"github.com/alertsync/alertsync/transform"
 )
 
 type component struct {
@@ -26,6 +27,7 @@ func components() []component {
 		{"pipeline", "sections shared by every long-running component (capture, transform, apply)", func() any { return new(pipeline.Config) }},
 		{"capture-dps", "alertsync capture dps", func() any { return new(dps.Config) }},
 		{"capture-nomis", "alertsync capture nomis", func() any { return new(nomis.Config) }},
+		{"transform", "alertsync transform", func() any { return new(transform.Config) }},
 		{"migrate", "alertsync migrate", func() any { return new(MigrateConfig) }},
 	}
 }
