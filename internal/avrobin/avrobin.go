@@ -1,9 +1,11 @@
-// Package avrobin appends Avro binary encodings (Avro 1.11 specification,
-// "Binary Encoding") of primitive values and the Confluent wire-format
-// header. The captures use it on their hot paths to write records directly,
-// without building goavro's map-based native values; each capture has a test
-// that its bytes equal goavro's for the same record under the registered
-// schema.
+// Package avrobin appends and reads Avro binary encodings (Avro 1.11
+// specification, "Binary Encoding") of primitive values, and the Confluent
+// wire-format header. The captures and the transformer's command encoder use
+// it on their hot paths to write records directly, and the transformer's
+// decoders (Reader) to read them, without goavro's map-based native values;
+// each user has a test that its bytes or results equal goavro's for the same
+// record under the registered schema. Reader refuses what goavro would
+// silently wrap: a varint longer than 10 bytes, an int beyond 32 bits.
 package avrobin
 
 import "encoding/binary"

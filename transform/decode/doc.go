@@ -31,4 +31,15 @@
 //
 // Timestamps come back in UTC; dates as rules.Date. Positions, booking ids
 // and sequences are copied as they are.
+//
+// FastNOMISAlert, FastNOMISSnapshot and FastDPSAlert read the same records
+// straight from their Avro binary bodies (the bytes after the 5-byte wire
+// header), with the layout of the current committed schemas: the loop calls
+// them only for a record whose key and value schema ids are the ids of those
+// schemas, and the generic path for any other version. They return exactly
+// what the generic path returns (differential tests and fuzzing against
+// goavro), with one deliberate difference: an over-long varint, which goavro
+// silently wraps, is an *Error. Only a nil value is a tombstone; an empty
+// non-nil value is malformed. TestFastLayout fails when a schema changes
+// without the decoders.
 package decode
