@@ -93,9 +93,9 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 			tally.record(rec.Topic, "tombstone")
 			return nil, nil
 		case errors.As(err, &derr) && derr.Permanent(), errors.As(err, &shape):
-			return t.toDLQ(rec, decode.ErrorKind, "undecodable", m.alertKey, err, tally)
+			return t.toDLQ(rec, decode.ErrorKind, "undecodable", m.key.String(), err, tally)
 		case errors.As(err, &merr):
-			return t.toDLQ(rec, rules.ErrorKindMapping, merr.Reason.String(), m.alertKey, err, tally)
+			return t.toDLQ(rec, rules.ErrorKindMapping, merr.Reason.String(), m.key.String(), err, tally)
 		}
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 	if err != nil {
 		// The rules made a command its schema cannot hold: a bug, but the
 		// record is kept, in the DLQ, rather than stopping the pipeline.
-		return t.toDLQ(rec, "encode", "unencodable", m.alertKey, err, tally)
+		return t.toDLQ(rec, "encode", "unencodable", m.key.String(), err, tally)
 	}
 	if tally.commands == nil {
 		tally.commands = map[[2]string]int{}
@@ -131,9 +131,28 @@ func targetName(s rules.Side) string {
 
 // mapped is the result of mapping one record.
 type mapped struct {
-	cmd      rules.Command
-	drop     rules.Drop
-	alertKey string // "nomis:<book>:<seq>", "dps:<id>" or "prisoner:<number>", when known
+	cmd  rules.Command
+	drop rules.Drop
+	key  alertKey
+}
+
+// alertKey names the alert (or prisoner) of a record for the DLQ; its text
+// is built only when a record goes there.
+type alertKey struct {
+	prefix string // "nomis", "dps", "prisoner"; "" when unknown
+	book   int64
+	seq    int32
+	id     string // DPS id or prison number
+}
+
+func (k alertKey) String() string {
+	switch k.prefix {
+	case "":
+		return ""
+	case "nomis":
+		return "nomis:" + strconv.FormatInt(k.book, 10) + ":" + strconv.FormatInt(int64(k.seq), 10)
+	}
+	return k.prefix + ":" + k.id
 }
 
 // mapRecord decodes rec and runs the rules; an unknown code makes it wait
@@ -147,60 +166,86 @@ func (t *Transformer) mapRecord(ctx context.Context, rec *kgo.Record, in input) 
 			return m, err
 		}
 		if img := firstNonNil(ch.After, ch.Before); img != nil {
-			m.alertKey = "nomis:" + strconv.FormatInt(img.OffenderBookID, 10) + ":" + strconv.FormatInt(int64(img.AlertSeq), 10)
+			m.key = alertKey{prefix: "nomis", book: img.OffenderBookID, seq: img.AlertSeq}
 		}
-		run := func() error { var err error; m.cmd, m.drop, err = t.rules.NOMISAlert(&ch); return err }
-		codes := func() []string { return nomisCodes(ch.Before, ch.After) }
-		return m, t.withCodes(ctx, run, codes, nil)
+		if t.noopRule != nil {
+			m.cmd = *t.noopRule
+			return m, nil
+		}
+		m.cmd, m.drop, err = t.rules.NOMISAlert(&ch)
+		if errors.Is(err, errUnknownCode) && t.awaitCodes(ctx, err, nomisCodes(ch.Before, ch.After), nil) {
+			m.cmd, m.drop, err = t.rules.NOMISAlert(&ch)
+		}
+		return m, err
 	case inNOMISSnapshot:
 		s, err := t.decodeNOMISSnapshot(ctx, rec)
 		if err != nil {
 			return m, err
 		}
-		m.alertKey = "prisoner:" + s.OffenderNo
-		run := func() error { var err error; m.cmd, m.drop, err = t.rules.NOMISSnapshot(&s); return err }
-		codes := func() []string {
-			out := make([]string, 0, len(s.Alerts))
-			for i := range s.Alerts {
-				out = append(out, s.Alerts[i].Row.AlertCode)
-			}
-			return out
+		m.key = alertKey{prefix: "prisoner", id: s.OffenderNo}
+		if t.noopRule != nil {
+			m.cmd = *t.noopRule
+			return m, nil
 		}
-		return m, t.withCodes(ctx, run, codes, nil)
+		m.cmd, m.drop, err = t.rules.NOMISSnapshot(&s)
+		if errors.Is(err, errUnknownCode) {
+			codes := make([]string, 0, len(s.Alerts))
+			for i := range s.Alerts {
+				codes = append(codes, s.Alerts[i].Row.AlertCode)
+			}
+			if t.awaitCodes(ctx, err, codes, nil) {
+				m.cmd, m.drop, err = t.rules.NOMISSnapshot(&s)
+			}
+		}
+		return m, err
 	case inDPSAlert:
 		ch, err := t.decodeDPSAlert(ctx, rec)
 		if err != nil {
 			return m, err
 		}
-		var ids []int64
-		for _, img := range []*rules.DPSAlertRow{ch.Before, ch.After} {
-			if img != nil {
-				m.alertKey = "dps:" + img.ID
-				ids = append(ids, img.AlertCodeID)
+		if img := firstNonNil(ch.After, ch.Before); img != nil {
+			m.key = alertKey{prefix: "dps", id: img.ID}
+		}
+		if t.noopRule != nil {
+			m.cmd = *t.noopRule
+			return m, nil
+		}
+		m.cmd, m.drop, err = t.rules.DPSAlert(&ch)
+		if errors.Is(err, errUnknownCode) {
+			var ids []int64
+			for _, img := range []*rules.DPSAlertRow{ch.Before, ch.After} {
+				if img != nil {
+					ids = append(ids, img.AlertCodeID)
+				}
+			}
+			if t.awaitCodes(ctx, err, nil, ids) {
+				m.cmd, m.drop, err = t.rules.DPSAlert(&ch)
 			}
 		}
-		run := func() error { var err error; m.cmd, m.drop, err = t.rules.DPSAlert(&ch); return err }
-		return m, t.withCodes(ctx, run, nil, ids)
+		return m, err
 	}
 	return m, fmt.Errorf("topic %s: no mapping", rec.Topic)
 }
 
-// withCodes runs run; when it fails for an unknown code, it waits for the
-// reference data to hold every code named (by name or DPS id) and runs it
-// again.
-func (t *Transformer) withCodes(ctx context.Context, run func() error, names func() []string, ids []int64) error {
-	err := run()
-	if !errors.Is(err, &rules.Error{Reason: rules.ReasonUnknownCode}) {
-		return err
+// errUnknownCode matches a rules error for a code missing from the
+// reference data.
+var errUnknownCode = &rules.Error{Reason: rules.ReasonUnknownCode}
+
+// awaitCodes reports whether the rules should run again: err is an unknown
+// code and the reference data now holds every code named (by name or DPS
+// id), at once or after waiting up to transform.reference_wait. A wait cut
+// short by ctx also returns false; the caller's error then stands (the
+// loop sees ctx and stops without producing).
+func (t *Transformer) awaitCodes(ctx context.Context, err error, names []string, ids []int64) bool {
+	if !errors.Is(err, errUnknownCode) {
+		return false
 	}
 	var key string
 	known := func() bool {
-		if names != nil {
-			for _, c := range names() {
-				if _, ok := t.ref.Lookup(c); !ok {
-					key = codeKey(c)
-					return false
-				}
+		for _, c := range names {
+			if _, ok := t.ref.Lookup(c); !ok {
+				key = codeKey(c)
+				return false
 			}
 		}
 		for _, id := range ids {
@@ -212,17 +257,14 @@ func (t *Transformer) withCodes(ctx context.Context, run func() error, names fun
 		return true
 	}
 	if known() {
-		// The code the rules missed has arrived meanwhile.
-		return run()
+		return true // arrived meanwhile
 	}
 	found, werr := t.rr.await(ctx, key, t.cfg.Transform.ReferenceWait, known)
 	if werr != nil {
-		return werr
+		t.log.Warn("waiting for reference data", "err", werr)
+		return false
 	}
-	if !found {
-		return err
-	}
-	return run()
+	return found
 }
 
 func firstNonNil[T any](ps ...*T) *T {
@@ -244,30 +286,45 @@ func nomisCodes(rows ...*rules.NOMISAlertRow) []string {
 	return out
 }
 
-// commandRecord encodes cmd into a record of its command topic.
+// commandRecord encodes cmd into a record of its command topic. The
+// record, its header and the bytes of its key, value and header share two
+// allocations.
 func (t *Transformer) commandRecord(cmd *rules.Command, src *kgo.Record) (*kgo.Record, error) {
 	tc := t.commands[cmd.Target]
 	if tc == nil {
 		return nil, fmt.Errorf("command %s has no target", cmd.ID)
 	}
+	buf := make([]byte, 0, 1024)
 	kh := avrobin.WireHeader(tc.Key.ID())
-	key := encode.AppendKey(append(make([]byte, 0, 32), kh[:]...), cmd)
+	buf = encode.AppendKey(append(buf, kh[:]...), cmd)
+	nk := len(buf)
 	vh := avrobin.WireHeader(tc.Value.ID())
-	value, err := encode.AppendValue(append(make([]byte, 0, 512), vh[:]...), cmd)
+	buf, err := encode.AppendValue(append(buf, vh[:]...), cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encoding command %s: %w", cmd.ID, err)
 	}
-	return &kgo.Record{Topic: tc.Topic, Key: key, Value: value, Headers: []kgo.RecordHeader{sourceHeader(src)}}, nil
+	nv := len(buf)
+	buf = appendSource(buf, src)
+	out := &struct {
+		rec kgo.Record
+		hdr [1]kgo.RecordHeader
+	}{}
+	out.hdr[0] = kgo.RecordHeader{Key: HeaderSource, Value: buf[nv:len(buf):len(buf)]}
+	out.rec = kgo.Record{Topic: tc.Topic, Key: buf[:nk:nk], Value: buf[nk:nv:nv], Headers: out.hdr[:]}
+	return &out.rec, nil
+}
+
+// appendSource appends the HeaderSource value of src.
+func appendSource(b []byte, src *kgo.Record) []byte {
+	b = append(b, src.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(src.Partition), 10)
+	b = append(b, '/')
+	return strconv.AppendInt(b, src.Offset, 10)
 }
 
 func sourceHeader(src *kgo.Record) kgo.RecordHeader {
-	v := make([]byte, 0, len(src.Topic)+24)
-	v = append(v, src.Topic...)
-	v = append(v, '/')
-	v = strconv.AppendInt(v, int64(src.Partition), 10)
-	v = append(v, '/')
-	v = strconv.AppendInt(v, src.Offset, 10)
-	return kgo.RecordHeader{Key: HeaderSource, Value: v}
+	return kgo.RecordHeader{Key: HeaderSource, Value: appendSource(make([]byte, 0, len(src.Topic)+24), src)}
 }
 
 // toDLQ returns the DLQ entry of rec. The error text names fields, codes

@@ -43,7 +43,13 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{brokers: kafkatest.Brokers(t), reg: srfake.New(), bound: map[string]*schemas.TopicCodec{}}
+	return newHarnessOn(t, kafkatest.Brokers(t))
+}
+
+// newHarnessOn is newHarness on the cluster at brokers.
+func newHarnessOn(t *testing.T, brokers []string) *harness {
+	t.Helper()
+	h := &harness{brokers: brokers, reg: srfake.New(), bound: map[string]*schemas.TopicCodec{}}
 	t.Cleanup(h.reg.Close)
 	var err error
 	h.srcl, err = sr.NewClient(sr.URLs(h.reg.URL()))

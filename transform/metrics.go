@@ -25,6 +25,7 @@ type metrics struct {
 	refTypes   prometheus.Gauge
 	refErrors  prometheus.Counter
 	refWaits   *prometheus.HistogramVec // result: found, missing
+	decoded    *prometheus.CounterVec   // path: fast, generic
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -66,10 +67,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refWaits: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "reference_wait_seconds",
 			Help:    "Waits for an alert code missing from the reference data, by result: found, missing (the record goes to the DLQ).",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}, []string{"result"}),
+		decoded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decoded_total",
+			Help: "Source records decoded, by path: fast (written with the current schema of the topic, read straight from Avro binary) or generic (another schema version, decoded with goavro). Counts every attempt, also of transactions that abort."}, []string{"path"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.records, m.dropped, m.commands, m.dlq, m.skipped, m.txns, m.txnSeconds, m.batch,
-			m.freshness, m.lag, m.direction, m.reloads, m.errors, m.refCodes, m.refTypes, m.refErrors, m.refWaits)
+			m.freshness, m.lag, m.direction, m.reloads, m.errors, m.refCodes, m.refTypes, m.refErrors, m.refWaits, m.decoded)
 	}
 	return m
 }

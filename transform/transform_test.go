@@ -84,6 +84,8 @@ func TestMapsBothDirections(t *testing.T) {
 	require.Equal(t, 2.0, r.metric(t, "alertsync_transform_reference_codes", nil))
 	require.Zero(t, r.metric(t, "alertsync_transform_dlq_total", map[string]string{"topic": h.name(schemas.TopicNOMISOffenderAlerts), "error_kind": "mapping", "reason": "unknown_code"}))
 	require.Equal(t, "running", string(r.t.comp.Status().State))
+	require.Equal(t, 10.0, r.metric(t, "alertsync_transform_decoded_total", map[string]string{"path": "fast"}), "records of the current schemas are read straight from Avro binary")
+	require.Zero(t, r.metric(t, "alertsync_transform_decoded_total", map[string]string{"path": "generic"}))
 	require.NoError(t, r.halt(t))
 }
 

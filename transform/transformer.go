@@ -86,8 +86,15 @@ type Transformer struct {
 	inputs   map[string]input // by topic name
 	commands map[rules.Side]*schemas.TopicCodec
 	dlq      *schemas.TopicCodec
+	current  map[string]schemaIDs // by consumed topic name: ids of its current schemas (fast decoding)
 
 	committed atomic.Int64 // source records in committed transactions
+	// noopRule, set only by the benchmark's reference arm, replaces the
+	// rules: every decoded record yields a copy of this command.
+	noopRule *rules.Command
+
+	fastN    atomic.Int64 // records decoded by the fast path, not yet counted in the metric
+	genericN atomic.Int64 // records decoded by goavro, not yet counted in the metric
 }
 
 // fatalError is an error a restart cannot cure: the Transformer's Run
@@ -259,6 +266,17 @@ func (t *Transformer) session(ctx context.Context) error {
 		return &fatalError{err}
 	}
 	defer sess.Close()
+	// Initialising the producer id now fences a predecessor with this
+	// transactional id and aborts its open transaction at once: until then
+	// the group's offset fetch reports UNSTABLE_OFFSET_COMMIT for the
+	// partitions that transaction committed offsets of, and a restarted
+	// replica would wait out transform.transaction_timeout.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		if isFenced(err) {
+			return &fatalError{fmt.Errorf("initialising transactional id %s: %w", o.TransactionalID+t.replica, err)}
+		}
+		return fmt.Errorf("initialising transactional id %s: %w", o.TransactionalID+t.replica, err)
+	}
 	t.setState(admin.Running, "")
 	t.log.Info("transforming", "group", o.Group, "transactional_id", o.TransactionalID+t.replica,
 		"nomis_to_dps", t.Switches().NOMISToDPS, "dps_to_nomis", t.Switches().DPSToNOMIS)
@@ -303,23 +321,11 @@ func (t *Transformer) registerer() prometheus.Registerer {
 
 func (t *Transformer) topic(tp kafka.Topic) string { return t.cfg.Pipeline.Topics.Name(tp) }
 
-// bind registers the command and DLQ schemas and makes the topics the
-// transformer reads and writes when missing.
+// bind registers the schemas and makes the topics the transformer reads
+// and writes when missing.
 func (t *Transformer) bind(ctx context.Context, adm *kadm.Client) error {
-	if t.commands == nil {
-		cmds := map[rules.Side]*schemas.TopicCodec{}
-		for side, name := range map[rules.Side]string{rules.SideDPS: schemas.TopicCommandsDPS, rules.SideNOMIS: schemas.TopicCommandsNOMIS} {
-			tc, err := t.codec.Bind(ctx, name)
-			if err != nil {
-				return bindErr(name, err)
-			}
-			cmds[side] = tc
-		}
-		dlq, err := t.codec.Bind(ctx, schemas.TopicDLQ)
-		if err != nil {
-			return bindErr(schemas.TopicDLQ, err)
-		}
-		t.commands, t.dlq = cmds, dlq
+	if err := t.bindSchemas(ctx); err != nil {
+		return err
 	}
 	tc := t.cfg.Pipeline.Topics
 	if err := kafka.EnsureTopics(ctx, adm, tc.Specs(kafka.NOMISOffenderAlerts, kafka.NOMISPrisonerAlerts, kafka.DPSAlert,
@@ -329,6 +335,38 @@ func (t *Transformer) bind(ctx context.Context, adm *kadm.Client) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// bindSchemas registers the command and DLQ schemas and learns the ids of
+// the consumed topics' current schemas, once.
+func (t *Transformer) bindSchemas(ctx context.Context) error {
+	if t.commands != nil {
+		return nil
+	}
+	cmds := map[rules.Side]*schemas.TopicCodec{}
+	for side, name := range map[rules.Side]string{rules.SideDPS: schemas.TopicCommandsDPS, rules.SideNOMIS: schemas.TopicCommandsNOMIS} {
+		tc, err := t.codec.Bind(ctx, name)
+		if err != nil {
+			return bindErr(name, err)
+		}
+		cmds[side] = tc
+	}
+	dlq, err := t.codec.Bind(ctx, schemas.TopicDLQ)
+	if err != nil {
+		return bindErr(schemas.TopicDLQ, err)
+	}
+	// The consumed topics' current schemas, registered by their captures
+	// (registering them again finds the same ids).
+	current := map[string]schemaIDs{}
+	for name, in := range t.inputs {
+		tc, err := t.codec.Bind(ctx, in.base)
+		if err != nil {
+			return bindErr(name, err)
+		}
+		current[name] = schemaIDs{key: tc.Key.ID(), value: tc.Value.ID()}
+	}
+	t.commands, t.dlq, t.current = cmds, dlq, current
 	return nil
 }
 
@@ -401,6 +439,8 @@ func (t *Transformer) transaction(ctx context.Context, sess *kgo.GroupTransactSe
 		err = fmt.Errorf("producing commands: %w", *p)
 	}
 	t.m.txnSeconds.Observe(time.Since(began).Seconds())
+	t.m.decoded.WithLabelValues("fast").Add(float64(t.fastN.Swap(0)))
+	t.m.decoded.WithLabelValues("generic").Add(float64(t.genericN.Swap(0)))
 	if err != nil {
 		t.m.txns.WithLabelValues("aborted").Inc()
 		if isFenced(err) {

@@ -40,4 +40,7 @@ var figures = []figure{
 	{Name: "nomis.no_trigger", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/durable", Unit: "without_changes/s"},
 	{Name: "nomis.trigger_overhead.nofsync", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/nofsync", Unit: "with_changes/s", Ref: "nomis.no_trigger.nofsync"},
 	{Name: "nomis.no_trigger.nofsync", Pkg: "capture/nomis", Bench: "BenchmarkNomisTriggerOverhead/nofsync", Unit: "without_changes/s"},
+	{Name: "transform.core", Pkg: "transform", Bench: "BenchmarkTransformCore/rules", Unit: "records/s", Ref: "transform.noop_rule"},
+	{Name: "transform.noop_rule", Pkg: "transform", Bench: "BenchmarkTransformCore/noop_rule", Unit: "records/s"},
+	{Name: "transform.kfake", Pkg: "transform", Bench: "BenchmarkTransformKfake", Unit: "records/s"},
 }
