@@ -20,6 +20,11 @@ import (
 // source record: "<topic>/<partition>/<offset>", for tracing a command back.
 const HeaderSource = "alertsync-source"
 
+// HeaderReason is the header of every DLQ entry of the transformer holding
+// the reason as a stable word (the metric label): undecodable,
+// unknown_code, missing_prison_number, malformed_date, ...
+const HeaderReason = "alertsync-reason"
+
 // batchTally counts a transaction's records; published once it commits.
 type batchTally struct {
 	records   map[[2]string]int // topic, result
@@ -358,7 +363,7 @@ func (t *Transformer) toDLQ(rec *kgo.Record, kind, reason, alertKey string, caus
 	if err != nil {
 		return nil, &fatalError{fmt.Errorf("encoding the DLQ entry of %s/%d/%d: %w", rec.Topic, rec.Partition, rec.Offset, err)}
 	}
-	r.Headers = []kgo.RecordHeader{sourceHeader(rec)}
+	r.Headers = []kgo.RecordHeader{sourceHeader(rec), {Key: HeaderReason, Value: []byte(reason)}}
 	t.log.Warn("record sent to the DLQ", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset,
 		"alert_key", alertKey, "error_kind", kind, "reason", reason, "err", cause)
 	if tally.dlq == nil {

@@ -2,12 +2,15 @@ package transform
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/internal/fixture"
@@ -108,13 +111,19 @@ func TestBadInputToDLQ(t *testing.T) {
 	missing.After = &row
 	k, v := fixture.NOMISAlert(&missing) // no prison number
 	h.produce(t, schemas.TopicNOMISOffenderAlerts, k, v)
+	undated := missing
+	undatedRow := fixture.NOMISRowOf(10, 3, "XA", "X")
+	undatedRow.AlertDate = time.Time{}
+	undated.After, undated.Context = &undatedRow, &rules.NOMISContext{OffenderNo: fixture.Ptr("A1234BC"), BookingSeq: fixture.Ptr(int32(1))}
+	k, v = fixture.NOMISAlert(&undated) // no alert date
+	h.produce(t, schemas.TopicNOMISOffenderAlerts, k, v)
 	h.nomisAlert(t, rules.OpCreate, "A1234BC", 10, 2, "XA", nil, 1) // a good one after them
 
 	recs := h.commands(t, 1, 30*time.Second)
 	require.Len(t, recs, 1)
-	r.waitMetric(t, "alertsync_transform_records_total", map[string]string{"result": "dlq", "topic": h.name(schemas.TopicNOMISOffenderAlerts)}, 3, 10*time.Second)
-	dlq := h.reader().Until(t, 4, 20*time.Second, h.name(schemas.TopicDLQ))
-	require.Len(t, dlq, 4)
+	r.waitMetric(t, "alertsync_transform_records_total", map[string]string{"result": "dlq", "topic": h.name(schemas.TopicNOMISOffenderAlerts)}, 4, 10*time.Second)
+	dlq := h.reader().Until(t, 5, 20*time.Second, h.name(schemas.TopicDLQ))
+	require.Len(t, dlq, 5)
 	reasons := map[string]int{}
 	for _, e := range dlq {
 		require.Equal(t, rules.StageTransform, e.Value["stage"])
@@ -123,10 +132,53 @@ func TestBadInputToDLQ(t *testing.T) {
 		reasons[e.Value["error_kind"].(string)]++
 		require.NotNil(t, e.Value["value"], "the original value is kept")
 	}
-	require.Equal(t, map[string]int{"decode": 2, "mapping": 2}, reasons)
+	require.Equal(t, map[string]int{"decode": 2, "mapping": 3}, reasons)
 	require.Equal(t, 1.0, r.metric(t, "alertsync_transform_dlq_total", map[string]string{"topic": h.name(schemas.TopicNOMISOffenderAlerts), "error_kind": "mapping", "reason": "unknown_code"}))
 	require.Equal(t, 1.0, r.metric(t, "alertsync_transform_dlq_total", map[string]string{"topic": h.name(schemas.TopicNOMISOffenderAlerts), "error_kind": "mapping", "reason": "missing_prison_number"}))
+	require.Equal(t, 1.0, r.metric(t, "alertsync_transform_dlq_total", map[string]string{"topic": h.name(schemas.TopicNOMISOffenderAlerts), "error_kind": "mapping", "reason": "malformed_date"}))
 	require.Equal(t, 1.0, r.metric(t, "alertsync_transform_reference_wait_seconds", map[string]string{"result": "missing"}))
+}
+
+// TestScalesOut: two replicas in one group share the source partitions;
+// every command is produced once.
+func TestScalesOut(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seedReference(t)
+	r1 := h.start(t)
+	h.cfg.Transform.ReplicaID = "r2"
+	r2 := h.start(t)
+	adm := kadm.NewClient(kafkatest.Client(t, h.brokers))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		g, err := adm.DescribeGroups(context.Background(), h.cfg.Transform.Group)
+		require.NoError(t, err)
+		d := g[h.cfg.Transform.Group]
+		assigned := 0
+		for _, m := range d.Members {
+			if c, ok := m.Assigned.AsConsumer(); ok && len(c.Topics) > 0 {
+				assigned++
+			}
+		}
+		if d.State == "Stable" && assigned == 2 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the group never had both replicas with partitions: %+v", d)
+		time.Sleep(50 * time.Millisecond)
+	}
+	const n = 600
+	for i := range n {
+		h.nomisAlert(t, rules.OpCreate, "A"+strconv.Itoa(1000+i%50)+"BC", int64(100+i%50), int32(1+i/50), "XA", nil, 1)
+	}
+	recs := h.commands(t, n, 60*time.Second)
+	ids := map[string]bool{}
+	for _, rec := range recs {
+		ids[rec.Value["command_id"].(string)] = true
+	}
+	require.Len(t, ids, n)
+	require.Len(t, h.all(t, schemas.TopicCommandsDPS), n, "no command twice")
+	require.Positive(t, r1.t.committed.Load(), "replica 1 transformed records")
+	require.Positive(t, r2.t.committed.Load(), "replica 2 transformed records")
 }
 
 // TestNewCodeDoesNotRaceIntoDLQ: an alert whose code reaches the reference
