@@ -13,6 +13,11 @@ import (
 //go:embed avro
 var avroFiles embed.FS
 
+// HeaderActionedBy is the header of a dps.public.alert record naming the
+// DPS user who made the change (audit_event.actioned_by of the same
+// transaction), when the capture saw one. The alert row itself has no user.
+const HeaderActionedBy = "alertsync-actioned-by"
+
 // Topic names of the records this package describes.
 const (
 	TopicDPSAlert      = "dps.public.alert"

@@ -299,7 +299,7 @@ func (t *Transformer) commandRecord(cmd *rules.Command, src *kgo.Record) (*kgo.R
 	if tc == nil {
 		return nil, fmt.Errorf("command %s has no target", cmd.ID)
 	}
-	buf := make([]byte, 0, 1024)
+	buf := make([]byte, 0, 512) // most commands fit; a large snapshot grows it
 	kh := avrobin.WireHeader(tc.Key.ID())
 	buf = encode.AppendKey(append(buf, kh[:]...), cmd)
 	nk := len(buf)

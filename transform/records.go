@@ -73,13 +73,31 @@ func (t *Transformer) decodeNOMISSnapshot(ctx context.Context, rec *kgo.Record) 
 	return decode.NOMISSnapshot(k, v)
 }
 
+// decodeDPSAlert also reads the DPS user of the change from the record's
+// schemas.HeaderActionedBy header (the capture joins it from the
+// transaction's audit_event); without one the rules use their fallback.
 func (t *Transformer) decodeDPSAlert(ctx context.Context, rec *kgo.Record) (rules.DPSAlertChange, error) {
+	var (
+		ch  rules.DPSAlertChange
+		err error
+	)
 	if k, v, ok := t.fastBodies(rec); ok {
-		return decode.FastDPSAlert(k, v)
+		ch, err = decode.FastDPSAlert(k, v)
+	} else {
+		var kn, vn any
+		if kn, vn, err = t.natives(ctx, rec); err != nil {
+			return ch, err
+		}
+		ch, err = decode.DPSAlert(kn, vn)
 	}
-	k, v, err := t.natives(ctx, rec)
 	if err != nil {
-		return rules.DPSAlertChange{}, err
+		return ch, err
 	}
-	return decode.DPSAlert(k, v)
+	for i := range rec.Headers {
+		if rec.Headers[i].Key == schemas.HeaderActionedBy && len(rec.Headers[i].Value) > 0 {
+			user := string(rec.Headers[i].Value)
+			ch.User = &user
+		}
+	}
+	return ch, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
@@ -258,4 +259,40 @@ func TestDirectionSwitches(t *testing.T) {
 		seqs = append(seqs, c.Value["nomis_alert_seq"].(map[string]any)["int"].(int32))
 	}
 	require.ElementsMatch(t, []int32{1, 7, 1, 2, 3, 4, 5, 6, 7}, seqs)
+}
+
+// TestDPSUserFromHeader: the DPS user the capture attached to an alert
+// record (schemas.HeaderActionedBy) becomes the NOMIS audit user of the
+// command, shortened to 32 bytes by the documented rule; a record without
+// it gets the fallback user.
+func TestDPSUserFromHeader(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seedReference(t)
+	h.start(t)
+	long := "a.very.long.dps.user.name@justice.gov.uk"
+	for _, c := range []struct {
+		id, user string
+	}{{dpsID1, "JSMITH_GEN"}, {dpsID2, long}, {"0190a3c4-1b2c-7d8e-9f00-112233445588", ""}} {
+		row := fixture.DPSRowOf(c.id, "C3456DE", 10)
+		ch := rules.DPSAlertChange{Op: rules.OpCreate, After: &row, Source: h.nextSource(false)}
+		k, v := fixture.DPSAlert(&ch)
+		rec, err := h.bound[schemas.TopicDPSAlert].Record(k, v)
+		require.NoError(t, err)
+		if c.user != "" {
+			rec.Headers = []kgo.RecordHeader{{Key: schemas.HeaderActionedBy, Value: []byte(c.user)}}
+		}
+		require.NoError(t, h.prod.ProduceSync(context.Background(), rec).FirstErr())
+	}
+	users := map[string]string{}
+	for _, rec := range h.commands(t, 3, 30*time.Second) {
+		after := rec.Value["after"].(map[string]any)[schemas.TypeAlertState].(map[string]any)
+		users[unionString(rec.Value["dps_alert_id"])] = after["created_by"].(string)
+	}
+	require.Equal(t, map[string]string{
+		dpsID1:                                 "JSMITH_GEN",
+		dpsID2:                                 rules.ShortenUser(long),
+		"0190a3c4-1b2c-7d8e-9f00-112233445588": rules.UnknownDPSUser,
+	}, users)
+	require.LessOrEqual(t, len(users[dpsID2]), 32)
 }

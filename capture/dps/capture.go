@@ -533,6 +533,12 @@ func (c *Capture) produce(ctx context.Context, rec *kgo.Record, tx *txAck) {
 
 // emit turns one change into its record (and a tombstone after a delete).
 func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool) error {
+	return c.emitUser(ctx, ch, tx, snapshot, "")
+}
+
+// emitUser is emit with the user who made the change, when known, in the
+// record's schemas.HeaderActionedBy header.
+func (c *Capture) emitUser(ctx context.Context, ch Change, tx *txAck, snapshot bool, user string) error {
 	ts, ok := c.tables[ch.Rel.Table]
 	if !ok || ch.Rel.Schema != c.cfg.Capture.Schema {
 		return nil // a table of the publication the capture was not asked for
@@ -559,7 +565,7 @@ func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool)
 			// (and tombstone) of the old key, then a create of the new one.
 			del := ch
 			del.Op, del.After = OpDelete, nil
-			if err := c.emit(ctx, del, tx, snapshot); err != nil {
+			if err := c.emitUser(ctx, del, tx, snapshot, user); err != nil {
 				return err
 			}
 			ch.Op, ch.Before, ch.BeforeKeyOnly = OpCreate, nil, false
@@ -579,6 +585,9 @@ func (c *Capture) emit(ctx context.Context, ch Change, tx *txAck, snapshot bool)
 		return err
 	}
 	rec := &kgo.Record{Topic: ts.tc.Topic, Value: value}
+	if user != "" {
+		rec.Headers = []kgo.RecordHeader{{Key: schemas.HeaderActionedBy, Value: []byte(user)}}
+	}
 	if ch.Op != OpTruncate { // a truncate has no key, as in Debezium
 		keyRow := ch.After
 		if ch.Op == OpDelete {

@@ -646,3 +646,40 @@ func TestPrimaryKeyChange(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"c:900001", "d:900001", "tombstone:900001", "c:900002"}, ops)
 }
+
+// TestAlertUser: an alert record carries, in its alertsync-actioned-by
+// header, the actioned_by of the audit event its transaction wrote for that
+// alert, whether the audit event comes after the alert row or before it; an
+// alert change without one carries no header and is counted.
+func TestAlertUser(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.start(t)
+	h.waitRunning(t, r)
+	xa := alertCodeID(t, h.db, "XA")
+	const a1, a2 = "0190a3f4-0000-7000-8000-0000000000a1", "0190a3f4-0000-7000-8000-0000000000a2"
+	audit := func(id, alert, user string) string {
+		return fmt.Sprintf(`INSERT INTO audit_event (id, alert_id, action, description, actioned_at, actioned_by, actioned_by_display_name, source)
+			VALUES ('%s', '%s', 'CREATED', 'x', '2024-06-01 12:00:00', '%s', 'Someone', 'DPS')`, id, alert, user)
+	}
+	insert := func(id string) string {
+		return fmt.Sprintf(`INSERT INTO alert (id, alert_code_id, prison_number, active_from, created_at, version)
+			VALUES ('%s', %d, 'B2222BB', '2024-01-02', '2024-06-01 12:00:00', 1)`, id, xa)
+	}
+	h.db.Exec(t, "BEGIN; "+insert(a1)+"; "+audit("0190a3f4-0000-7000-9000-0000000000b1", a1, "JSMITH_GEN")+"; "+
+		insert(a2)+"; "+audit("0190a3f4-0000-7000-9000-0000000000b2", a2, "KJONES_GEN")+"; COMMIT")
+	h.db.Exec(t, "BEGIN; "+audit("0190a3f4-0000-7000-9000-0000000000b3", a1, "AUSER_GEN")+
+		fmt.Sprintf("; UPDATE alert SET description = 'v2', version = 2 WHERE id = '%s'; COMMIT", a1))
+	h.db.Exec(t, fmt.Sprintf("UPDATE alert SET description = 'v3', version = 3 WHERE id = '%s'", a2))
+	recs := h.consume(t, 4, 30*time.Second, h.topic("alert"))
+	require.Len(t, recs, 4)
+	got := map[string][]string{}
+	for _, rc := range recs {
+		got[rc.keyID()] = append(got[rc.keyID()], rc.op()+" "+rc.Headers[schemas.HeaderActionedBy])
+	}
+	require.Equal(t, map[string][]string{a1: {"c JSMITH_GEN", "u AUSER_GEN"}, a2: {"c KJONES_GEN", "u "}}, got)
+	h.waitCaughtUp(t, 20*time.Second)
+	m := h.metric(t, "alertsync_capture_dps_records_without_user_total", nil)
+	require.NotNil(t, m)
+	require.Equal(t, 1.0, m.GetCounter().GetValue())
+}

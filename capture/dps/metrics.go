@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics of the DPS capture, all declared here (STYLE.md).
 type metrics struct {
 	records        *prometheus.CounterVec // table, op
+	withoutUser    prometheus.Counter
 	lag            prometheus.Gauge       // seconds
 	retainedWAL    prometheus.Gauge       // bytes
 	produceLatency prometheus.Histogram   // seconds
@@ -15,6 +16,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		withoutUser: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "alertsync", Subsystem: "capture_dps", Name: "records_without_user_total",
+			Help: "Alert change records published without the alertsync-actioned-by header: no audit_event of the transaction named the alert, or the transaction held more than 10,000 alert changes.",
+		}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "alertsync", Subsystem: "capture_dps", Name: "records_total",
 			Help: "Change records produced to Kafka, by table and op (c, u, d, r, t).",
@@ -46,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.lag, m.retainedWAL, m.produceLatency, m.errors, m.snapshotRows, m.confirmedLSN)
+		reg.MustRegister(m.withoutUser, m.records, m.lag, m.retainedWAL, m.produceLatency, m.errors, m.snapshotRows, m.confirmedLSN)
 	}
 	return m
 }

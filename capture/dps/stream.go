@@ -38,6 +38,7 @@ func (c *Capture) stream(ctx context.Context, ctl *pgx.Conn, repl *pgconn.PgConn
 	c.setState(admin.Running, "streaming")
 
 	dec := NewDecoder(c.loc, MarkerPrefix)
+	users := newTxUsers()
 	var (
 		cur           *txAck
 		lastConfirmed pglogrepl.LSN
@@ -159,8 +160,22 @@ func (c *Capture) stream(ctx context.Context, ctl *pgx.Conn, repl *pgconn.PgConn
 				cur = c.acker.begin(ev.Begin.CommitTime)
 			case ev.Commit != nil:
 				if cur != nil {
+					// The transaction's alert changes, held back until its
+					// audit events named their users.
+					without := users.overflow
+					for _, ch := range users.held {
+						user := users.of(ch)
+						if user == "" {
+							without++
+						}
+						if err := c.emitUser(ctx, ch, cur, false, user); err != nil {
+							return err
+						}
+					}
+					c.m.withoutUser.Add(float64(without))
 					c.acker.commit(cur, ev.Commit.EndLSN)
 				}
+				users.reset()
 				cur = nil
 			case ev.Relation != nil:
 				if err := c.onRelation(ctx, ctl, ev.Relation); err != nil {
@@ -170,6 +185,9 @@ func (c *Capture) stream(ctx context.Context, ctl *pgx.Conn, repl *pgconn.PgConn
 			for _, ch := range ev.Changes {
 				if cur == nil {
 					return &ProtocolError{WALStart: ch.LSN, Reason: "change outside a transaction"}
+				}
+				if users.hold(ch) {
+					continue
 				}
 				if err := c.emit(ctx, ch, cur, false); err != nil {
 					return err

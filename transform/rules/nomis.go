@@ -44,7 +44,7 @@ func (r *Rules) NOMISAlert(ch *NOMISAlertChange) (Command, Drop, error) {
 	}
 	book, seq := img.OffenderBookID, img.AlertSeq
 	cmd := Command{
-		ID:               CommandID(SideNOMIS, ch.Source.Position, kind, nomisKey(book, seq)),
+		ID:               commandIDNOMIS(ch.Source.Position, kind, book, seq),
 		Kind:             kind,
 		PrisonNumber:     *ctx.OffenderNo,
 		Origin:           SideNOMIS,

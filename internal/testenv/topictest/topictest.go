@@ -22,7 +22,8 @@ type Record struct {
 	Partition int32
 	Offset    int64
 	Key       map[string]any
-	Value     map[string]any // nil for a tombstone
+	Value     map[string]any    // nil for a tombstone
+	Headers   map[string]string // the record's headers (the last of a repeated key)
 }
 
 // Reader reads topics of the cluster at Brokers and decodes their records
@@ -52,6 +53,12 @@ func decode(ctx context.Context, tb testing.TB, codec *schemas.Codec, rec *kgo.R
 	v, err := codec.DecodeValue(ctx, rec)
 	require.NoError(tb, err)
 	x := Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	if len(rec.Headers) > 0 {
+		x.Headers = make(map[string]string, len(rec.Headers))
+		for _, h := range rec.Headers {
+			x.Headers[h.Key] = string(h.Value)
+		}
+	}
 	x.Key, _ = k.(map[string]any)
 	x.Value, _ = v.(map[string]any)
 	return x
@@ -196,6 +203,7 @@ type RecordLike interface {
 		Offset    int64
 		Key       map[string]any
 		Value     map[string]any
+		Headers   map[string]string
 	}
 }
 
