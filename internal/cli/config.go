@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	applydps "github.com/alertsync/alertsync/apply/dps"
 	"github.com/alertsync/alertsync/capture/dps"
 	"github.com/alertsync/alertsync/capture/nomis"
 	"github.com/alertsync/alertsync/internal/config"
@@ -28,6 +29,7 @@ func components() []component {
 		{"capture-dps", "alertsync capture dps", func() any { return new(dps.Config) }},
 		{"capture-nomis", "alertsync capture nomis", func() any { return new(nomis.Config) }},
 		{"transform", "alertsync transform", func() any { return new(transform.Config) }},
+		{"apply-dps", "alertsync apply dps", func() any { return new(applydps.Config) }},
 		{"migrate", "alertsync migrate", func() any { return new(MigrateConfig) }},
 	}
 }

@@ -1,0 +1,287 @@
+package dps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/alertsync/alertsync/apply"
+	"github.com/alertsync/alertsync/transform/rules"
+)
+
+// Marker is the origin text of apply dps's sync marker: every transaction
+// starts with pg_logical_emit_message(true, 'alertsync', Marker), so the DPS
+// capture publishes its changes with source.sync = true (guarantee 3).
+const Marker = "apply-dps"
+
+// store writes commands into DPS: alert and audit_event as the DPS service
+// would for a change whose source is NOMIS, the mapping and per-alert
+// positions in schema alertsync, the outcomes (outbox) and the fenced
+// consumed offset, all in one transaction per batch.
+type store struct {
+	pool *pgxpool.Pool
+	tz   string
+	loc  *time.Location
+
+	mu    sync.Mutex
+	codes map[string]int64 // alert_code.code → id
+}
+
+// Claim implements apply.Store.
+func (s *store) Claim(ctx context.Context, group, topic string, partitions []int32, owner string) (map[int32]apply.Fence, error) {
+	rows, err := s.pool.Query(ctx, `
+		INSERT INTO alertsync.consumer_offsets AS o (consumer_group, topic, kafka_partition, next_offset, fence_epoch, fence_owner)
+		SELECT $1, $2, p, 0, 1, $3 FROM unnest($4::int[]) AS p
+		ON CONFLICT (consumer_group, topic, kafka_partition)
+		DO UPDATE SET fence_epoch = o.fence_epoch + 1, fence_owner = EXCLUDED.fence_owner, updated_at = now()
+		RETURNING kafka_partition, next_offset, fence_epoch, (xmax = 0)`, group, topic, owner, partitions)
+	if err != nil {
+		return nil, fmt.Errorf("claiming offsets: %w", err)
+	}
+	out := map[int32]apply.Fence{}
+	for rows.Next() {
+		var (
+			p        int32
+			next, ep int64
+			inserted bool
+		)
+		if err := rows.Scan(&p, &next, &ep, &inserted); err != nil {
+			return nil, err
+		}
+		if inserted {
+			next = -1 // nothing stored yet: start where the group's reset policy says
+		}
+		out[p] = apply.Fence{Group: group, Topic: topic, Partition: p, Epoch: ep, Next: next}
+	}
+	return out, rows.Err()
+}
+
+// Apply implements apply.Store.
+func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64) ([]apply.Outcome, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, fmt.Errorf("beginning a transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_logical_emit_message(true, 'alertsync', $1)", Marker); err != nil {
+		return nil, fmt.Errorf("writing the sync marker: %w", err)
+	}
+	outs := make([]apply.Outcome, 0, len(cmds))
+	for i := range cmds {
+		c := &cmds[i]
+		o, err := s.one(ctx, tx, c)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o)
+	}
+	tag, err := tx.Exec(ctx, `UPDATE alertsync.consumer_offsets SET next_offset = $5, updated_at = now()
+		WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND fence_epoch = $4`,
+		f.Group, f.Topic, f.Partition, f.Epoch, next)
+	if err != nil {
+		return nil, fmt.Errorf("storing the consumed offset: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return nil, apply.ErrFenced
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("committing: %w", err)
+	}
+	return outs, nil
+}
+
+// one applies one command inside a savepoint: a command the database
+// refuses (constraint violation, unknown code) is rolled back alone and
+// recorded FAILED, with its DLQ entry, and holds later commands of the
+// same alert; a transient error aborts the batch.
+func (s *store) one(ctx context.Context, tx pgx.Tx, c *apply.Cmd) (apply.Outcome, error) {
+	key := holdKey(c)
+	if c.Err != nil {
+		o := apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: apply.ReasonUndecodable}
+		return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "decode", err: c.Err.Error()}, key)
+	}
+	if key != "" {
+		var first string
+		err := tx.QueryRow(ctx, `UPDATE alertsync.dlq_holds SET held_commands = held_commands + 1, updated_at = now()
+			WHERE hold_key = $1 RETURNING first_command_id`, key).Scan(&first)
+		switch {
+		case err == nil:
+			o := apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}
+			return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "held", err: "held behind command " + first, heldBehind: &first}, "")
+		case !errors.Is(err, pgx.ErrNoRows):
+			return apply.Outcome{}, fmt.Errorf("checking holds: %w", err)
+		}
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return apply.Outcome{}, fmt.Errorf("opening a savepoint: %w", err)
+	}
+	var o apply.Outcome
+	switch c.Kind {
+	case rules.KindUpsert:
+		o, err = s.upsert(ctx, sp, &c.Command)
+	case rules.KindDelete:
+		o, err = s.delete(ctx, sp, &c.Command)
+	case rules.KindReplacePrisoner:
+		o, err = s.replace(ctx, sp, &c.Command)
+	default:
+		err = &refusal{reason: "unsupported_kind", msg: "command kind " + c.Kind.String()}
+	}
+	if err == nil {
+		if err := sp.Commit(ctx); err != nil {
+			return apply.Outcome{}, fmt.Errorf("releasing a savepoint: %w", err)
+		}
+		o.CommandID = c.ID
+		return o, s.record(ctx, tx, c, o, nil, "")
+	}
+	if rerr := sp.Rollback(ctx); rerr != nil {
+		return apply.Outcome{}, fmt.Errorf("rolling back a savepoint after %w: %w", err, rerr)
+	}
+	var ref *refusal
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &ref):
+	case errors.As(err, &pe) && !apply.Transient(err) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")):
+		// Data exception or integrity violation: the target refuses this
+		// command; never a reason to stop the pipeline.
+		ref = &refusal{reason: "refused_" + pe.Code, msg: pe.Message}
+	default:
+		return apply.Outcome{}, err
+	}
+	o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.reason}
+	return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "refused", err: ref.Error()}, key)
+}
+
+// refusal is a command the target cannot take.
+type refusal struct{ reason, msg string }
+
+func (r *refusal) Error() string { return r.reason + ": " + r.msg }
+
+type dlqInfo struct {
+	kind, err  string
+	heldBehind *string
+}
+
+// holdKey names the alert of a command for holds: "nomis:<book>:<seq>",
+// "dps:<id>", or "prisoner:<number>" for a replace.
+func holdKey(c *apply.Cmd) string {
+	switch {
+	case c.Err != nil:
+		return ""
+	case c.Kind == rules.KindReplacePrisoner:
+		return "prisoner:" + c.PrisonNumber
+	case c.NOMISBookingID != nil && c.NOMISAlertSeq != nil:
+		return "nomis:" + strconv.FormatInt(*c.NOMISBookingID, 10) + ":" + strconv.Itoa(int(*c.NOMISAlertSeq))
+	case c.DPSAlertID != nil:
+		return "dps:" + *c.DPSAlertID
+	}
+	return ""
+}
+
+// record writes the outcome (and DLQ entry) of c to the outbox; a FAILED
+// command with a hold key starts a hold.
+func (s *store) record(ctx context.Context, tx pgx.Tx, c *apply.Cmd, o apply.Outcome, d *dlqInfo, hold string) error {
+	var reason *string
+	if o.Reason != "" {
+		reason = &o.Reason
+	}
+	origin := "NOMIS"
+	if c.Origin == rules.SideDPS {
+		origin = "DPS"
+	}
+	var (
+		dTopic, dKind, dErr, ak *string
+		dPart                   *int32
+		dOff                    *int64
+		dKey, dVal              []byte
+	)
+	if d != nil {
+		dTopic, dPart, dOff = &c.Record.Topic, &c.Record.Partition, &c.Record.Offset
+		dKey, dVal = c.Record.Key, c.Record.Value
+		dKind, dErr = &d.kind, &d.err
+		if k := holdKey(c); k != "" {
+			ak = &k
+		}
+	}
+	id := c.ID
+	if id == "" {
+		id = "undecodable:" + c.Record.Topic + "/" + strconv.Itoa(int(c.Record.Partition)) + "/" + strconv.FormatInt(c.Record.Offset, 10)
+	}
+	var dpsID *string
+	if o.DPSAlertID != "" {
+		dpsID = &o.DPSAlertID
+	} else if c.DPSAlertID != nil {
+		dpsID = c.DPSAlertID
+	}
+	var heldBehind *string
+	if d != nil {
+		heldBehind = d.heldBehind
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO alertsync.outcome_outbox
+		(command_id, outcome, reason, dps_alert_id, prison_number, nomis_booking_id, nomis_alert_seq, origin_side,
+		 source_commit_pos, source_change_pos, source_commit_time,
+		 dlq_topic, dlq_partition, dlq_offset, dlq_key, dlq_value, dlq_error_kind, dlq_error, dlq_held_behind, alert_key)
+		VALUES ($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		id, string(o.Result), reason, dpsID, c.PrisonNumber, c.NOMISBookingID, c.NOMISAlertSeq, origin,
+		c.SourcePosition.Commit, c.SourcePosition.Change, nullTime(c.SourceCommitTime),
+		dTopic, dPart, dOff, dKey, dVal, dKind, dErr, heldBehind, ak)
+	if err != nil {
+		return fmt.Errorf("writing the outcome of command %s: %w", id, err)
+	}
+	if o.Result == apply.Failed && hold != "" {
+		if _, err := tx.Exec(ctx, `INSERT INTO alertsync.dlq_holds (hold_key, prison_number, first_command_id, reason)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (hold_key) DO NOTHING`, hold, c.PrisonNumber, id, o.Reason); err != nil {
+			return fmt.Errorf("starting a hold on %s: %w", hold, err)
+		}
+	}
+	return nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// codeID returns the DPS id of alert code code.
+func (s *store) codeID(ctx context.Context, q pgx.Tx, code string) (int64, error) {
+	s.mu.Lock()
+	id, ok := s.codes[code]
+	s.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	err := q.QueryRow(ctx, "SELECT id FROM public.alert_code WHERE code = $1", code).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, &refusal{reason: "unknown_code", msg: "alert code " + code + " is not in DPS"}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("looking up alert code %s: %w", code, err)
+	}
+	s.mu.Lock()
+	if s.codes == nil {
+		s.codes = map[string]int64{}
+	}
+	s.codes[code] = id
+	s.mu.Unlock()
+	return id, nil
+}
+
+// newID returns a new alert or audit id: a UUIDv7, as the DPS service uses.
+func newID() (string, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("making a UUIDv7: %w", err)
+	}
+	return u.String(), nil
+}

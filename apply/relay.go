@@ -1,0 +1,221 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/alertsync/alertsync/schemas"
+	"github.com/alertsync/alertsync/transform/rules"
+)
+
+// OutboxRow is one unpublished outcome (and, for a FAILED or held command,
+// its DLQ entry).
+type OutboxRow struct {
+	ID               int64
+	CommandID        string
+	Result           Result
+	Reason           *string
+	PrisonNumber     string
+	DPSAlertID       *string
+	NOMISBookingID   *int64
+	NOMISAlertSeq    *int32
+	Origin           rules.Side
+	SourcePosition   rules.Position
+	SourceCommitTime time.Time
+	AppliedAt        time.Time
+	DLQ              *DLQEntry
+}
+
+// DLQEntry is the DLQ part of an outbox row: the command as consumed.
+type DLQEntry struct {
+	Topic      string
+	Partition  int32
+	Offset     int64
+	Key, Value []byte
+	ErrorKind  string
+	Error      string
+	HeldBehind *string
+	AlertKey   *string
+}
+
+// Outbox is the target's table of unpublished outcomes.
+type Outbox interface {
+	// Pending returns up to limit unpublished rows in id order.
+	Pending(ctx context.Context, limit int) ([]OutboxRow, error)
+	// Published marks rows as published.
+	Published(ctx context.Context, ids []int64) error
+}
+
+// relay publishes the outbox: outcomes to alertsync.outcomes (keyed by
+// prison number, as the commands) and DLQ entries to alertsync.dlq, then marks the rows. A
+// crash between the two publishes a row again: outcomes carry their command
+// id, so consumers deduplicate; nothing is lost.
+type relay struct {
+	outbox   Outbox
+	cl       *kgo.Client
+	codec    *schemas.Codec
+	log      *slog.Logger
+	m        *Metrics
+	target   string
+	wake     chan struct{}
+	interval time.Duration
+	outcomes *schemas.TopicCodec
+	dlq      *schemas.TopicCodec
+}
+
+func (r *relay) bind(ctx context.Context) error {
+	var err error
+	if r.outcomes, err = r.codec.Bind(ctx, schemas.TopicOutcomes); err != nil {
+		return fmt.Errorf("registering the outcome schemas: %w", err)
+	}
+	if r.dlq, err = r.codec.Bind(ctx, schemas.TopicDLQ); err != nil {
+		return fmt.Errorf("registering the DLQ schemas: %w", err)
+	}
+	return nil
+}
+
+func (r *relay) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *relay) run(ctx context.Context) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := r.once(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				r.m.Errors.WithLabelValues("outbox").Inc()
+				r.log.Warn("publishing the outbox", "err", err)
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// once publishes one page of the outbox and returns its size.
+func (r *relay) once(ctx context.Context) (int, error) {
+	rows, err := r.outbox.Pending(ctx, 1000)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	recs := make([]*kgo.Record, 0, len(rows))
+	for i := range rows {
+		rec, err := r.outcomeRecord(&rows[i])
+		if err != nil {
+			return 0, err
+		}
+		recs = append(recs, rec)
+		if rows[i].DLQ != nil {
+			d, err := r.dlqRecord(&rows[i])
+			if err != nil {
+				return 0, err
+			}
+			recs = append(recs, d)
+		}
+	}
+	if err := r.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return 0, fmt.Errorf("producing %d outcome records: %w", len(recs), err)
+	}
+	ids := make([]int64, len(rows))
+	for i := range rows {
+		ids[i] = rows[i].ID
+	}
+	if err := r.outbox.Published(ctx, ids); err != nil {
+		return 0, err
+	}
+	r.m.Published.Add(float64(len(rows)))
+	return len(rows), nil
+}
+
+func (r *relay) outcomeRecord(o *OutboxRow) (*kgo.Record, error) {
+	target := "DPS"
+	if r.target == "apply-nomis" {
+		target = "NOMIS"
+	}
+	return r.outcomes.Record(map[string]any{"prison_number": o.PrisonNumber}, map[string]any{
+		"command_id":         o.CommandID,
+		"target":             target,
+		"outcome":            string(o.Result),
+		"reason":             schemas.OptString(o.Reason),
+		"prison_number":      o.PrisonNumber,
+		"dps_alert_id":       optUUID(o.DPSAlertID),
+		"nomis_booking_id":   schemas.OptLong(o.NOMISBookingID),
+		"nomis_alert_seq":    schemas.OptInt(o.NOMISAlertSeq),
+		"source_position":    map[string]any{"commit": o.SourcePosition.Commit, "change": o.SourcePosition.Change},
+		"source_commit_time": schemas.Timestamp(o.SourceCommitTime),
+		"applied_at":         schemas.Timestamp(o.AppliedAt),
+	})
+}
+
+func optUUID(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return schemas.Union(schemas.BranchUUID, *s)
+}
+
+func (r *relay) dlqRecord(o *OutboxRow) (*kgo.Record, error) {
+	d := o.DLQ
+	routing := d.Topic + "/" + strconv.Itoa(int(d.Partition))
+	if d.AlertKey != nil {
+		routing = *d.AlertKey
+	}
+	return r.dlq.Record(map[string]any{"routing_key": routing}, map[string]any{
+		"topic":       d.Topic,
+		"partition":   d.Partition,
+		"offset":      d.Offset,
+		"key":         schemas.OptBytes(d.Key),
+		"value":       schemas.OptBytes(d.Value),
+		"headers":     []any{},
+		"stage":       r.target,
+		"error":       d.Error,
+		"error_kind":  d.ErrorKind,
+		"attempt":     int32(1),
+		"failed_at":   schemas.Timestamp(o.AppliedAt),
+		"held":        d.HeldBehind != nil,
+		"held_behind": schemas.OptString(d.HeldBehind),
+		"alert_key":   schemas.OptString(d.AlertKey),
+	})
+}
+
+// Transient reports whether err is worth retrying the same batch for: a
+// serialization failure, a deadlock, a lost or refused connection.
+func Transient(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "40001", "40P01", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006":
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
+}

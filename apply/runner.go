@@ -1,0 +1,277 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/alertsync/alertsync/internal/admin"
+	"github.com/alertsync/alertsync/internal/kafka"
+	"github.com/alertsync/alertsync/schemas"
+)
+
+// Runner is the consume-apply loop shared by both applies: it consumes one
+// command topic in a consumer group, read committed, claims each assigned
+// partition in the target database (Store.Claim) and starts it at the
+// offset stored there, applies each poll's commands per partition in one
+// database transaction (Store.Apply: writes, outcomes, fenced offset), then
+// commits the offsets to Kafka as well (for lag monitoring only) and wakes
+// the outbox relay, which publishes outcomes and DLQ entries.
+type Runner struct {
+	Name     string // component name, e.g. apply-dps
+	Topic    kafka.Topic
+	Store    Store
+	Outbox   Outbox
+	Opts     Options
+	Pipeline PipelineConfig
+	Registry schemas.Registry
+	Admin    *admin.Server
+	Logger   *slog.Logger
+
+	m    *Metrics
+	comp *admin.Component
+}
+
+// PipelineConfig is what the runner needs of the pipeline sections.
+type PipelineConfig struct {
+	Kafka  kafka.Config
+	Topics kafka.TopicsConfig
+}
+
+// Group returns the consumer group: Opts.Group or alertsync-<name>.
+func (r *Runner) Group() string {
+	if r.Opts.Group != "" {
+		return r.Opts.Group
+	}
+	return "alertsync-" + r.Name
+}
+
+func (r *Runner) owner() string {
+	if r.Opts.Owner != "" {
+		return r.Opts.Owner
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "apply-" + strconv.Itoa(os.Getpid())
+	}
+	return h
+}
+
+// Metrics returns the runner's metrics (created by Run; nil before).
+func (r *Runner) Metrics() *Metrics { return r.m }
+
+// Run applies commands until ctx is cancelled (nil) or a fatal error.
+func (r *Runner) Run(ctx context.Context) error {
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	var reg prometheus.Registerer
+	if r.Admin != nil {
+		reg = r.Admin.Registry()
+		r.comp = r.Admin.Component(r.Name)
+	}
+	r.m = NewMetrics(reg, r.Name)
+	r.set(admin.Starting, "")
+	backoff := min(time.Second, r.Opts.MaxBackoff)
+	for {
+		err := r.session(ctx)
+		if ctx.Err() != nil {
+			r.set(admin.Stopped, "")
+			return nil //nolint:nilerr // a stop
+		}
+		var fatal *FatalError
+		if errors.As(err, &fatal) {
+			r.set(admin.Failed, err.Error())
+			return err
+		}
+		r.m.Errors.WithLabelValues("session").Inc()
+		r.Logger.Warn("apply session ended; retrying", "err", err, "backoff", backoff.String())
+		r.set(admin.Degraded, err.Error())
+		if r.comp != nil {
+			r.comp.Error(err)
+		}
+		select {
+		case <-ctx.Done():
+			r.set(admin.Stopped, "")
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, r.Opts.MaxBackoff)
+	}
+}
+
+// FatalError is an error a retry cannot cure.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+func (r *Runner) set(s admin.State, detail string) {
+	if r.comp != nil {
+		r.comp.Set(s, detail)
+	}
+}
+
+func (r *Runner) session(ctx context.Context) error {
+	kc := r.Pipeline.Kafka
+	codec := schemas.New(r.Registry, schemas.WithTopicPrefix(r.Pipeline.Topics.Prefix), schemas.WithLogger(r.Logger))
+	relayCl, err := kafka.NewClient(kc, r.Logger, nil, kgo.ClientID(kc.ClientID+"-"+r.Name+"-outbox"))
+	if err != nil {
+		return &FatalError{err}
+	}
+	defer relayCl.Close()
+	if err := kafka.EnsureTopics(ctx, kadm.NewClient(relayCl), r.Pipeline.Topics.Specs(r.Topic, kafka.Outcomes, kafka.DLQ)...); err != nil {
+		return err
+	}
+	rl := &relay{outbox: r.Outbox, cl: relayCl, codec: codec, log: r.Logger, m: r.m, target: r.Name,
+		wake: make(chan struct{}, 1), interval: r.Opts.OutboxInterval}
+	if err := rl.bind(ctx); err != nil {
+		return err
+	}
+	rctx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan struct{})
+	go func() { rl.run(rctx); close(relayDone) }()
+	defer func() { stopRelay(); <-relayDone }()
+
+	cl := &claims{}
+	group, owner := r.Group(), r.owner()
+	topic := r.Pipeline.Topics.Name(r.Topic)
+	consumer, err := kafka.NewClient(kc, r.Logger, r.registerer(), kgo.ClientID(kc.ClientID+"-"+r.Name),
+		kgo.ConsumerGroup(group),
+		kgo.InstanceID(owner),
+		kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(r.Opts.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, r.Opts.SessionTimeout/3)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(adjust(r.Store, group, owner, cl, r.Logger)),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			for t, ps := range m {
+				cl.drop(t, ps)
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			for t, ps := range m {
+				cl.drop(t, ps)
+			}
+		}),
+	)
+	if err != nil {
+		return &FatalError{err}
+	}
+	defer consumer.Close()
+	r.set(admin.Running, "")
+	r.Logger.Info("applying", "topic", topic, "group", group, "owner", owner)
+	for {
+		fs := consumer.PollRecords(ctx, r.Opts.BatchCommands*4)
+		if ctx.Err() != nil {
+			consumer.AllowRebalance()
+			return ctx.Err()
+		}
+		var fetchErr error
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) && fetchErr == nil {
+				fetchErr = fmt.Errorf("fetching %s/%d: %w", t, p, err)
+			}
+		})
+		if fetchErr != nil && fs.NumRecords() == 0 {
+			consumer.AllowRebalance()
+			return fetchErr
+		}
+		var commit []*kgo.Record
+		var applyErr error
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if applyErr != nil || len(p.Records) == 0 {
+				return
+			}
+			f, ok := cl.get(p.Topic, p.Partition)
+			if !ok {
+				return // revoked meanwhile
+			}
+			for start := 0; start < len(p.Records); start += r.Opts.BatchCommands {
+				recs := p.Records[start:min(len(p.Records), start+r.Opts.BatchCommands)]
+				if err := r.applyBatch(ctx, codec, f, recs); err != nil {
+					if errors.Is(err, ErrFenced) {
+						r.Logger.Warn("partition claimed by another apply; leaving it", "topic", p.Topic, "partition", p.Partition)
+						cl.drop(p.Topic, []int32{p.Partition})
+						return
+					}
+					applyErr = err
+					return
+				}
+				commit = append(commit, recs[len(recs)-1])
+			}
+		})
+		consumer.AllowRebalance()
+		if applyErr != nil {
+			return applyErr
+		}
+		rl.poke()
+		if len(commit) > 0 {
+			// For lag monitoring only: the offsets that count are the
+			// ones stored in the target database.
+			if err := consumer.CommitRecords(context.WithoutCancel(ctx), commit...); err != nil {
+				r.Logger.Debug("committing offsets to Kafka (for lag monitoring)", "err", err)
+			}
+		}
+	}
+}
+
+func (r *Runner) registerer() prometheus.Registerer {
+	if r.Admin == nil {
+		return nil
+	}
+	return r.Admin.Registry()
+}
+
+// applyBatch decodes recs and applies them, retrying transient failures.
+func (r *Runner) applyBatch(ctx context.Context, codec *schemas.Codec, f Fence, recs []*kgo.Record) error {
+	cmds := make([]Cmd, 0, len(recs))
+	for _, rec := range recs {
+		c := Cmd{Record: rec}
+		key, err := codec.DecodeKey(ctx, rec)
+		if err == nil {
+			var value any
+			if value, err = codec.DecodeValue(ctx, rec); err == nil {
+				c.Command, err = DecodeCommand(key, value)
+			}
+		}
+		var derr *schemas.DecodeError
+		if errors.As(err, &derr) && !derr.Permanent() {
+			return err // the registry is away: retry the session
+		}
+		c.Err = err
+		cmds = append(cmds, c)
+	}
+	next := recs[len(recs)-1].Offset + 1
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		began := time.Now()
+		outs, err := r.Store.Apply(ctx, f, cmds, next)
+		if err == nil {
+			r.m.observe(cmds, outs, time.Since(began))
+			return nil
+		}
+		if errors.Is(err, ErrFenced) || ctx.Err() != nil || attempt >= r.Opts.Retries || !Transient(err) {
+			return err
+		}
+		r.m.Retries.Inc()
+		r.Logger.Warn("retrying a batch after a transient error", "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, r.Opts.MaxBackoff)
+	}
+}

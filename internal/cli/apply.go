@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	applydps "github.com/alertsync/alertsync/apply/dps"
+	"github.com/alertsync/alertsync/internal/admin"
+	"github.com/alertsync/alertsync/internal/pipeline"
+	"github.com/alertsync/alertsync/internal/service"
+)
+
+func runApply(ctx context.Context, args []string, out, errOut io.Writer) error {
+	if len(args) == 0 {
+		return usagef("apply: want a target: dps")
+	}
+	switch args[0] {
+	case "dps":
+		return runApplyDPS(ctx, args[1:], out, errOut)
+	case "nomis":
+		return usagef("apply nomis: not built yet (see README, status)")
+	}
+	return usagef("apply: unknown target %q (want dps)", args[0])
+}
+
+func runApplyDPS(ctx context.Context, args []string, _, errOut io.Writer) error {
+	var cfg applydps.Config
+	fs := newFlagSet("apply dps", errOut)
+	if _, err := loadConfig(fs, &cfg, args, os.LookupEnv); err != nil {
+		return err
+	}
+	log := service.NewLogger(cfg.Pipeline.Log, errOut)
+	return service.Run(ctx, service.Options{Name: "apply-dps", Admin: cfg.Pipeline.Admin, Drain: cfg.Pipeline.Shutdown.Timeout, Logger: log},
+		func(ctx context.Context, srv *admin.Server) error {
+			reg, err := pipeline.NewRegistry(cfg.Pipeline.Registry)
+			if err != nil {
+				return err
+			}
+			a, err := applydps.New(cfg, applydps.Deps{Registry: reg, Admin: srv, Logger: log})
+			if err != nil {
+				return fmt.Errorf("apply dps: %w", err)
+			}
+			return a.Run(ctx)
+		})
+}
