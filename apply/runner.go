@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/admin"
+	"github.com/alertsync/alertsync/internal/failpoint"
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/schemas"
 )
@@ -223,6 +224,7 @@ func (r *Runner) session(ctx context.Context) error {
 			if err := consumer.CommitRecords(context.WithoutCancel(ctx), commit...); err != nil {
 				r.Logger.Debug("committing offsets to Kafka (for lag monitoring)", "err", err)
 			}
+			failpoint.Hit("apply.after_kafka_commit")
 		}
 	}
 }

@@ -45,7 +45,13 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{db: pgtest.NewDB(t), brokers: kafkatest.Brokers(t), reg: srfake.New()}
+	return newHarnessOn(t, kafkatest.Brokers(t))
+}
+
+// newHarnessOn is newHarness on the Kafka cluster at brokers.
+func newHarnessOn(t *testing.T, brokers []string) *harness {
+	t.Helper()
+	h := &harness{db: pgtest.NewDB(t), brokers: brokers, reg: srfake.New()}
 	t.Cleanup(h.reg.Close)
 	h.db.Exec(t, deploy.DPSSchemaSQL())
 	h.db.Exec(t, deploy.DPSSeedSQL())
@@ -192,4 +198,10 @@ func outcomeOf(recs []topictest.Record) (apply.Result, string) {
 		reason, _ = u["string"].(string)
 	}
 	return apply.Result(v["outcome"].(string)), reason
+}
+
+// ends returns the end offsets of topic (its catalogue name).
+func (h *harness) ends(t *testing.T, topic string) map[int32]int64 {
+	t.Helper()
+	return topictest.EndOffsets(context.Background(), t, kadm.NewClient(kafkatest.Client(t, h.brokers)), h.cfg.Pipeline.Topics.Prefix+topic)
 }
