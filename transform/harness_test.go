@@ -19,6 +19,7 @@ import (
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/metrictest"
+	"github.com/alertsync/alertsync/internal/testenv/runtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/internal/fixture"
@@ -179,11 +180,9 @@ func (h *harness) dpsAlert(t testing.TB, op rules.Op, id, number string, codeID 
 
 // run is a transformer running in this process.
 type run struct {
-	t    *Transformer
-	srv  *admin.Server
-	stop context.CancelFunc
-	done chan struct{} // closed when Run returned, with err set
-	err  error
+	*runtest.Running
+	t   *Transformer
+	srv *admin.Server
 }
 
 func (h *harness) start(t *testing.T) *run {
@@ -195,43 +194,16 @@ func (h *harness) start(t *testing.T) *run {
 	}
 	tr, err := New(h.cfg, Deps{Registry: h.srcl, Admin: srv, Logger: log})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{t: tr, srv: srv, stop: cancel, done: make(chan struct{})}
-	go func() { r.err = tr.Run(ctx); close(r.done) }()
-	t.Cleanup(func() { _ = r.halt(t) })
-	return r
+	return &run{Running: runtest.Start(t, tr.Run), t: tr, srv: srv}
 }
 
 // halt stops the transformer and returns Run's error.
-func (r *run) halt(t *testing.T) error {
-	t.Helper()
-	r.stop()
-	select {
-	case <-r.done:
-		return r.err
-	case <-time.After(30 * time.Second):
-		t.Fatal("transformer did not stop within 30s")
-		return nil
-	}
-}
+func (r *run) halt(t *testing.T) error { t.Helper(); return r.Halt(t) }
 
 // metric returns the value of a transformer metric, 0 when absent.
 func (r *run) metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	m := metrictest.Find(t, r.srv.Registry(), name, labels)
-	if m == nil {
-		return 0
-	}
-	if c := m.GetCounter(); c != nil {
-		return c.GetValue()
-	}
-	if g := m.GetGauge(); g != nil {
-		return g.GetValue()
-	}
-	if hi := m.GetHistogram(); hi != nil {
-		return float64(hi.GetSampleCount())
-	}
-	return 0
+	return metrictest.Value(t, r.srv.Registry(), name, labels)
 }
 
 // waitMetric waits until metric reaches want.
@@ -247,8 +219,8 @@ func (r *run) waitMetric(t *testing.T, name string, labels map[string]string, wa
 			t.Fatalf("%s%v = %v after %s, want %v", name, labels, got, timeout, want)
 		}
 		select {
-		case <-r.done:
-			t.Fatalf("transformer stopped: %v", r.err)
+		case <-r.Done():
+			t.Fatalf("transformer stopped: %v", r.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/metrictest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/runtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/encode"
@@ -113,11 +114,9 @@ func (h *harness) cmd(kind rules.Kind, number string, book int64, seq int32, bef
 
 // running is an apply running in this process.
 type running struct {
-	a    *Apply
-	srv  *admin.Server
-	stop context.CancelFunc
-	done chan struct{}
-	err  error
+	*runtest.Running
+	a   *Apply
+	srv *admin.Server
 }
 
 func (h *harness) start(t *testing.T) *running {
@@ -129,24 +128,10 @@ func (h *harness) start(t *testing.T) *running {
 	}
 	a, err := New(h.cfg, Deps{Registry: h.srcl, Admin: srv, Logger: log})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{a: a, srv: srv, stop: cancel, done: make(chan struct{})}
-	go func() { r.err = a.Run(ctx); close(r.done) }()
-	t.Cleanup(func() { _ = r.halt(t) })
-	return r
+	return &running{Running: runtest.Start(t, a.Run), a: a, srv: srv}
 }
 
-func (r *running) halt(t *testing.T) error {
-	t.Helper()
-	r.stop()
-	select {
-	case <-r.done:
-		return r.err
-	case <-time.After(30 * time.Second):
-		t.Fatal("apply did not stop within 30s")
-		return nil
-	}
-}
+func (r *running) halt(t *testing.T) error { t.Helper(); return r.Halt(t) }
 
 // outcomes reads want outcomes, read committed, and returns them by command id.
 func (h *harness) outcomes(t *testing.T, want int) map[string][]topictest.Record {
@@ -174,8 +159,8 @@ func (h *harness) waitApplied(t *testing.T, r *running, n int) {
 			return
 		}
 		select {
-		case <-r.done:
-			t.Fatalf("apply stopped: %v", r.err)
+		case <-r.Done():
+			t.Fatalf("apply stopped: %v", r.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 		require.True(t, time.Now().Before(deadline), "%d of %d commands applied after 30s", got, n)
@@ -184,11 +169,7 @@ func (h *harness) waitApplied(t *testing.T, r *running, n int) {
 
 func (r *running) metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	m := metrictest.Find(t, r.srv.Registry(), name, labels)
-	if m == nil {
-		return 0
-	}
-	return m.GetCounter().GetValue()
+	return metrictest.Value(t, r.srv.Registry(), name, labels)
 }
 
 func outcomeOf(recs []topictest.Record) (apply.Result, string) {

@@ -35,3 +35,21 @@ func Find(t testing.TB, g prometheus.Gatherer, name string, labels map[string]st
 	}
 	return nil
 }
+
+// Value returns the value of the sample Find returns: a counter's or
+// gauge's value, a histogram's sample count; 0 when there is no sample.
+func Value(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	m := Find(t, g, name, labels)
+	switch {
+	case m == nil:
+		return 0
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	case m.GetHistogram() != nil:
+		return float64(m.GetHistogram().GetSampleCount())
+	}
+	return 0
+}
