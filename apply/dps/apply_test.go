@@ -2,6 +2,7 @@ package dps
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,4 +246,30 @@ func TestResumesFromStoredOffsets(t *testing.T) {
 	_, err = st.Apply(ctx, fences[0], nil, 5)
 	require.ErrorIs(t, err, apply.ErrFenced)
 	require.Equal(t, "successor", pgtest.QueryValue[string](t, h.db, "SELECT fence_owner FROM alertsync.consumer_offsets WHERE consumer_group = 'zombie-group'"))
+}
+
+// TestDatabaseRefusal: a command the database itself refuses (a
+// description over DPS's 4,000 characters breaks a CHECK constraint) fails
+// alone: the batch is redone with a savepoint per command, the commands
+// around it are applied, it is FAILED with the SQLSTATE and in the DLQ.
+func TestDatabaseRefusal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.start(t)
+	long := strings.Repeat("x", 4001)
+	before := h.cmd(rules.KindUpsert, "A1234BC", 10, 1, nil, nomisState("XA", march1, "before"))
+	bad := h.cmd(rules.KindUpsert, "A1234BC", 10, 2, nil, nomisState("XA", march1, long))
+	after := h.cmd(rules.KindUpsert, "A1234BC", 10, 3, nil, nomisState("HA", march1, "after"))
+	h.send(t, before, bad, after)
+	h.waitApplied(t, r, 3)
+	require.Equal(t, 2, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alert"))
+	outs := h.outcomes(t, 3)
+	res, reason := outcomeOf(outs[bad.ID])
+	require.Equal(t, apply.Failed, res)
+	require.Equal(t, "refused_23514", reason)
+	for _, c := range []rules.Command{before, after} {
+		res, _ := outcomeOf(outs[c.ID])
+		require.Equal(t, apply.Applied, res)
+	}
+	require.Equal(t, 1, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alertsync.dlq_holds WHERE hold_key = 'nomis:10:2'"))
 }

@@ -44,13 +44,13 @@ type harness struct {
 	seq     int64
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	return newHarnessOn(t, kafkatest.Brokers(t))
 }
 
 // newHarnessOn is newHarness on the Kafka cluster at brokers.
-func newHarnessOn(t *testing.T, brokers []string) *harness {
+func newHarnessOn(t testing.TB, brokers []string) *harness {
 	t.Helper()
 	h := &harness{db: pgtest.NewDB(t), brokers: brokers, reg: srfake.New()}
 	t.Cleanup(h.reg.Close)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 
 	"github.com/alertsync/alertsync/apply"
 	"github.com/alertsync/alertsync/transform/rules"
@@ -17,7 +16,12 @@ import (
 // history carries over); the rest are created; DPS alerts not kept are
 // soft-deleted. Mappings follow. A replace that changes nothing is SKIPPED
 // unchanged, so a repeated one is a no-op.
-func (s *store) replace(ctx context.Context, q pgx.Tx, c *rules.Command) (apply.Outcome, error) {
+func (s *store) replace(ctx context.Context, q *pipe, c *rules.Command) (apply.Outcome, error) {
+	for i := range c.Alerts { // every refusal before the first write
+		if _, err := s.codeID(ctx, q, c.Alerts[i].State.Code); err != nil {
+			return apply.Outcome{}, err
+		}
+	}
 	current, err := s.prisonerRows(ctx, q, c.PrisonNumber)
 	if err != nil {
 		return apply.Outcome{}, err
@@ -110,7 +114,7 @@ type nomisKey struct {
 }
 
 // prisonerRows returns the prisoner's alerts that are not deleted, locked.
-func (s *store) prisonerRows(ctx context.Context, q pgx.Tx, number string) ([]*row, error) {
+func (s *store) prisonerRows(ctx context.Context, q *pipe, number string) ([]*row, error) {
 	rows, err := q.Query(ctx, `SELECT a.id::text, c.code, a.active_from, a.active_to, a.description, a.authorised_by
 		  FROM public.alert a JOIN public.alert_code c ON c.id = a.alert_code_id
 		 WHERE a.prison_number = $1 AND a.deleted_at IS NULL
@@ -140,7 +144,7 @@ func (s *store) prisonerRows(ctx context.Context, q pgx.Tx, number string) ([]*r
 }
 
 // prisonerLinks returns the NOMIS keys mapped to the prisoner's alerts.
-func (s *store) prisonerLinks(ctx context.Context, q pgx.Tx, number string) (map[nomisKey]string, error) {
+func (s *store) prisonerLinks(ctx context.Context, q *pipe, number string) (map[nomisKey]string, error) {
 	rows, err := q.Query(ctx, `SELECT nomis_booking_id, nomis_alert_seq, dps_alert_id::text FROM alertsync.alert_mapping
 		WHERE offender_no = $1 AND nomis_booking_id IS NOT NULL AND NOT deleted`, number)
 	if err != nil {

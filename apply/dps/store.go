@@ -66,24 +66,50 @@ func (s *store) Claim(ctx context.Context, group, topic string, partitions []int
 	return out, rows.Err()
 }
 
-// Apply implements apply.Store.
+// Apply implements apply.Store. It first runs the batch on the fast path
+// (writes pipelined, no savepoints); when the database refuses a write
+// there, the batch is rolled back and redone on the careful path, a
+// savepoint per command, so that the refused command alone fails.
 func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64) ([]apply.Outcome, error) {
+	outs, err := s.applyTx(ctx, f, cmds, next, true)
+	var qe *queuedError
+	if err != nil && !errors.Is(err, apply.ErrFenced) && (errors.As(err, &qe) || refusedByDB(err)) && !apply.Transient(err) {
+		return s.applyTx(ctx, f, cmds, next, false)
+	}
+	return outs, err
+}
+
+// refusedByDB reports whether err is a data exception or integrity
+// violation: the database refuses a command, not a reason to stop.
+func refusedByDB(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
+}
+
+func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64, fast bool) ([]apply.Outcome, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return nil, fmt.Errorf("beginning a transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_logical_emit_message(true, 'alertsync', $1)", Marker); err != nil {
+	q := newPipe(tx, fast)
+	if _, err := q.Exec(ctx, "SELECT pg_logical_emit_message(true, 'alertsync', $1)", Marker); err != nil {
 		return nil, fmt.Errorf("writing the sync marker: %w", err)
+	}
+	holds, err := s.holds(ctx, q, cmds)
+	if err != nil {
+		return nil, err
 	}
 	outs := make([]apply.Outcome, 0, len(cmds))
 	for i := range cmds {
-		c := &cmds[i]
-		o, err := s.one(ctx, tx, c)
+		o, err := s.one(ctx, q, &cmds[i], holds, fast)
 		if err != nil {
 			return nil, err
 		}
 		outs = append(outs, o)
+	}
+	if err := q.flush(ctx); err != nil {
+		return nil, err
 	}
 	tag, err := tx.Exec(ctx, `UPDATE alertsync.consumer_offsets SET next_offset = $5, updated_at = now()
 		WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND fence_epoch = $4`,
@@ -102,43 +128,68 @@ func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next
 	return outs, nil
 }
 
+// holds returns the holds on the batch's alerts: hold key → first command.
+func (s *store) holds(ctx context.Context, q *pipe, cmds []apply.Cmd) (map[string]string, error) {
+	keys := make([]string, 0, len(cmds))
+	for i := range cmds {
+		if k := holdKey(&cmds[i]); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	rows, err := q.Query(ctx, "SELECT hold_key, first_command_id FROM alertsync.dlq_holds WHERE hold_key = ANY($1)", keys)
+	if err != nil {
+		return nil, fmt.Errorf("reading holds: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, first string
+		if err := rows.Scan(&k, &first); err != nil {
+			return nil, err
+		}
+		out[k] = first
+	}
+	return out, rows.Err()
+}
+
 // one applies one command inside a savepoint: a command the database
 // refuses (constraint violation, unknown code) is rolled back alone and
 // recorded FAILED, with its DLQ entry, and holds later commands of the
 // same alert; a transient error aborts the batch.
-func (s *store) one(ctx context.Context, tx pgx.Tx, c *apply.Cmd) (apply.Outcome, error) {
+func (s *store) one(ctx context.Context, tx *pipe, c *apply.Cmd, holds map[string]string, fast bool) (apply.Outcome, error) {
 	key := holdKey(c)
 	if c.Err != nil {
 		o := apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: apply.ReasonUndecodable}
 		return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "decode", err: c.Err.Error()}, key)
 	}
-	if key != "" {
-		var first string
-		err := tx.QueryRow(ctx, `UPDATE alertsync.dlq_holds SET held_commands = held_commands + 1, updated_at = now()
-			WHERE hold_key = $1 RETURNING first_command_id`, key).Scan(&first)
+	if first, held := holds[key]; key != "" && held {
+		if _, err := tx.Exec(ctx, `UPDATE alertsync.dlq_holds SET held_commands = held_commands + 1, updated_at = now()
+			WHERE hold_key = $1`, key); err != nil {
+			return apply.Outcome{}, fmt.Errorf("counting a held command: %w", err)
+		}
+		o := apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}
+		return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "held", err: "held behind command " + first, heldBehind: &first}, "")
+	}
+	if fast {
+		o, err := s.kind(ctx, tx, c)
+		var ref *refusal
 		switch {
 		case err == nil:
-			o := apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}
-			return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "held", err: "held behind command " + first, heldBehind: &first}, "")
-		case !errors.Is(err, pgx.ErrNoRows):
-			return apply.Outcome{}, fmt.Errorf("checking holds: %w", err)
+			o.CommandID = c.ID
+			return o, s.record(ctx, tx, c, o, nil, "")
+		case errors.As(err, &ref):
+			// Refused before any write of this command: no savepoint needed.
+			o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.reason}
+			holds[key] = c.ID
+			return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "refused", err: ref.Error()}, key)
 		}
+		return apply.Outcome{}, err
 	}
-	sp, err := tx.Begin(ctx)
+	sp, err := tx.tx.Begin(ctx)
 	if err != nil {
 		return apply.Outcome{}, fmt.Errorf("opening a savepoint: %w", err)
 	}
-	var o apply.Outcome
-	switch c.Kind {
-	case rules.KindUpsert:
-		o, err = s.upsert(ctx, sp, &c.Command)
-	case rules.KindDelete:
-		o, err = s.delete(ctx, sp, &c.Command)
-	case rules.KindReplacePrisoner:
-		o, err = s.replace(ctx, sp, &c.Command)
-	default:
-		err = &refusal{reason: "unsupported_kind", msg: "command kind " + c.Kind.String()}
-	}
+	o, err := s.kind(ctx, newPipe(sp, false), c)
 	if err == nil {
 		if err := sp.Commit(ctx); err != nil {
 			return apply.Outcome{}, fmt.Errorf("releasing a savepoint: %w", err)
@@ -161,7 +212,21 @@ func (s *store) one(ctx context.Context, tx pgx.Tx, c *apply.Cmd) (apply.Outcome
 		return apply.Outcome{}, err
 	}
 	o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.reason}
+	holds[key] = c.ID
 	return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "refused", err: ref.Error()}, key)
+}
+
+// kind applies c by its kind.
+func (s *store) kind(ctx context.Context, q *pipe, c *apply.Cmd) (apply.Outcome, error) {
+	switch c.Kind {
+	case rules.KindUpsert:
+		return s.upsert(ctx, q, &c.Command)
+	case rules.KindDelete:
+		return s.delete(ctx, q, &c.Command)
+	case rules.KindReplacePrisoner:
+		return s.replace(ctx, q, &c.Command)
+	}
+	return apply.Outcome{}, &refusal{reason: "unsupported_kind", msg: "command kind " + c.Kind.String()}
 }
 
 // refusal is a command the target cannot take.
@@ -192,7 +257,7 @@ func holdKey(c *apply.Cmd) string {
 
 // record writes the outcome (and DLQ entry) of c to the outbox; a FAILED
 // command with a hold key starts a hold.
-func (s *store) record(ctx context.Context, tx pgx.Tx, c *apply.Cmd, o apply.Outcome, d *dlqInfo, hold string) error {
+func (s *store) record(ctx context.Context, tx *pipe, c *apply.Cmd, o apply.Outcome, d *dlqInfo, hold string) error {
 	var reason *string
 	if o.Reason != "" {
 		reason = &o.Reason
@@ -257,7 +322,7 @@ func nullTime(t time.Time) *time.Time {
 }
 
 // codeID returns the DPS id of alert code code.
-func (s *store) codeID(ctx context.Context, q pgx.Tx, code string) (int64, error) {
+func (s *store) codeID(ctx context.Context, q *pipe, code string) (int64, error) {
 	s.mu.Lock()
 	id, ok := s.codes[code]
 	s.mu.Unlock()

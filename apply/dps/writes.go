@@ -34,7 +34,7 @@ type link struct {
 
 // lookup resolves the command's alert: by NOMIS key through the mapping,
 // then by the DPS id the command carries. It locks the alert row.
-func (s *store) lookup(ctx context.Context, q pgx.Tx, c *rules.Command) (*link, *row, error) {
+func (s *store) lookup(ctx context.Context, q *pipe, c *rules.Command) (*link, *row, error) {
 	var l *link
 	scanLink := func(r pgx.Row) error {
 		var (
@@ -80,7 +80,7 @@ func (s *store) lookup(ctx context.Context, q pgx.Tx, c *rules.Command) (*link, 
 	return l, r, err
 }
 
-func (s *store) readRow(ctx context.Context, q pgx.Tx, id string) (*row, error) {
+func (s *store) readRow(ctx context.Context, q *pipe, id string) (*row, error) {
 	var (
 		r        row
 		from     time.Time
@@ -167,7 +167,7 @@ func dateArg(d *rules.Date) *string {
 // decide settles a conflict between the command (a source change) and the
 // target's own change of the row: the later commit wins, ties go to DPS
 // (the system of record). It records the decision.
-func (s *store) decide(ctx context.Context, q pgx.Tx, c *rules.Command, r *row) (sourceWins bool, err error) {
+func (s *store) decide(ctx context.Context, q *pipe, c *rules.Command, r *row) (sourceWins bool, err error) {
 	// The command comes from NOMIS; the row's change from DPS (or from this
 	// apply, whose own writes are DPS commits too).
 	sourceWins = r.commitTime == nil || c.SourceCommitTime.After(*r.commitTime)
@@ -195,9 +195,14 @@ func (s *store) commitDate(c *rules.Command) rules.Date {
 }
 
 // upsert creates or updates the command's alert.
-func (s *store) upsert(ctx context.Context, q pgx.Tx, c *rules.Command) (apply.Outcome, error) {
+func (s *store) upsert(ctx context.Context, q *pipe, c *rules.Command) (apply.Outcome, error) {
 	if c.After == nil {
 		return apply.Outcome{}, &refusal{reason: "missing_after", msg: "an UPSERT without the alert's state"}
+	}
+	// Every refusal comes before the command's first write (the fast path
+	// has no savepoint to roll back to).
+	if _, err := s.codeID(ctx, q, c.After.Code); err != nil {
+		return apply.Outcome{}, err
 	}
 	l, r, err := s.lookup(ctx, q, c)
 	if err != nil {
@@ -243,7 +248,7 @@ func outcome(res apply.Result, reason string, l *link, r *row) apply.Outcome {
 
 // create inserts a new alert from st with its CREATED audit event and
 // mapping.
-func (s *store) create(ctx context.Context, q pgx.Tx, c *rules.Command, st *rules.AlertState, l *link) (apply.Outcome, error) {
+func (s *store) create(ctx context.Context, q *pipe, c *rules.Command, st *rules.AlertState, l *link) (apply.Outcome, error) {
 	codeID, err := s.codeID(ctx, q, st.Code)
 	if err != nil {
 		return apply.Outcome{}, err
@@ -263,7 +268,7 @@ func (s *store) create(ctx context.Context, q pgx.Tx, c *rules.Command, st *rule
 	return apply.Outcome{Result: apply.Applied, DPSAlertID: id}, s.setLink(ctx, q, c, id, l, false)
 }
 
-func (s *store) insertAlert(ctx context.Context, q pgx.Tx, id, prisonNumber string, codeID int64, st *rules.AlertState, to *rules.Date) error {
+func (s *store) insertAlert(ctx context.Context, q *pipe, id, prisonNumber string, codeID int64, st *rules.AlertState, to *rules.Date) error {
 	_, err := q.Exec(ctx, `INSERT INTO public.alert (id, alert_code_id, prison_number, description, authorised_by, active_from, active_to,
 			created_at, prison_code_when_created, version)
 		VALUES ($1::uuid, $2, $3, $4, $5, $6::date, $7::date, ($8::timestamptz AT TIME ZONE $9), $10, 0)`,
@@ -277,7 +282,7 @@ func (s *store) insertAlert(ctx context.Context, q pgx.Tx, id, prisonNumber stri
 
 // update writes c.After over row r (undeleting it when it was deleted), with
 // an UPDATED audit event whose flags say which fields changed.
-func (s *store) update(ctx context.Context, q pgx.Tx, c *rules.Command, r *row) error {
+func (s *store) update(ctx context.Context, q *pipe, c *rules.Command, r *row) error {
 	st := c.After
 	codeID, err := s.codeID(ctx, q, st.Code)
 	if err != nil {
@@ -315,7 +320,7 @@ func describeUpdate(f [4]*bool, undeleted bool) string {
 }
 
 // audit writes one audit event of the sync (source NOMIS).
-func (s *store) audit(ctx context.Context, q pgx.Tx, alertID, action, description, by string, at time.Time, f [4]*bool) error {
+func (s *store) audit(ctx context.Context, q *pipe, alertID, action, description, by string, at time.Time, f [4]*bool) error {
 	id, err := newID()
 	if err != nil {
 		return err
@@ -335,7 +340,7 @@ func (s *store) audit(ctx context.Context, q pgx.Tx, alertID, action, descriptio
 
 // setLink records the mapping of alert id to the command's NOMIS key with
 // the command's position (the newest applied).
-func (s *store) setLink(ctx context.Context, q pgx.Tx, c *rules.Command, id string, l *link, deleted bool) error {
+func (s *store) setLink(ctx context.Context, q *pipe, c *rules.Command, id string, l *link, deleted bool) error {
 	if c.NOMISBookingID != nil && c.NOMISAlertSeq != nil {
 		// A NOMIS key held by another alert's mapping is stale (that alert was
 		// replaced): it moves here.
@@ -366,7 +371,7 @@ func (s *store) setLink(ctx context.Context, q pgx.Tx, c *rules.Command, id stri
 }
 
 // delete soft-deletes the command's alert.
-func (s *store) delete(ctx context.Context, q pgx.Tx, c *rules.Command) (apply.Outcome, error) {
+func (s *store) delete(ctx context.Context, q *pipe, c *rules.Command) (apply.Outcome, error) {
 	l, r, err := s.lookup(ctx, q, c)
 	if err != nil {
 		return apply.Outcome{}, err
@@ -397,7 +402,7 @@ func (s *store) delete(ctx context.Context, q pgx.Tx, c *rules.Command) (apply.O
 	return apply.Outcome{Result: apply.Applied, Reason: reason, DPSAlertID: r.id}, s.setLink(ctx, q, c, r.id, l, true)
 }
 
-func (s *store) softDelete(ctx context.Context, q pgx.Tx, id string, c *rules.Command) error {
+func (s *store) softDelete(ctx context.Context, q *pipe, id string, c *rules.Command) error {
 	if _, err := q.Exec(ctx, `UPDATE public.alert SET deleted_at = (now() AT TIME ZONE $2), last_modified_at = (now() AT TIME ZONE $2),
 			version = version + 1 WHERE id = $1::uuid`, id, s.tz); err != nil {
 		return fmt.Errorf("deleting alert %s: %w", id, err)

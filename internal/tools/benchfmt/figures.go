@@ -43,4 +43,6 @@ var figures = []figure{
 	{Name: "transform.core", Pkg: "transform", Bench: "BenchmarkTransformCore/rules", Unit: "records/s", Ref: "transform.noop_rule"},
 	{Name: "transform.noop_rule", Pkg: "transform", Bench: "BenchmarkTransformCore/noop_rule", Unit: "records/s"},
 	{Name: "transform.kfake", Pkg: "transform", Bench: "BenchmarkTransformKfake", Unit: "records/s"},
+	{Name: "apply.dps", Pkg: "apply/dps", Bench: "BenchmarkApplyDPS/apply", Unit: "commands/s", Ref: "apply.dps.plain_insert"},
+	{Name: "apply.dps.plain_insert", Pkg: "apply/dps", Bench: "BenchmarkApplyDPS/plain_insert", Unit: "commands/s"},
 }

@@ -1,0 +1,100 @@
+package dps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// pipe runs a batch's statements on its transaction. Deferred (the fast
+// path), writes are queued and sent with the next read or at flush, in one
+// round trip: a command costs about one round trip instead of one per
+// statement; an error of a queued write surfaces at that send, not at the
+// write, so the caller redoes the whole batch immediate. Immediate, every
+// statement runs at once (the careful path, with a savepoint per command).
+type pipe struct {
+	tx       pgx.Tx
+	deferred bool
+	queued   *pgx.Batch
+}
+
+func newPipe(tx pgx.Tx, deferred bool) *pipe { return &pipe{tx: tx, deferred: deferred} }
+
+// Exec runs or queues a statement; a queued one returns an empty tag.
+func (p *pipe) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if !p.deferred {
+		return p.tx.Exec(ctx, sql, args...)
+	}
+	if p.queued == nil {
+		p.queued = &pgx.Batch{}
+	}
+	p.queued.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+// QueryRow sends the queued writes and the query together.
+func (p *pipe) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if p.queued == nil || p.queued.Len() == 0 {
+		return p.tx.QueryRow(ctx, sql, args...)
+	}
+	b := p.queued
+	p.queued = nil
+	writes := b.Len()
+	b.Queue(sql, args...)
+	return &pipedRow{ctx: ctx, br: p.tx.SendBatch(ctx, b), writes: writes}
+}
+
+// Query sends the queued writes, then runs the query.
+func (p *pipe) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := p.flush(ctx); err != nil {
+		return nil, err
+	}
+	return p.tx.Query(ctx, sql, args...)
+}
+
+// flush sends the queued writes.
+func (p *pipe) flush(ctx context.Context) error {
+	if p.queued == nil || p.queued.Len() == 0 {
+		return nil
+	}
+	b := p.queued
+	p.queued = nil
+	br := p.tx.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return &queuedError{err: err}
+		}
+	}
+	return br.Close()
+}
+
+// queuedError is the failure of a queued write: the batch cannot tell which
+// command it belonged to, so it is redone immediate.
+type queuedError struct{ err error }
+
+func (e *queuedError) Error() string { return fmt.Sprintf("a queued write failed: %v", e.err) }
+func (e *queuedError) Unwrap() error { return e.err }
+
+type pipedRow struct {
+	ctx    context.Context
+	br     pgx.BatchResults
+	writes int
+}
+
+func (r *pipedRow) Scan(dest ...any) error {
+	for range r.writes {
+		if _, err := r.br.Exec(); err != nil {
+			_ = r.br.Close()
+			return &queuedError{err: err}
+		}
+	}
+	err := r.br.QueryRow().Scan(dest...)
+	if cerr := r.br.Close(); cerr != nil && err == nil && !errors.Is(cerr, pgx.ErrNoRows) {
+		err = cerr
+	}
+	return err
+}
