@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/alertsync/alertsync/apply"
 	"github.com/alertsync/alertsync/transform/rules"
 )
