@@ -37,7 +37,7 @@ func commands() []command {
 		{"version", "print the version", runVersion},
 		{"capture", "capture changes of a source database into Kafka (dps | nomis)", runCapture},
 		{"transform", "map change records to commands for the opposite side, exactly once (also: transform replay)", runTransform},
-		{"apply", "write commands into the target database idempotently (dps)", runApply},
+		{"apply", "write commands into the target database idempotently (dps | nomis)", runApply},
 		{"migrate", "apply the sync-owned schema objects (dps | nomis)", runMigrate},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	applydps "github.com/alertsync/alertsync/apply/dps"
+	applynomis "github.com/alertsync/alertsync/apply/nomis"
 	"github.com/alertsync/alertsync/capture/dps"
 	"github.com/alertsync/alertsync/capture/nomis"
 	"github.com/alertsync/alertsync/internal/config"
@@ -30,6 +31,7 @@ func components() []component {
 		{"capture-nomis", "alertsync capture nomis", func() any { return new(nomis.Config) }},
 		{"transform", "alertsync transform", func() any { return new(transform.Config) }},
 		{"apply-dps", "alertsync apply dps", func() any { return new(applydps.Config) }},
+		{"apply-nomis", "alertsync apply nomis", func() any { return new(applynomis.Config) }},
 		{"migrate", "alertsync migrate", func() any { return new(MigrateConfig) }},
 	}
 }

@@ -12,7 +12,7 @@
 --                              -> SELECT, INSERT, UPDATE, DELETE on OFFENDER_ALERTS
 --   find bookings and prisoners -> SELECT on OFFENDERS, OFFENDER_BOOKINGS
 --   validate type and code      -> SELECT on REFERENCE_CODES
---   keep the mapping, fenced offsets, outcome outbox and DLQ holds in the
+--   keep the mapping, fenced offsets, outcome outbox, DLQ holds and conflicts in the
 --   same transaction as the write
 --                              -> SELECT, INSERT, UPDATE (and DELETE where the
 --                                 row goes away) on the bookkeeping tables
@@ -40,3 +40,5 @@ GRANT SELECT, INSERT, UPDATE ON OMS_OWNER.ALERTSYNC_CONSUMER_OFFSETS TO ALERTSYN
 GRANT SELECT, INSERT, UPDATE ON OMS_OWNER.ALERTSYNC_OUTCOME_OUTBOX TO ALERTSYNC_APPLY;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON OMS_OWNER.ALERTSYNC_DLQ_HOLDS TO ALERTSYNC_APPLY;
+
+GRANT SELECT, INSERT ON OMS_OWNER.ALERTSYNC_CONFLICTS TO ALERTSYNC_APPLY;
