@@ -60,7 +60,13 @@ VALUES (10, TIMESTAMP '2024-03-01 10:00:00', 1, 1, 1, 'Y', 'MDI'),
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{db: pgtest.NewDB(t), brokers: kafkatest.Brokers(t), reg: srfake.New()}
+	return newHarnessOn(t, kafkatest.Brokers(t))
+}
+
+// newHarnessOn is newHarness on the Kafka cluster at brokers.
+func newHarnessOn(t *testing.T, brokers []string) *harness {
+	t.Helper()
+	h := &harness{db: pgtest.NewDB(t), brokers: brokers, reg: srfake.New()}
 	t.Cleanup(h.reg.Close)
 	h.db.Exec(t, deploy.NOMISSchemaSQL())
 	h.db.Exec(t, deploy.NOMISSeedSQL())

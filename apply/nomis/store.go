@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/alertsync/alertsync/apply"
+	"github.com/alertsync/alertsync/internal/failpoint"
 	"github.com/alertsync/alertsync/transform/rules"
 )
 
@@ -102,9 +103,11 @@ func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next
 	if tag.RowsAffected() != 1 {
 		return nil, apply.ErrFenced
 	}
+	failpoint.Hit("apply.before_commit")
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("committing: %w", err)
 	}
+	failpoint.Hit("apply.after_commit")
 	return outs, nil
 }
 
