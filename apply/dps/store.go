@@ -100,16 +100,23 @@ func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, ne
 	if err != nil {
 		return nil, err
 	}
-	outs := make([]apply.Outcome, 0, len(cmds))
-	for i := range cmds {
-		o, err := s.one(ctx, q, &cmds[i], holds, fast)
-		if err != nil {
+	var outs []apply.Outcome
+	if fast && settable(cmds) {
+		if outs, err = s.applySet(ctx, tx, cmds, holds); err != nil {
 			return nil, err
 		}
-		outs = append(outs, o)
-	}
-	if err := q.flush(ctx); err != nil {
-		return nil, err
+	} else {
+		outs = make([]apply.Outcome, 0, len(cmds))
+		for i := range cmds {
+			o, err := s.one(ctx, q, &cmds[i], holds, fast)
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, o)
+		}
+		if err := q.flush(ctx); err != nil {
+			return nil, err
+		}
 	}
 	tag, err := tx.Exec(ctx, `UPDATE alertsync.consumer_offsets SET next_offset = $5, updated_at = now()
 		WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND fence_epoch = $4`,
