@@ -273,3 +273,24 @@ func TestDatabaseRefusal(t *testing.T) {
 	}
 	require.Equal(t, 1, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alertsync.dlq_holds WHERE hold_key = 'nomis:10:2'"))
 }
+
+// TestReorderedIsNoop: a command that arrives after a newer one of the
+// same alert (its position is older) changes nothing: SKIPPED
+// stale_position, the newer state stands.
+func TestReorderedIsNoop(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.start(t)
+	first := nomisState("XA", march1, "first")
+	c1 := h.cmd(rules.KindUpsert, "A1234BC", 10, 1, nil, first)
+	older := h.cmd(rules.KindUpsert, "A1234BC", 10, 1, first, nomisState("XA", march1, "older"))
+	newer := h.cmd(rules.KindUpsert, "A1234BC", 10, 1, first, nomisState("XA", march1, "newer"))
+	h.send(t, c1, newer, older)
+	h.waitApplied(t, r, 3)
+	require.Equal(t, "newer", pgtest.QueryValue[string](t, h.db, "SELECT description FROM alert"))
+	require.Equal(t, 2, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM audit_event"))
+	outs := h.outcomes(t, 3)
+	res, reason := outcomeOf(outs[older.ID])
+	require.Equal(t, apply.Skipped, res)
+	require.Equal(t, apply.ReasonStale, reason)
+}

@@ -143,7 +143,9 @@ func (s *store) holds(ctx context.Context, q *pipe, cmds []apply.Cmd) (map[strin
 			keys = append(keys, k)
 		}
 	}
-	rows, err := q.Query(ctx, "SELECT hold_key, first_command_id FROM alertsync.dlq_holds WHERE hold_key = ANY($1)", keys)
+	// Locked: a redrive deleting one of these holds waits for this batch
+	// (and then sees its held_commands changed, and leaves the hold).
+	rows, err := q.Query(ctx, "SELECT hold_key, first_command_id FROM alertsync.dlq_holds WHERE hold_key = ANY($1) FOR UPDATE", keys)
 	if err != nil {
 		return nil, fmt.Errorf("reading holds: %w", err)
 	}
