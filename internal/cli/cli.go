@@ -39,6 +39,7 @@ func commands() []command {
 		{"transform", "map change records to commands for the opposite side, exactly once (also: transform replay)", runTransform},
 		{"apply", "write commands into the target database idempotently (dps | nomis)", runApply},
 		{"migrate", "apply the sync-owned schema objects (dps | nomis)", runMigrate},
+		{"dlq", "list the DLQ entries, or redrive the commands an apply holds (list | redrive)", runDLQ},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
 	}
 }

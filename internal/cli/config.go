@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	applydlq "github.com/alertsync/alertsync/apply/dlq"
 	applydps "github.com/alertsync/alertsync/apply/dps"
 	applynomis "github.com/alertsync/alertsync/apply/nomis"
 	"github.com/alertsync/alertsync/capture/dps"
@@ -33,6 +34,7 @@ func components() []component {
 		{"apply-dps", "alertsync apply dps", func() any { return new(applydps.Config) }},
 		{"apply-nomis", "alertsync apply nomis", func() any { return new(applynomis.Config) }},
 		{"migrate", "alertsync migrate", func() any { return new(MigrateConfig) }},
+		{"dlq", "alertsync dlq list and alertsync dlq redrive", func() any { return new(applydlq.Config) }},
 	}
 }
 

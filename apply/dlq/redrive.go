@@ -1,0 +1,215 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// RedriveOptions says which holds dlq redrive releases.
+type RedriveOptions struct {
+	// Stage is the apply whose holds are redriven: apply-dps or apply-nomis.
+	Stage string
+	// AlertKey redrives the hold on one alert; exclusive with All.
+	AlertKey string
+	// All redrives every open hold of Stage.
+	All bool
+	// DryRun prints what would be done and changes nothing.
+	DryRun bool
+}
+
+// Redrive releases the open holds of opts.Stage that match opts: for each,
+// in order of creation, it takes the entries of the hold's current episode
+// from alertsync.dlq (the failed command, then those held behind it, in
+// DLQ order), deletes the hold row unless it changed since it was read,
+// and produces each entry's original key and value to its original topic
+// and partition, synchronously and in order, with the single header
+// HeaderRedrivenFrom. What it does is printed to out.
+//
+// A hold whose entries are not all in the DLQ yet, or that changed while
+// being redriven, is left as it is and reported; Redrive then returns
+// ErrHoldsIncomplete after the other holds. When producing fails, the hold
+// is put back (the apply holds the commands already produced again, and a
+// later redrive replays them, as no-ops if they were applied) and the error
+// returned. A stage other than the applies' is refused with
+// ErrRedriveUnsupported.
+func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, out io.Writer) error {
+	if err := CheckStage(opts.Stage); err != nil {
+		return err
+	}
+	if !isApply(opts.Stage) {
+		if opts.Stage == "" {
+			return fmt.Errorf("redrive: a stage is required (%s or %s)", StageApplyDPS, StageApplyNOMIS)
+		}
+		return fmt.Errorf("redrive of stage %s: %w: only the entries of %s and %s can be redriven; the others stay listed by dlq list",
+			opts.Stage, ErrRedriveUnsupported, StageApplyDPS, StageApplyNOMIS)
+	}
+	if opts.All == (opts.AlertKey != "") {
+		return errors.New("redrive: give either an alert key or all")
+	}
+	hs, err := openHolds(ctx, &cfg, opts.Stage)
+	if err != nil {
+		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
+	}
+	defer hs.close(ctx)
+	open, err := hs.open(ctx)
+	if err != nil {
+		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
+	}
+	var todo []Hold
+	for _, h := range open {
+		if opts.All || h.Key == opts.AlertKey {
+			todo = append(todo, h)
+		}
+	}
+	if len(todo) == 0 {
+		what := "no open holds"
+		if !opts.All {
+			what = "no open hold on " + opts.AlertKey
+		}
+		_, err := fmt.Fprintf(out, "%s: %s in %s (%s): nothing to redrive\n", opts.Stage, what, hs.name, hs.table)
+		return err
+	}
+	sort.Slice(todo, func(i, j int) bool {
+		if !todo[i].CreatedAt.Equal(todo[j].CreatedAt) {
+			return todo[i].CreatedAt.Before(todo[j].CreatedAt)
+		}
+		return todo[i].Key < todo[j].Key
+	})
+
+	s, err := newSession(&cfg, deps, "redrive", kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	rctx, cancel := s.timeout(ctx)
+	defer cancel()
+	all, err := s.rd.readAll(rctx)
+	if err != nil {
+		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
+	}
+	r := &redriver{s: s, hs: hs, out: out, dryRun: opts.DryRun}
+	var skipped []string
+	holds, commands := 0, 0
+	for _, h := range todo {
+		n, err := r.one(rctx, h, episode(all, opts.Stage, h.Key, h.FirstCommandID), opts.Stage)
+		var sk *skip
+		switch {
+		case errors.As(err, &sk):
+			skipped = append(skipped, h.Key)
+			if _, werr := fmt.Fprintf(out, "  left alone: %s\n", sk.why); werr != nil {
+				return werr
+			}
+		case err != nil:
+			return err
+		default:
+			holds++
+			commands += n
+		}
+	}
+	verb := "redriven"
+	if opts.DryRun {
+		verb = "would redrive"
+	}
+	if _, err := fmt.Fprintf(out, "%s: %s %s, %s\n", opts.Stage, verb, plural(holds, "hold"), plural(commands, "command")); err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("redrive %s: %w: %v (see above; run redrive again)", opts.Stage, ErrHoldsIncomplete, skipped)
+	}
+	return nil
+}
+
+// skip is a hold left as it is, with the reason.
+type skip struct{ why string }
+
+func (s *skip) Error() string { return s.why }
+
+type redriver struct {
+	s      *session
+	hs     *holdStore
+	out    io.Writer
+	dryRun bool
+}
+
+func (r *redriver) printf(format string, a ...any) error {
+	if _, err := fmt.Fprintf(r.out, format, a...); err != nil {
+		return fmt.Errorf("printing what redrive did: %w", err)
+	}
+	return nil
+}
+
+// one redrives hold h whose episode is ep and returns the number of
+// commands produced (or that would be).
+func (r *redriver) one(ctx context.Context, h Hold, ep []Entry, stage string) (int, error) {
+	if err := r.printf("%s: hold on %s (prisoner %s, since %s, %s): first command %s, %d commands\n",
+		stage, h.Key, h.PrisonNumber, h.CreatedAt.UTC().Format(time.RFC3339), h.Reason, h.FirstCommandID, h.HeldCommands); err != nil {
+		return 0, err
+	}
+	switch {
+	case len(ep) == 0:
+		return 0, &skip{fmt.Sprintf("the DLQ entry of the failed command %s is not in %s yet (the apply publishes it from its outbox: is it running?)", h.FirstCommandID, r.s.rd.topic)}
+	case len(ep) < h.HeldCommands:
+		return 0, &skip{fmt.Sprintf("%d of its %d commands are in %s so far (the apply publishes the others from its outbox: is it running?)", len(ep), h.HeldCommands, r.s.rd.topic)}
+	}
+	if r.dryRun {
+		if err := r.printf("  would delete the hold from %s %s\n", r.hs.name, r.hs.table); err != nil {
+			return 0, err
+		}
+		for i := range ep {
+			if err := r.printf("  would redrive %s (from %s) to %s/%d (%s command %s)\n", ep[i].DLQRef(), ep[i].Original(),
+				ep[i].Topic, ep[i].Partition, role(&ep[i]), dash(ep[i].CommandID)); err != nil {
+				return 0, err
+			}
+		}
+		return len(ep), nil
+	}
+	if err := r.hs.remove(ctx, h); err != nil {
+		if errors.Is(err, errHoldChanged) {
+			return 0, &skip{"the hold changed while redriving it (a command was held meanwhile, or another redrive released it)"}
+		}
+		return 0, err
+	}
+	if err := r.printf("  hold deleted from %s %s\n", r.hs.name, r.hs.table); err != nil {
+		return 0, err
+	}
+	for i := range ep {
+		e := &ep[i]
+		rec := &kgo.Record{
+			Topic: e.Topic, Partition: e.Partition, Key: e.Key, Value: e.Value,
+			Headers: []kgo.RecordHeader{{Key: HeaderRedrivenFrom, Value: []byte(e.DLQRef())}},
+		}
+		if err := r.s.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			perr := fmt.Errorf("redriving %s to %s: %w", e.DLQRef(), e.Original(), err)
+			if rerr := r.hs.restore(context.WithoutCancel(ctx), h); rerr != nil {
+				return i, fmt.Errorf("%w; %w: the hold on %s is gone with %d of its %d commands produced: produce the others by hand or hold the alert", perr, rerr, h.Key, i, len(ep))
+			}
+			return i, fmt.Errorf("%w: the hold on %s was put back after %d of its %d commands; run redrive again", perr, h.Key, i, len(ep))
+		}
+		if err := r.printf("  redriven %s (from %s) to %s/%d/%d (%s command %s)\n", e.DLQRef(), e.Original(), rec.Topic, rec.Partition,
+			rec.Offset, role(e), dash(e.CommandID)); err != nil {
+			return i + 1, err
+		}
+	}
+	return len(ep), nil
+}
+
+func role(e *Entry) string {
+	if e.Held {
+		return "held"
+	}
+	return "failed"
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	applydlq "github.com/alertsync/alertsync/apply/dlq"
+	"github.com/alertsync/alertsync/internal/pipeline"
+	"github.com/alertsync/alertsync/internal/service"
+)
+
+func runDLQ(ctx context.Context, args []string, out, errOut io.Writer) error {
+	if len(args) == 0 {
+		return usagef("dlq: want list or redrive")
+	}
+	switch args[0] {
+	case "list":
+		return runDLQList(ctx, args[1:], out, errOut)
+	case "redrive":
+		return runDLQRedrive(ctx, args[1:], out, errOut)
+	}
+	return usagef("dlq: unknown action %q (want list or redrive)", args[0])
+}
+
+func runDLQList(ctx context.Context, args []string, out, errOut io.Writer) error {
+	var cfg applydlq.Config
+	fs := newFlagSet("dlq list", errOut)
+	stage := fs.String("stage", "", "list the entries of one stage only: "+strings.Join(applydlq.Stages(), ", "))
+	key := fs.String("alert-key", "", "list the entries of one alert only, e.g. nomis:10:1 or dps:<uuid>")
+	asJSON := fs.Bool("json", false, "print one JSON object per entry instead of a table")
+	rest, err := loadConfig(fs, &cfg, args, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("dlq list: unexpected arguments %q", rest)
+	}
+	if err := applydlq.CheckStage(*stage); err != nil {
+		return usagef("dlq list: --stage: %v", err)
+	}
+	log := service.NewLogger(cfg.Log, errOut)
+	reg, err := pipeline.NewRegistry(cfg.Registry)
+	if err != nil {
+		return err
+	}
+	return applydlq.List(ctx, cfg, applydlq.Deps{Registry: reg, Logger: log},
+		applydlq.ListOptions{Stage: *stage, AlertKey: *key, JSON: *asJSON}, out, errOut)
+}
+
+func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) error {
+	var cfg applydlq.Config
+	fs := newFlagSet("dlq redrive", errOut)
+	stage := fs.String("stage", "", "apply whose held commands are redriven: apply-dps or apply-nomis (required)")
+	key := fs.String("alert-key", "", "redrive the hold on this alert, e.g. nomis:10:1 or dps:<uuid>")
+	all := fs.Bool("all", false, "redrive every open hold of the stage")
+	dryRun := fs.Bool("dry-run", false, "print what would be redriven and change nothing")
+	rest, err := loadConfig(fs, &cfg, args, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("dlq redrive: unexpected arguments %q", rest)
+	}
+	if err := applydlq.CheckStage(*stage); err != nil {
+		return usagef("dlq redrive: --stage: %v", err)
+	}
+	if *stage == "" {
+		return usagef("dlq redrive: --stage is required (apply-dps or apply-nomis)")
+	}
+	if *all == (*key != "") {
+		return usagef("dlq redrive: give either --alert-key K or --all")
+	}
+	log := service.NewLogger(cfg.Log, errOut)
+	reg, err := pipeline.NewRegistry(cfg.Registry)
+	if err != nil {
+		return err
+	}
+	err = applydlq.Redrive(ctx, cfg, applydlq.Deps{Registry: reg, Logger: log},
+		applydlq.RedriveOptions{Stage: *stage, AlertKey: *key, All: *all, DryRun: *dryRun}, out)
+	if errors.Is(err, applydlq.ErrRedriveUnsupported) {
+		return usagef("dlq redrive: %v", err)
+	}
+	if err != nil {
+		return fmt.Errorf("dlq redrive: %w", err)
+	}
+	return nil
+}
