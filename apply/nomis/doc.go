@@ -59,6 +59,25 @@
 //     too long) is rolled back alone (savepoint), recorded FAILED with its
 //     DLQ entry, and holds later commands of the same alert
 //     (alertsync.alertsync_dlq_holds): each is SKIPPED held, in the DLQ too.
+//   - The expiry sweep (sweep.go; DOMAIN.md, "Where we go beyond"): a DPS
+//     alert lapses when its active_to passes, with no change to its row,
+//     so no command tells NOMIS. Daily at apply_nomis.sweep_at (HH:MM in
+//     apply.timezone; default 02:00; apply_nomis.sweep, default on) and on
+//     demand (`alertsync apply nomis --sweep-now`), the sweep reads from
+//     DPS (read-only) the alerts not deleted whose active_to is on or
+//     before today in apply.timezone, finds each one's row through the
+//     NOMIS-side mapping (not deleted), else the DPS-side mapping (unless
+//     the NOMIS-side mapping gives that key to another alert), and sets
+//     ALERT_STATUS = 'INACTIVE' (EXPIRY_DATE = active_to where NOMIS has
+//     none; MODIFY_USER_ID = DPS_SYNCHRONISATION) on rows still ACTIVE
+//     whose EXPIRY_DATE is not later than today (a NOMIS user's extension
+//     stands). Transactions of apply_nomis.sweep_batch alerts (default 500)
+//     are marked as the sync (module and user DPS_SYNCHRONISATION), so
+//     capture nomis publishes them with source.sync = true and they do
+//     not come back to DPS. Idempotent: a second sweep changes nothing. No
+//     outcome, mapping or position is written (it is not a command). A
+//     failed sweep is logged and counted, and runs again at the next
+//     scheduled time; stopping the apply stops it.
 //
 // Alert text (COMMENT_TEXT) is personal data: it is written, never logged.
 package nomis

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alertsync/alertsync/apply"
 	"github.com/alertsync/alertsync/internal/admin"
@@ -36,6 +37,22 @@ type Config struct {
 // Options is the "apply_nomis" section.
 type Options struct {
 	DPSLookup bool `key:"dps_lookup" default:"true" doc:"Look up the NOMIS key of a DPS alert that came from NOMIS in the DPS-side mapping (dps.dsn, read-only) when the NOMIS-side mapping has none. Turning it off makes a DPS change of such an alert create a second NOMIS alert: only for tests on a NOMIS alone."`
+	// Sweep, SweepAt and SweepBatch drive the expiry sweep (sweep.go).
+	Sweep      bool   `key:"sweep" default:"true" doc:"Run the daily expiry sweep: set ALERT_STATUS = 'INACTIVE' (as the sync) on the NOMIS rows of mapped DPS alerts whose active_to has passed, which no DPS change ever reports. Reads DPS through dps.dsn (read-only). Off: run it with 'alertsync apply nomis --sweep-now' instead."`
+	SweepAt    string `key:"sweep_at" default:"02:00" doc:"Time of day of the expiry sweep, HH:MM (24-hour) in apply.timezone. On a daylight-saving change a skipped time runs when the clock jumps, a repeated one runs once (the first time)."`
+	SweepBatch int    `key:"sweep_batch" default:"500" doc:"Most lapsed DPS alerts the expiry sweep handles in one NOMIS transaction."`
+}
+
+// Validate checks the section.
+func (o *Options) Validate() error {
+	var errs []error
+	if _, err := parseClock(o.SweepAt); err != nil {
+		errs = append(errs, &config.KeyError{Key: "sweep_at", Err: err})
+	}
+	if o.SweepBatch < 1 || o.SweepBatch > 100_000 {
+		errs = append(errs, &config.KeyError{Key: "sweep_batch", Err: fmt.Errorf("must be between 1 and 100000, got %d", o.SweepBatch)})
+	}
+	return errors.Join(errs...)
 }
 
 // Deps are the parts an apply runs with, made by the caller.
@@ -50,6 +67,8 @@ type Apply struct {
 	cfg    Config
 	deps   Deps
 	loc    *time.Location
+	at     clock
+	now    func() time.Time // the sweep's clock: time.Now but in tests
 	Runner *apply.Runner
 }
 
@@ -69,52 +88,38 @@ func New(cfg Config, deps Deps) (*Apply, error) {
 	if err != nil {
 		return nil, &config.KeyError{Key: "apply.timezone", Err: err}
 	}
+	var at clock
+	if cfg.Own.Sweep {
+		if at, err = parseClock(cfg.Own.SweepAt); err != nil {
+			return nil, &config.KeyError{Key: "apply_nomis.sweep_at", Err: err}
+		}
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Apply{cfg: cfg, deps: deps, loc: loc}, nil
+	return &Apply{cfg: cfg, deps: deps, loc: loc, at: at, now: time.Now}, nil
 }
 
-// Run applies until ctx is cancelled (nil) or a fatal error.
+// Run applies until ctx is cancelled (nil) or a fatal error. With
+// apply_nomis.sweep it also runs the daily expiry sweep, stopped with it.
 func (a *Apply) Run(ctx context.Context) error {
-	cc, err := db.PostgresConfig(a.cfg.NOMIS.DSN, a.cfg.NOMIS.Password)
-	if err != nil {
-		return fmt.Errorf("nomis.dsn: %w", err)
-	}
-	pc, err := pgxpool.ParseConfig("")
+	pool, err := a.openNOMIS(ctx, "alertsync apply nomis", 4)
 	if err != nil {
 		return err
-	}
-	pc.ConnConfig = cc
-	pc.ConnConfig.RuntimeParams["application_name"] = "alertsync apply nomis"
-	pc.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return fmt.Errorf("connecting to NOMIS: %w", err)
 	}
 	defer pool.Close()
 	if err := a.prepare(ctx, pool); err != nil {
 		return err
 	}
 	st := &store{pool: pool, tz: a.cfg.Apply.Timezone, loc: a.loc}
-	if a.cfg.Own.DPSLookup {
-		dc, err := db.PostgresConfig(a.cfg.DPS.DSN, a.cfg.DPS.Password)
-		if err != nil {
-			return fmt.Errorf("dps.dsn: %w", err)
-		}
-		dpc, err := pgxpool.ParseConfig("")
-		if err != nil {
+	var dps *pgxpool.Pool
+	if a.cfg.Own.DPSLookup || a.cfg.Own.Sweep {
+		if dps, err = a.openDPS(ctx, "alertsync apply nomis (mapping lookup, expiry sweep)", 2); err != nil {
 			return err
 		}
-		dpc.ConnConfig = dc
-		dpc.ConnConfig.RuntimeParams["application_name"] = "alertsync apply nomis (mapping lookup)"
-		dpc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-		dpc.MaxConns = 2
-		dps, err := pgxpool.NewWithConfig(ctx, dpc)
-		if err != nil {
-			return fmt.Errorf("connecting to DPS: %w", err)
-		}
 		defer dps.Close()
+	}
+	if a.cfg.Own.DPSLookup {
 		st.dpsKey = func(ctx context.Context, id string) (*nomisKey, error) {
 			var k nomisKey
 			err := dps.QueryRow(ctx, `SELECT nomis_booking_id, nomis_alert_seq FROM alertsync.alert_mapping
@@ -128,12 +133,91 @@ func (a *Apply) Run(ctx context.Context) error {
 			return &k, nil
 		}
 	}
+	if a.cfg.Own.Sweep {
+		var reg prometheus.Registerer
+		if a.deps.Admin != nil {
+			reg = a.deps.Admin.Registry()
+		}
+		sw := a.sweeper(pool, dps, reg)
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); sw.schedule(sctx) }()
+		defer func() { stop(); <-done }()
+	}
 	a.Runner = &apply.Runner{
 		Name: "apply-nomis", Topic: kafka.CommandsNOMIS, Store: st, Outbox: &outbox{pool: pool}, Opts: a.cfg.Apply,
 		Pipeline: apply.PipelineConfig{Kafka: a.cfg.Pipeline.Kafka, Topics: a.cfg.Pipeline.Topics},
 		Registry: a.deps.Registry, Admin: a.deps.Admin, Logger: a.deps.Logger,
 	}
 	return a.Runner.Run(ctx)
+}
+
+// SweepNow runs one expiry sweep with the configuration (whatever
+// apply_nomis.sweep says) and returns what it did: `alertsync apply nomis
+// --sweep-now`. It needs the sync-owned schema in both databases (the apply
+// migrates NOMIS's at start; `alertsync migrate`).
+func (a *Apply) SweepNow(ctx context.Context) (SweepResult, error) {
+	pool, err := a.openNOMIS(ctx, "alertsync apply nomis (expiry sweep)", 1)
+	if err != nil {
+		return SweepResult{}, err
+	}
+	defer pool.Close()
+	dps, err := a.openDPS(ctx, "alertsync apply nomis (expiry sweep)", 1)
+	if err != nil {
+		return SweepResult{}, err
+	}
+	defer dps.Close()
+	return a.sweeper(pool, dps, nil).run(ctx)
+}
+
+// sweeper returns the expiry sweep on the pools, its metrics registered
+// with reg (nil: not registered).
+func (a *Apply) sweeper(pool, dps *pgxpool.Pool, reg prometheus.Registerer) *sweeper {
+	return &sweeper{nomis: pool, dps: dps, loc: a.loc, tz: a.cfg.Apply.Timezone, at: a.at, batch: a.cfg.Own.SweepBatch,
+		now: a.now, log: a.deps.Logger.With("task", "expiry_sweep"), m: newSweepMetrics(reg)}
+}
+
+// openNOMIS connects a pool of at most maxConns to the NOMIS stand-in.
+func (a *Apply) openNOMIS(ctx context.Context, name string, maxConns int32) (*pgxpool.Pool, error) {
+	cc, err := db.PostgresConfig(a.cfg.NOMIS.DSN, a.cfg.NOMIS.Password)
+	if err != nil {
+		return nil, fmt.Errorf("nomis.dsn: %w", err)
+	}
+	pc, err := pgxpool.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	pc.ConnConfig = cc
+	pc.ConnConfig.RuntimeParams["application_name"] = name
+	pc.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NOMIS: %w", err)
+	}
+	return pool, nil
+}
+
+// openDPS connects a read-only pool of at most maxConns to the DPS
+// database: apply nomis only reads it (the DPS-side mapping, lapsed
+// alerts).
+func (a *Apply) openDPS(ctx context.Context, name string, maxConns int32) (*pgxpool.Pool, error) {
+	dc, err := db.PostgresConfig(a.cfg.DPS.DSN, a.cfg.DPS.Password)
+	if err != nil {
+		return nil, fmt.Errorf("dps.dsn: %w", err)
+	}
+	dpc, err := pgxpool.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	dpc.ConnConfig = dc
+	dpc.ConnConfig.RuntimeParams["application_name"] = name
+	dpc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	dpc.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, dpc)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to DPS: %w", err)
+	}
+	return pool, nil
 }
 
 // prepare applies the sync-owned migrations and checks what conflict

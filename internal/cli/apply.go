@@ -47,13 +47,26 @@ func runApplyDPS(ctx context.Context, args []string, _, errOut io.Writer) error 
 		})
 }
 
-func runApplyNOMIS(ctx context.Context, args []string, _, errOut io.Writer) error {
+func runApplyNOMIS(ctx context.Context, args []string, out, errOut io.Writer) error {
 	var cfg applynomis.Config
 	fs := newFlagSet("apply nomis", errOut)
+	sweepNow := fs.Bool("sweep-now", false, "run one expiry sweep (lapsed DPS alerts set INACTIVE in NOMIS) with this configuration, print the count and exit")
 	if _, err := loadConfig(fs, &cfg, args, os.LookupEnv); err != nil {
 		return err
 	}
 	log := service.NewLogger(cfg.Pipeline.Log, errOut)
+	if *sweepNow {
+		a, err := applynomis.New(cfg, applynomis.Deps{Logger: log})
+		if err != nil {
+			return fmt.Errorf("apply nomis: %w", err)
+		}
+		res, err := a.SweepNow(ctx)
+		if err != nil {
+			return fmt.Errorf("apply nomis: expiry sweep: %w", err)
+		}
+		_, err = fmt.Fprintf(out, "expiry sweep of %s: %d lapsed DPS alerts, %d NOMIS alerts set INACTIVE\n", res.Date, res.Due, res.Inactivated)
+		return err
+	}
 	return service.Run(ctx, service.Options{Name: "apply-nomis", Admin: cfg.Pipeline.Admin, Drain: cfg.Pipeline.Shutdown.Timeout, Logger: log},
 		func(ctx context.Context, srv *admin.Server) error {
 			reg, err := pipeline.NewRegistry(cfg.Pipeline.Registry)
