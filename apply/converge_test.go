@@ -178,4 +178,3 @@ VALUES (10, TIMESTAMP '2024-03-01 10:00:00', 1, 1, 1, 'Y', 'MDI');`)
 }
 
 func ptr[T any](v T) *T { return &v }
-
