@@ -89,6 +89,11 @@ type Transformer struct {
 	current  map[string]schemaIDs // by consumed topic name: ids of its current schemas (fast decoding)
 
 	committed atomic.Int64 // source records in committed transactions
+	// Blocks commandRecord carves records and their bytes from.
+	scratch []byte
+	block   []byte
+	recs    []outRecord
+
 	// noopRule, set only by the benchmark's reference arm, replaces the
 	// rules: every decoded record yields a copy of this command.
 	noopRule *rules.Command
