@@ -237,7 +237,8 @@ func TestResumesFromStoredOffsets(t *testing.T) {
 	require.Equal(t, 2, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM audit_event"), "the first command was not applied again")
 
 	// A zombie: its claim is taken over, its next commit is refused.
-	st := &store{pool: h.db.Pool, tz: "Europe/London", loc: time.UTC}
+	st := &store{pool: h.db.Pool, tz: "Europe/London", loc: time.UTC, PGBookkeeping: &apply.PGBookkeeping{Pool: h.db.Pool,
+		Offsets: "alertsync.consumer_offsets", Outbox: "alertsync.outcome_outbox", BookingColumn: "nomis_booking_id", SeqColumn: "nomis_alert_seq"}}
 	ctx := context.Background()
 	fences, err := st.Claim(ctx, "zombie-group", "t", []int32{0}, "zombie")
 	require.NoError(t, err)

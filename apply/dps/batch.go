@@ -386,8 +386,8 @@ func (s *store) planUpsert(c *rules.Command, p *alertPlan, w *planWrites) (apply
 	}
 	st := c.After
 	to := endOf(r, st, commit)
-	flags := [4]*bool{ptr(!eqStr(r.description, st.Description)), ptr(!eqStr(r.authorisedBy, st.AuthorisedBy)),
-		ptr(r.activeFrom != st.ActiveFrom), ptr(!eqDate(r.activeTo, to))}
+	flags := [4]*bool{ptr(!apply.SameText(r.description, st.Description)), ptr(!apply.SameText(r.authorisedBy, st.AuthorisedBy)),
+		ptr(r.activeFrom != st.ActiveFrom), ptr(!apply.SameDate(r.activeTo, to))}
 	undeleted := r.deleted
 	r.code, r.activeFrom, r.activeTo, r.description, r.authorisedBy, r.deleted = st.Code, st.ActiveFrom, to, st.Description, st.AuthorisedBy, false
 	p.version++
@@ -478,13 +478,13 @@ func (s *store) writeSet(ctx context.Context, tx pgx.Tx, plans map[nomisKey]*ale
 			if p.created {
 				insID, insNumber, insCode = append(insID, p.row.id), append(insNumber, p.number), append(insCode, code)
 				insDesc, insAuth = append(insDesc, p.row.description), append(insAuth, p.row.authorisedBy)
-				insFrom, insTo = append(insFrom, p.row.activeFrom.String()), append(insTo, dateArg(p.row.activeTo))
+				insFrom, insTo = append(insFrom, p.row.activeFrom.String()), append(insTo, apply.DateArg(p.row.activeTo))
 				insCreated, insPrison = append(insCreated, p.created0), append(insPrison, p.st.PrisonCode)
 				insVersion, insDeleted, insModified = append(insVersion, p.version), append(insDeleted, p.row.deleted), append(insModified, p.version > 0)
 			} else {
 				updID, updCode = append(updID, p.row.id), append(updCode, code)
 				updDesc, updAuth = append(updDesc, p.row.description), append(updAuth, p.row.authorisedBy)
-				updFrom, updTo = append(updFrom, p.row.activeFrom.String()), append(updTo, dateArg(p.row.activeTo))
+				updFrom, updTo = append(updFrom, p.row.activeFrom.String()), append(updTo, apply.DateArg(p.row.activeTo))
 				updVersion, updDeleted = append(updVersion, p.version), append(updDeleted, p.row.deleted)
 			}
 		}

@@ -57,7 +57,7 @@ func (s *store) replace(ctx context.Context, q *pipe, c *rules.Command) (apply.O
 		}
 		st := &c.Alerts[i].State
 		for _, r := range current {
-			if !used[r.id] && r.code == st.Code && r.activeFrom == st.ActiveFrom && eqDate(r.activeTo, endOf(r, st, commit)) {
+			if !used[r.id] && r.code == st.Code && r.activeFrom == st.ActiveFrom && apply.SameDate(r.activeTo, endOf(r, st, commit)) {
 				keep[i], used[r.id] = r, true
 				break
 			}

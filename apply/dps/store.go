@@ -29,41 +29,13 @@ const Marker = "apply-dps"
 // positions in schema alertsync, the outcomes (outbox) and the fenced
 // consumed offset, all in one transaction per batch.
 type store struct {
-	pool *pgxpool.Pool
-	tz   string
-	loc  *time.Location
+	*apply.PGBookkeeping // Claim, and the outbox
+	pool                 *pgxpool.Pool
+	tz                   string
+	loc                  *time.Location
 
 	mu    sync.Mutex
 	codes map[string]int64 // alert_code.code → id
-}
-
-// Claim implements apply.Store.
-func (s *store) Claim(ctx context.Context, group, topic string, partitions []int32, owner string) (map[int32]apply.Fence, error) {
-	rows, err := s.pool.Query(ctx, `
-		INSERT INTO alertsync.consumer_offsets AS o (consumer_group, topic, kafka_partition, next_offset, fence_epoch, fence_owner)
-		SELECT $1, $2, p, 0, 1, $3 FROM unnest($4::int[]) AS p
-		ON CONFLICT (consumer_group, topic, kafka_partition)
-		DO UPDATE SET fence_epoch = o.fence_epoch + 1, fence_owner = EXCLUDED.fence_owner, updated_at = now()
-		RETURNING kafka_partition, next_offset, fence_epoch, (xmax = 0)`, group, topic, owner, partitions)
-	if err != nil {
-		return nil, fmt.Errorf("claiming offsets: %w", err)
-	}
-	out := map[int32]apply.Fence{}
-	for rows.Next() {
-		var (
-			p        int32
-			next, ep int64
-			inserted bool
-		)
-		if err := rows.Scan(&p, &next, &ep, &inserted); err != nil {
-			return nil, err
-		}
-		if inserted {
-			next = -1 // nothing stored yet: start where the group's reset policy says
-		}
-		out[p] = apply.Fence{Group: group, Topic: topic, Partition: p, Epoch: ep, Next: next}
-	}
-	return out, rows.Err()
 }
 
 // Apply implements apply.Store. It first runs the batch on the fast path

@@ -109,12 +109,12 @@ func (s *store) readRow(ctx context.Context, q *pipe, id string) (*row, error) {
 	return &r, nil
 }
 
-// before reports whether p is at or before the link's newest position.
+// stale reports whether p is at or before the link's newest position.
 func stale(l *link, p rules.Position) bool {
-	if l == nil || l.pos == nil {
+	if l == nil {
 		return false
 	}
-	return p.Commit < l.pos.Commit || (p.Commit == l.pos.Commit && p.Change <= l.pos.Change)
+	return apply.AtOrBefore(p, l.pos)
 }
 
 // matches reports whether the DPS row holds state st in every field the
@@ -122,10 +122,10 @@ func stale(l *link, p rules.Position) bool {
 // any end date on or before commitDate (DOMAIN.md: NOMIS INACTIVE without
 // expiry).
 func matches(r *row, st *rules.AlertState, commitDate rules.Date) bool {
-	if r.code != st.Code || r.activeFrom != st.ActiveFrom || !eqStr(r.description, st.Description) || !eqStr(r.authorisedBy, st.AuthorisedBy) {
+	if r.code != st.Code || r.activeFrom != st.ActiveFrom || !apply.SameText(r.description, st.Description) || !apply.SameText(r.authorisedBy, st.AuthorisedBy) {
 		return false
 	}
-	return eqDate(r.activeTo, endOf(r, st, commitDate))
+	return apply.SameDate(r.activeTo, endOf(r, st, commitDate))
 }
 
 // endOf is the active_to DPS should hold for st: its own, or for an
@@ -139,29 +139,6 @@ func endOf(r *row, st *rules.AlertState, commitDate rules.Date) *rules.Date {
 		return r.activeTo
 	}
 	return &commitDate
-}
-
-func eqStr(a, b *string) bool {
-	an, bn := a == nil || *a == "", b == nil || *b == ""
-	if an || bn {
-		return an == bn
-	}
-	return *a == *b
-}
-
-func eqDate(a, b *rules.Date) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
-}
-
-func dateArg(d *rules.Date) *string {
-	if d == nil {
-		return nil
-	}
-	s := d.String()
-	return &s
 }
 
 // decide settles a conflict between the command (a source change) and the
@@ -272,7 +249,7 @@ func (s *store) insertAlert(ctx context.Context, q *pipe, id, prisonNumber strin
 	_, err := q.Exec(ctx, `INSERT INTO public.alert (id, alert_code_id, prison_number, description, authorised_by, active_from, active_to,
 			created_at, prison_code_when_created, version)
 		VALUES ($1::uuid, $2, $3, $4, $5, $6::date, $7::date, ($8::timestamptz AT TIME ZONE $9), $10, 0)`,
-		id, codeID, prisonNumber, st.Description, st.AuthorisedBy, st.ActiveFrom.String(), dateArg(to),
+		id, codeID, prisonNumber, st.Description, st.AuthorisedBy, st.ActiveFrom.String(), apply.DateArg(to),
 		st.CreatedAt, s.tz, st.PrisonCode)
 	if err != nil {
 		return fmt.Errorf("inserting alert %s: %w", id, err)
@@ -289,12 +266,12 @@ func (s *store) update(ctx context.Context, q *pipe, c *rules.Command, r *row) e
 		return err
 	}
 	to := endOf(r, st, s.commitDate(c))
-	flags := [4]*bool{ptr(!eqStr(r.description, st.Description)), ptr(!eqStr(r.authorisedBy, st.AuthorisedBy)),
-		ptr(r.activeFrom != st.ActiveFrom), ptr(!eqDate(r.activeTo, to))}
+	flags := [4]*bool{ptr(!apply.SameText(r.description, st.Description)), ptr(!apply.SameText(r.authorisedBy, st.AuthorisedBy)),
+		ptr(r.activeFrom != st.ActiveFrom), ptr(!apply.SameDate(r.activeTo, to))}
 	if _, err := q.Exec(ctx, `UPDATE public.alert SET alert_code_id = $2, description = $3, authorised_by = $4,
 			active_from = $5::date, active_to = $6::date, deleted_at = NULL,
 			last_modified_at = (now() AT TIME ZONE $7), version = version + 1
-		WHERE id = $1::uuid`, r.id, codeID, st.Description, st.AuthorisedBy, st.ActiveFrom.String(), dateArg(to), s.tz); err != nil {
+		WHERE id = $1::uuid`, r.id, codeID, st.Description, st.AuthorisedBy, st.ActiveFrom.String(), apply.DateArg(to), s.tz); err != nil {
 		return fmt.Errorf("updating alert %s: %w", r.id, err)
 	}
 	return s.audit(ctx, q, r.id, "UPDATED", describeUpdate(flags, r.deleted), user(st), c.SourceCommitTime, flags)

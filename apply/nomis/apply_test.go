@@ -443,7 +443,7 @@ func TestResumesFromStoredOffsets(t *testing.T) {
 
 	// A zombie: its claim is taken over, its next commit is refused and
 	// writes nothing.
-	st := &store{pool: h.db.Pool, tz: "Europe/London", loc: time.UTC}
+	st := newStore(h.db.Pool, "Europe/London", time.UTC)
 	ctx := context.Background()
 	fences, err := st.Claim(ctx, "zombie-group", "t", []int32{0}, "zombie")
 	require.NoError(t, err)

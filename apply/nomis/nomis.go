@@ -16,10 +16,8 @@ import (
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/db"
 	"github.com/alertsync/alertsync/internal/kafka"
-	"github.com/alertsync/alertsync/internal/migrate"
 	"github.com/alertsync/alertsync/internal/pipeline"
 	"github.com/alertsync/alertsync/schemas"
-	"github.com/alertsync/alertsync/transform/rules"
 )
 
 // Config is the configuration of `alertsync apply nomis`.
@@ -111,7 +109,7 @@ func (a *Apply) Run(ctx context.Context) error {
 	if err := a.prepare(ctx, pool); err != nil {
 		return err
 	}
-	st := &store{pool: pool, tz: a.cfg.Apply.Timezone, loc: a.loc}
+	st := newStore(pool, a.cfg.Apply.Timezone, a.loc)
 	var dps *pgxpool.Pool
 	if a.cfg.Own.DPSLookup || a.cfg.Own.Sweep {
 		if dps, err = a.openDPS(ctx, "alertsync apply nomis (mapping lookup, expiry sweep)", 2); err != nil {
@@ -145,7 +143,7 @@ func (a *Apply) Run(ctx context.Context) error {
 		defer func() { stop(); <-done }()
 	}
 	a.Runner = &apply.Runner{
-		Name: "apply-nomis", Topic: kafka.CommandsNOMIS, Store: st, Outbox: &outbox{pool: pool}, Opts: a.cfg.Apply,
+		Name: "apply-nomis", Topic: kafka.CommandsNOMIS, Store: st, Outbox: st, Opts: a.cfg.Apply,
 		Pipeline: apply.PipelineConfig{Kafka: a.cfg.Pipeline.Kafka, Topics: a.cfg.Pipeline.Topics},
 		Registry: a.deps.Registry, Admin: a.deps.Admin, Logger: a.deps.Logger,
 	}
@@ -223,94 +221,10 @@ func (a *Apply) openDPS(ctx context.Context, name string, maxConns int32) (*pgxp
 // prepare applies the sync-owned migrations and checks what conflict
 // decisions need.
 func (a *Apply) prepare(ctx context.Context, pool *pgxpool.Pool) error {
-	set, err := migrate.Named("nomis")
-	if err != nil {
-		return err
-	}
 	sqlDB, err := db.OpenPostgres(ctx, a.cfg.NOMIS.DSN, a.cfg.NOMIS.Password, 30*time.Second)
 	if err != nil {
 		return fmt.Errorf("connecting to NOMIS: %w", err)
 	}
 	defer func() { _ = sqlDB.Close() }()
-	if _, err := migrate.Up(ctx, sqlDB, set, migrate.Latest); err != nil {
-		return &apply.FatalError{Err: fmt.Errorf("migrating schema alertsync: %w", err)}
-	}
-	var on string
-	if err := pool.QueryRow(ctx, "SELECT current_setting('track_commit_timestamp')").Scan(&on); err != nil {
-		return fmt.Errorf("reading track_commit_timestamp: %w", err)
-	}
-	if on != "on" {
-		return &apply.FatalError{Err: errors.New("track_commit_timestamp is off on the NOMIS stand-in: conflicts are decided by commit time; set track_commit_timestamp = on and restart PostgreSQL")}
-	}
-	return nil
-}
-
-// outbox is the NOMIS outcome outbox.
-type outbox struct{ pool *pgxpool.Pool }
-
-// Pending implements apply.Outbox.
-func (o *outbox) Pending(ctx context.Context, limit int) ([]apply.OutboxRow, error) {
-	rows, err := o.pool.Query(ctx, `SELECT id, command_id, outcome, reason, dps_alert_id::text, coalesce(prison_number, ''),
-			offender_book_id, alert_seq, coalesce(origin_side, 'DPS'), coalesce(source_commit_pos, 0), coalesce(source_change_pos, 0),
-			source_commit_time, created_at,
-			dlq_topic, dlq_partition, dlq_offset, dlq_key, dlq_value, dlq_error_kind, dlq_error, dlq_held_behind, alert_key
-		  FROM alertsync.alertsync_outcome_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("reading the outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []apply.OutboxRow
-	for rows.Next() {
-		var (
-			r                   apply.OutboxRow
-			result, origin      string
-			commitTime          *time.Time
-			dTopic, dKind, dErr *string
-			dPart               *int32
-			dOff                *int64
-			dKey, dVal          []byte
-			held, ak            *string
-		)
-		if err := rows.Scan(&r.ID, &r.CommandID, &result, &r.Reason, &r.DPSAlertID, &r.PrisonNumber, &r.NOMISBookingID, &r.NOMISAlertSeq,
-			&origin, &r.SourcePosition.Commit, &r.SourcePosition.Change, &commitTime, &r.AppliedAt,
-			&dTopic, &dPart, &dOff, &dKey, &dVal, &dKind, &dErr, &held, &ak); err != nil {
-			return nil, fmt.Errorf("reading the outbox: %w", err)
-		}
-		r.Result = apply.Result(result)
-		r.Origin = rules.SideDPS
-		if origin == "NOMIS" {
-			r.Origin = rules.SideNOMIS
-		}
-		if commitTime != nil {
-			r.SourceCommitTime = *commitTime
-		}
-		if dTopic != nil {
-			r.DLQ = &apply.DLQEntry{Topic: *dTopic, Key: dKey, Value: dVal, HeldBehind: held, AlertKey: ak}
-			if dPart != nil {
-				r.DLQ.Partition = *dPart
-			}
-			if dOff != nil {
-				r.DLQ.Offset = *dOff
-			}
-			if dKind != nil {
-				r.DLQ.ErrorKind = *dKind
-			}
-			if dErr != nil {
-				r.DLQ.Error = *dErr
-			}
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the outbox: %w", err)
-	}
-	return out, nil
-}
-
-// Published implements apply.Outbox.
-func (o *outbox) Published(ctx context.Context, ids []int64) error {
-	if _, err := o.pool.Exec(ctx, "UPDATE alertsync.alertsync_outcome_outbox SET published_at = now() WHERE id = ANY($1)", ids); err != nil {
-		return fmt.Errorf("marking outcomes published: %w", err)
-	}
-	return nil
+	return apply.PreparePostgres(ctx, sqlDB, pool, "nomis", "the NOMIS stand-in")
 }

@@ -29,49 +29,24 @@ const SyncModule = "DPS_SYNCHRONISATION"
 // writer marked as the sync, the mapping and per-alert positions, the
 // outcomes (outbox) and the fenced consumed offset, all in one transaction
 // per batch.
+// newStore returns the store over pool.
+func newStore(pool *pgxpool.Pool, tz string, loc *time.Location) *store {
+	return &store{pool: pool, tz: tz, loc: loc, PGBookkeeping: &apply.PGBookkeeping{Pool: pool,
+		Offsets: "alertsync.alertsync_consumer_offsets", Outbox: "alertsync.alertsync_outcome_outbox",
+		BookingColumn: "offender_book_id", SeqColumn: "alert_seq", Origin: rules.SideDPS}}
+}
+
 type store struct {
-	pool *pgxpool.Pool
-	tz   string
-	loc  *time.Location
+	*apply.PGBookkeeping // Claim, and the outbox
+	pool                 *pgxpool.Pool
+	tz                   string
+	loc                  *time.Location
 	// dpsKey returns the NOMIS key the DPS-side mapping holds for a DPS
 	// alert id (nil when it holds none); nil when no DPS database is set.
 	dpsKey func(ctx context.Context, dpsID string) (*nomisKey, error)
 
 	mu    sync.Mutex
 	codes map[string]string // REFERENCE_CODES alert code → its parent type
-}
-
-// Claim implements apply.Store.
-func (s *store) Claim(ctx context.Context, group, topic string, partitions []int32, owner string) (map[int32]apply.Fence, error) {
-	rows, err := s.pool.Query(ctx, `
-		INSERT INTO alertsync.alertsync_consumer_offsets AS o (consumer_group, topic, kafka_partition, next_offset, fence_epoch, fence_owner)
-		SELECT $1, $2, p, 0, 1, $3 FROM unnest($4::int[]) AS p
-		ON CONFLICT (consumer_group, topic, kafka_partition)
-		DO UPDATE SET fence_epoch = o.fence_epoch + 1, fence_owner = EXCLUDED.fence_owner, updated_at = now()
-		RETURNING kafka_partition, next_offset, fence_epoch, (xmax = 0)`, group, topic, owner, partitions)
-	if err != nil {
-		return nil, fmt.Errorf("claiming offsets: %w", err)
-	}
-	defer rows.Close()
-	out := map[int32]apply.Fence{}
-	for rows.Next() {
-		var (
-			p        int32
-			next, ep int64
-			inserted bool
-		)
-		if err := rows.Scan(&p, &next, &ep, &inserted); err != nil {
-			return nil, fmt.Errorf("claiming offsets: %w", err)
-		}
-		if inserted {
-			next = -1 // nothing stored yet: start where the group's reset policy says
-		}
-		out[p] = apply.Fence{Group: group, Topic: topic, Partition: p, Epoch: ep, Next: next}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claiming offsets: %w", err)
-	}
-	return out, nil
 }
 
 // Apply implements apply.Store.

@@ -127,10 +127,10 @@ func (s *store) readRow(ctx context.Context, q pgx.Tx, k nomisKey) (*row, error)
 
 // stale reports whether p is at or before the link's newest position.
 func stale(l *link, p rules.Position) bool {
-	if l == nil || l.pos == nil {
+	if l == nil {
 		return false
 	}
-	return p.Commit < l.pos.Commit || (p.Commit == l.pos.Commit && p.Change <= l.pos.Change)
+	return apply.AtOrBefore(p, l.pos)
 }
 
 // matches reports whether the row holds state st in every field the
@@ -139,38 +139,14 @@ func stale(l *link, p rules.Position) bool {
 // computes the status of a before-image as of the change's date, and NOMIS
 // learns of a lapse only from the expiry sweep.
 func matches(r *row, st *rules.AlertState, lapsed bool) bool {
-	if r.code != st.Code || r.from != st.ActiveFrom || !eqDate(r.to, st.ActiveTo) ||
-		!eqStr(r.comment, st.Description) || !eqStr(r.authorised, st.AuthorisedBy) {
+	if r.code != st.Code || r.from != st.ActiveFrom || !apply.SameDate(r.to, st.ActiveTo) ||
+		!apply.SameText(r.comment, st.Description) || !apply.SameText(r.authorised, st.AuthorisedBy) {
 		return false
 	}
 	if r.status == st.Status.String() {
 		return true
 	}
 	return lapsed && r.status == rules.StatusActive.String() && st.Status == rules.StatusInactive && st.ActiveTo != nil
-}
-
-// eqStr compares texts as Oracle stores them: empty is NULL.
-func eqStr(a, b *string) bool {
-	an, bn := a == nil || *a == "", b == nil || *b == ""
-	if an || bn {
-		return an == bn
-	}
-	return *a == *b
-}
-
-func eqDate(a, b *rules.Date) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
-}
-
-func dateArg(d *rules.Date) *string {
-	if d == nil {
-		return nil
-	}
-	v := d.String()
-	return &v
 }
 
 // decide settles a conflict between the command (a DPS change) and NOMIS's
@@ -309,7 +285,7 @@ func (s *store) insert(ctx context.Context, q pgx.Tx, book int64, root *int64, t
 				coalesce($11::timestamptz, now()) AT TIME ZONE $12::text
 			ON CONFLICT (offender_book_id, alert_seq) DO NOTHING
 			RETURNING alert_seq`,
-			book, root, typ, st.Code, st.Status.String(), st.ActiveFrom.String(), dateArg(st.ActiveTo),
+			book, root, typ, st.Code, st.Status.String(), st.ActiveFrom.String(), apply.DateArg(st.ActiveTo),
 			st.Description, st.AuthorisedBy, st.PrisonCode, created, s.tz, st.CreatedBy).Scan(&seq)
 		switch {
 		case err == nil:
@@ -333,7 +309,7 @@ func (s *store) update(ctx context.Context, q pgx.Tx, c *rules.Command, r *row) 
 		       comment_text = $8, authorize_person_text = $9,
 		       modify_user_id = $10, modify_datetime = clock_timestamp() AT TIME ZONE $11
 		 WHERE offender_book_id = $1 AND alert_seq = $2`,
-		r.key.book, r.key.seq, typ, st.Code, st.Status.String(), st.ActiveFrom.String(), dateArg(st.ActiveTo),
+		r.key.book, r.key.seq, typ, st.Code, st.Status.String(), st.ActiveFrom.String(), apply.DateArg(st.ActiveTo),
 		st.Description, st.AuthorisedBy, commandUser(c), s.tz); err != nil {
 		return fmt.Errorf("updating alert %d/%d: %w", r.key.book, r.key.seq, err)
 	}
