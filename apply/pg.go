@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/alertsync/alertsync/internal/failpoint"
 	"github.com/alertsync/alertsync/internal/migrate"
 	"github.com/alertsync/alertsync/transform/rules"
 )
@@ -187,4 +189,26 @@ func AtOrBefore(p rules.Position, last *rules.Position) bool {
 		return false
 	}
 	return p.Commit < last.Commit || (p.Commit == last.Commit && p.Change <= last.Change)
+}
+
+// CommitFenced stores next as f's partition's next offset in the same
+// transaction, if f still holds (ErrFenced otherwise, nothing committed),
+// and commits. The failure points apply.before_commit and
+// apply.after_commit are around the commit.
+func (b *PGBookkeeping) CommitFenced(ctx context.Context, tx pgx.Tx, f Fence, next int64) error {
+	tag, err := tx.Exec(ctx, `UPDATE `+b.Offsets+` SET next_offset = $5, updated_at = now()
+		WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND fence_epoch = $4`,
+		f.Group, f.Topic, f.Partition, f.Epoch, next)
+	if err != nil {
+		return fmt.Errorf("storing the consumed offset: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return ErrFenced
+	}
+	failpoint.Hit("apply.before_commit")
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	failpoint.Hit("apply.after_commit")
+	return nil
 }

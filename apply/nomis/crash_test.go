@@ -5,7 +5,6 @@ package nomis
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/failpoint"
+	"github.com/alertsync/alertsync/internal/testenv/crashtest"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/proctest"
@@ -100,35 +100,10 @@ SELECT 1000 + i, TIMESTAMP '2024-03-01 10:00:00', 1000 + i, 1000 + i, 1, 'Y', 'M
 		return pgtest.QueryValue[int64](t, h.db, "SELECT coalesce(sum(next_offset), 0)::bigint FROM alertsync.alertsync_consumer_offsets")
 	}
 
-	points := []string{"apply.before_commit", "apply.after_commit", "apply.after_kafka_commit"}
-	kills := map[string]int{}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5)) //nolint:gosec // test timing
 	logDir := t.TempDir()
-	began := time.Now()
-	for run := 1; ; run++ {
-		point := points[0]
-		for _, p := range points {
-			if kills[p] < kills[point] {
-				point = p
-			}
-		}
-		if kills[point] >= crashKillsPoint {
-			break
-		}
-		require.Less(t, applied(), int64(crashCommands), "the commands ran out after %v kills: make the workload larger", kills)
-		armed := fmt.Sprintf("%s=%d", point, 1+rng.IntN(6))
-		p := proctest.Start(t, "apply-nomis", bin, []string{"apply", "nomis"}, env(armed), filepath.Join(logDir, fmt.Sprintf("run-%d.log", run)), nil)
-		select {
-		case <-p.Done():
-		case <-time.After(90 * time.Second):
-			t.Fatalf("run %d (%s) did not reach its failure point in 90s\n%s", run, armed, p.LogTail())
-		}
-		err := p.Wait()
-		require.Error(t, err, "run %d exited by itself\n%s", run, p.LogTail())
-		require.Contains(t, err.Error(), "killed", "run %d ended otherwise\n%s", run, p.LogTail())
-		kills[point]++
-	}
-	killing := time.Since(began)
+	kills, killing := crashtest.KillAtPoints(t, crashtest.Points, crashKillsPoint, func(armed string, run int) *proctest.Proc {
+		return proctest.Start(t, "apply-nomis", bin, []string{"apply", "nomis"}, env(armed), filepath.Join(logDir, fmt.Sprintf("run-%d.log", run)), nil)
+	}, func() bool { return applied() < crashCommands })
 
 	p := proctest.Start(t, "apply-nomis", bin, []string{"apply", "nomis"}, env(""), filepath.Join(logDir, "final.log"), nil)
 	deadline := time.Now().Add(3 * time.Minute)

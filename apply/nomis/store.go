@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/alertsync/alertsync/apply"
-	"github.com/alertsync/alertsync/internal/failpoint"
 	"github.com/alertsync/alertsync/transform/rules"
 )
 
@@ -69,20 +68,9 @@ func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next
 		}
 		outs = append(outs, o)
 	}
-	tag, err := tx.Exec(ctx, `UPDATE alertsync.alertsync_consumer_offsets SET next_offset = $5, updated_at = now()
-		WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND fence_epoch = $4`,
-		f.Group, f.Topic, f.Partition, f.Epoch, next)
-	if err != nil {
-		return nil, fmt.Errorf("storing the consumed offset: %w", err)
+	if err := s.CommitFenced(ctx, tx, f, next); err != nil {
+		return nil, err
 	}
-	if tag.RowsAffected() != 1 {
-		return nil, apply.ErrFenced
-	}
-	failpoint.Hit("apply.before_commit")
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("committing: %w", err)
-	}
-	failpoint.Hit("apply.after_commit")
 	return outs, nil
 }
 
