@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/alertsync/alertsync/apply"
 	applydps "github.com/alertsync/alertsync/apply/dps"
 	applynomis "github.com/alertsync/alertsync/apply/nomis"
 	"github.com/alertsync/alertsync/deploy"
@@ -159,7 +160,8 @@ VALUES (10, TIMESTAMP '2024-03-01 10:00:00', 1, 1, 1, 'Y', 'MDI');`)
 	runtest.Start(t, na.Run)
 
 	rd := topictest.Reader{Brokers: brokers, Registry: srcl, ReadCommitted: true}
-	outs := rd.Until(t, 2, 30*time.Second, pc.Topics.Prefix+schemas.TopicOutcomes)
+	outs := rd.UntilDistinct(t, 2, 30*time.Second, func(r topictest.Record) string { return r.Headers[apply.HeaderOutboxID] },
+		pc.Topics.Prefix+schemas.TopicOutcomes)
 	require.Len(t, outs, 2)
 	results := map[string]string{}
 	for _, o := range outs {

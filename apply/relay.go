@@ -54,6 +54,12 @@ type Outbox interface {
 	Published(ctx context.Context, ids []int64) error
 }
 
+// HeaderOutboxID is the header of an outcome record naming the outbox row
+// it was published from ("apply-dps/<id>"): a row published twice (after a
+// partial failure or a crash) carries the same value, so consumers can
+// tell a repeat from a second outcome of the same command.
+const HeaderOutboxID = "alertsync-outbox-id"
+
 // relay publishes the outbox: outcomes to alertsync.outcomes (keyed by
 // prison number, as the commands) and DLQ entries to alertsync.dlq, then marks the rows. A
 // crash between the two publishes a row again: outcomes carry their command
@@ -123,31 +129,51 @@ func (r *relay) once(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	recs := make([]*kgo.Record, 0, len(rows))
+	owner := make([]int, 0, len(rows)) // row index of each record
 	for i := range rows {
 		rec, err := r.outcomeRecord(&rows[i])
 		if err != nil {
 			return 0, err
 		}
-		recs = append(recs, rec)
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderOutboxID, Value: []byte(r.target + "/" + strconv.FormatInt(rows[i].ID, 10))})
+		recs, owner = append(recs, rec), append(owner, i)
 		if rows[i].DLQ != nil {
 			d, err := r.dlqRecord(&rows[i])
 			if err != nil {
 				return 0, err
 			}
-			recs = append(recs, d)
+			recs, owner = append(recs, d), append(owner, i)
 		}
 	}
-	if err := r.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return 0, fmt.Errorf("producing %d outcome records: %w", len(recs), err)
+	// A row is published when all its records are: a partial failure (a
+	// partition briefly without a leader) publishes again only the rows it
+	// hit, not the whole page.
+	results := r.cl.ProduceSync(ctx, recs...)
+	failed := make([]bool, len(rows))
+	var firstErr error
+	for i, res := range results {
+		if res.Err != nil {
+			failed[owner[i]] = true
+			if firstErr == nil {
+				firstErr = res.Err
+			}
+		}
 	}
-	ids := make([]int64, len(rows))
+	ids := make([]int64, 0, len(rows))
 	for i := range rows {
-		ids[i] = rows[i].ID
+		if !failed[i] {
+			ids = append(ids, rows[i].ID)
+		}
 	}
-	if err := r.outbox.Published(ctx, ids); err != nil {
-		return 0, err
+	if len(ids) > 0 {
+		if err := r.outbox.Published(ctx, ids); err != nil {
+			return 0, err
+		}
+		r.m.Published.Add(float64(len(ids)))
 	}
-	r.m.Published.Add(float64(len(rows)))
+	if firstErr != nil {
+		return 0, fmt.Errorf("producing outcome records: %d of %d rows published: %w", len(ids), len(rows), firstErr)
+	}
 	return len(rows), nil
 }
 

@@ -215,3 +215,28 @@ func As[R RecordLike](in []Record) []R {
 	}
 	return out
 }
+
+// UntilDistinct reads records of topics until want distinct ones (by id)
+// have arrived or timeout passes, and returns the distinct ones in the
+// order first read: for topics where a record may legitimately be
+// published twice (an outbox relay after a partial failure).
+func (r Reader) UntilDistinct(tb testing.TB, want int, timeout time.Duration, id func(Record) string, topics ...string) []Record {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	n := want
+	for {
+		recs := r.Until(tb, n, time.Until(deadline), topics...)
+		seen := map[string]bool{}
+		var out []Record
+		for _, x := range recs {
+			if k := id(x); !seen[k] {
+				seen[k] = true
+				out = append(out, x)
+			}
+		}
+		if len(out) >= want || len(recs) < n || time.Now().After(deadline) {
+			return out
+		}
+		n = len(recs) + want - len(out)
+	}
+}
