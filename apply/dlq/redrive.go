@@ -62,13 +62,13 @@ func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, ou
 	if err != nil {
 		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 	}
-	var todo []Hold
+	var releasable []Hold
 	for _, h := range open {
 		if opts.All || h.Key == opts.AlertKey {
-			todo = append(todo, h)
+			releasable = append(releasable, h)
 		}
 	}
-	if len(todo) == 0 {
+	if len(releasable) == 0 {
 		what := "no open holds"
 		if !opts.All {
 			what = "no open hold on " + opts.AlertKey
@@ -76,11 +76,11 @@ func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, ou
 		_, err := fmt.Fprintf(out, "%s: %s in %s (%s): nothing to redrive\n", opts.Stage, what, hs.name, hs.table)
 		return err
 	}
-	sort.Slice(todo, func(i, j int) bool {
-		if !todo[i].CreatedAt.Equal(todo[j].CreatedAt) {
-			return todo[i].CreatedAt.Before(todo[j].CreatedAt)
+	sort.Slice(releasable, func(i, j int) bool {
+		if !releasable[i].CreatedAt.Equal(releasable[j].CreatedAt) {
+			return releasable[i].CreatedAt.Before(releasable[j].CreatedAt)
 		}
-		return todo[i].Key < todo[j].Key
+		return releasable[i].Key < releasable[j].Key
 	})
 
 	s, err := newSession(&cfg, deps, "redrive", kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
@@ -97,7 +97,7 @@ func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, ou
 	r := &redriver{s: s, hs: hs, out: out, dryRun: opts.DryRun}
 	var skipped []string
 	holds, commands := 0, 0
-	for _, h := range todo {
+	for _, h := range releasable {
 		n, err := r.one(rctx, h, episode(all, opts.Stage, h.Key, h.FirstCommandID), opts.Stage)
 		var sk *skip
 		switch {

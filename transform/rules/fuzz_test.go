@@ -26,7 +26,7 @@ import (
 func FuzzRoundTrip(f *testing.F) {
 	f.Add(uint8(0), int32(19737), int32(3600), true, int32(200), false, "comment", "Auth Person", "MDI", "NOMIS_USER", int64(1705311000000000), int32(50))
 	f.Add(uint8(1), int32(-5000), int32(86399), false, int32(0), true, "", "", "", "", int64(0), int32(0))
-	f.Add(uint8(2), int32(19904), int32(0), true, int32(-30), false, strings.Repeat("é", 40), strings.Repeat("ü", 30), "LEIXXXX", "U", int64(-1), int32(1))
+	f.Add(uint8(2), int32(19904), int32(0), true, int32(-30), false, strings.Repeat("é", 40), strings.Repeat("ü", 30), "LEIWWWW", "U", int64(-1), int32(1))
 	loc := london(f)
 	r := newRules(f)
 	codes := []Code{{ID: 1, Code: "XA", Type: "X"}, {ID: 2, Code: "HA", Type: "H"}, {ID: 3, Code: "XOLD", Type: "X"}}
