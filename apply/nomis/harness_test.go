@@ -58,13 +58,13 @@ VALUES (10, TIMESTAMP '2024-03-01 10:00:00', 1, 1, 1, 'Y', 'MDI'),
        (20, TIMESTAMP '2024-01-01 09:00:00', 2, 2, 1, 'Y', 'MDI'),
        (30, TIMESTAMP '2019-05-01 09:00:00', 3, 3, 2, 'N', 'LEI');`
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	return newHarnessOn(t, kafkatest.Brokers(t))
 }
 
 // newHarnessOn is newHarness on the Kafka cluster at brokers.
-func newHarnessOn(t *testing.T, brokers []string) *harness {
+func newHarnessOn(t testing.TB, brokers []string) *harness {
 	t.Helper()
 	h := &harness{db: pgtest.NewDB(t), brokers: brokers, reg: srfake.New()}
 	t.Cleanup(h.reg.Close)

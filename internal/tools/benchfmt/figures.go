@@ -45,4 +45,6 @@ var figures = []figure{
 	{Name: "transform.kfake", Pkg: "transform", Bench: "BenchmarkTransformKfake", Unit: "records/s"},
 	{Name: "apply.dps", Pkg: "apply/dps", Bench: "BenchmarkApplyDPS/apply", Unit: "commands/s", Ref: "apply.dps.plain_insert"},
 	{Name: "apply.dps.plain_insert", Pkg: "apply/dps", Bench: "BenchmarkApplyDPS/plain_insert", Unit: "commands/s"},
+	{Name: "apply.nomis", Pkg: "apply/nomis", Bench: "BenchmarkApplyNOMIS/apply", Unit: "commands/s", Ref: "apply.nomis.plain_insert"},
+	{Name: "apply.nomis.plain_insert", Pkg: "apply/nomis", Bench: "BenchmarkApplyNOMIS/plain_insert", Unit: "commands/s"},
 }
