@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/alertsync/alertsync/internal/failpoint"
@@ -211,4 +213,35 @@ func (b *PGBookkeeping) CommitFenced(ctx context.Context, tx pgx.Tx, f Fence, ne
 	}
 	failpoint.Hit("apply.after_commit")
 	return nil
+}
+
+// Refusal is a command the target cannot take (no current booking, an
+// unknown code, a value the database refuses): FAILED with Reason, its
+// DLQ entry, and a hold on its alert. Msg names keys and codes, never
+// alert text.
+type Refusal struct{ Reason, Msg string }
+
+func (r *Refusal) Error() string { return r.Reason + ": " + r.Msg }
+
+// RefusedByDB reports whether err is a data exception or an integrity
+// violation from PostgreSQL that a retry cannot cure: the target refuses
+// the command, which is never a reason to stop the pipeline.
+func RefusedByDB(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")) && !Transient(err)
+}
+
+// AsRefusal returns err as a refusal: a *Refusal, or one made of a
+// database refusal (RefusedByDB, reason refused_<SQLSTATE>); false for
+// anything else.
+func AsRefusal(err error) (*Refusal, bool) {
+	var ref *Refusal
+	if errors.As(err, &ref) {
+		return ref, true
+	}
+	var pe *pgconn.PgError
+	if RefusedByDB(err) && errors.As(err, &pe) {
+		return &Refusal{Reason: "refused_" + pe.Code, Msg: pe.Message}, true
+	}
+	return nil, false
 }

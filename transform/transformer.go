@@ -238,7 +238,6 @@ func (t *Transformer) session(ctx context.Context) error {
 		t.topic(kafka.DPSAlertCode): "alert_code", t.topic(kafka.DPSAlertType): "alert_type"}}
 	t.rr = rr
 	rctx, stopRef := context.WithCancel(ctx)
-	defer stopRef()
 	refDone := make(chan struct{})
 	go func() { defer close(refDone); rr.run(rctx) }()
 	defer func() { stopRef(); <-refDone }()

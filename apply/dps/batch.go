@@ -99,12 +99,12 @@ func (s *store) applySet(ctx context.Context, tx pgx.Tx, cmds []apply.Cmd, holds
 		} else {
 			o, err = s.planDelete(&c.Command, p, w)
 		}
-		var ref *refusal
+		var ref *apply.Refusal
 		switch {
 		case errors.As(err, &ref):
-			o = apply.Outcome{Result: apply.Failed, Reason: ref.reason}
+			o = apply.Outcome{Result: apply.Failed, Reason: ref.Reason}
 			holds[key] = c.ID
-			w.holds = append(w.holds, holdRow{key: key, number: c.PrisonNumber, first: c.ID, reason: ref.reason})
+			w.holds = append(w.holds, holdRow{key: key, number: c.PrisonNumber, first: c.ID, reason: ref.Reason})
 			w.outbox = append(w.outbox, outboxRow{c: c, o: withID(o, c.ID), dlq: &dlqInfo{kind: "refused", err: ref.Error()}})
 		case err != nil:
 			return nil, err
@@ -342,10 +342,10 @@ func (s *store) decideSet(c *rules.Command, p *alertPlan, w *planWrites) bool {
 
 func (s *store) planUpsert(c *rules.Command, p *alertPlan, w *planWrites) (apply.Outcome, error) {
 	if c.After == nil {
-		return apply.Outcome{}, &refusal{reason: "missing_after", msg: "an UPSERT without the alert's state"}
+		return apply.Outcome{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
 	}
 	if !s.knownCode(c.After.Code) {
-		return apply.Outcome{}, &refusal{reason: "unknown_code", msg: "alert code " + c.After.Code + " is not in DPS"}
+		return apply.Outcome{}, &apply.Refusal{Reason: "unknown_code", Msg: "alert code " + c.After.Code + " is not in DPS"}
 	}
 	if stale(p.link, c.SourcePosition) {
 		return outcome(apply.Skipped, apply.ReasonStale, p.link, p.row), nil

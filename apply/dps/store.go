@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/alertsync/alertsync/apply"
@@ -44,17 +42,10 @@ type store struct {
 func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64) ([]apply.Outcome, error) {
 	outs, err := s.applyTx(ctx, f, cmds, next, true)
 	var qe *queuedError
-	if err != nil && !errors.Is(err, apply.ErrFenced) && (errors.As(err, &qe) || refusedByDB(err)) && !apply.Transient(err) {
+	if err != nil && !errors.Is(err, apply.ErrFenced) && (errors.As(err, &qe) && !apply.Transient(err) || apply.RefusedByDB(err)) {
 		return s.applyTx(ctx, f, cmds, next, false)
 	}
 	return outs, err
-}
-
-// refusedByDB reports whether err is a data exception or integrity
-// violation: the database refuses a command, not a reason to stop.
-func refusedByDB(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
 }
 
 func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64, fast bool) ([]apply.Outcome, error) {
@@ -141,14 +132,14 @@ func (s *store) one(ctx context.Context, tx *pipe, c *apply.Cmd, holds map[strin
 	}
 	if fast {
 		o, err := s.kind(ctx, tx, c)
-		var ref *refusal
+		var ref *apply.Refusal
 		switch {
 		case err == nil:
 			o.CommandID = c.ID
 			return o, s.record(ctx, tx, c, o, nil, "")
 		case errors.As(err, &ref):
 			// Refused before any write of this command: no savepoint needed.
-			o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.reason}
+			o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}
 			holds[key] = c.ID
 			return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "refused", err: ref.Error()}, key)
 		}
@@ -169,18 +160,11 @@ func (s *store) one(ctx context.Context, tx *pipe, c *apply.Cmd, holds map[strin
 	if rerr := sp.Rollback(ctx); rerr != nil {
 		return apply.Outcome{}, fmt.Errorf("rolling back a savepoint after %w: %w", err, rerr)
 	}
-	var ref *refusal
-	var pe *pgconn.PgError
-	switch {
-	case errors.As(err, &ref):
-	case errors.As(err, &pe) && !apply.Transient(err) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")):
-		// Data exception or integrity violation: the target refuses this
-		// command; never a reason to stop the pipeline.
-		ref = &refusal{reason: "refused_" + pe.Code, msg: pe.Message}
-	default:
+	ref, ok := apply.AsRefusal(err)
+	if !ok {
 		return apply.Outcome{}, err
 	}
-	o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.reason}
+	o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}
 	holds[key] = c.ID
 	return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "refused", err: ref.Error()}, key)
 }
@@ -195,13 +179,8 @@ func (s *store) kind(ctx context.Context, q *pipe, c *apply.Cmd) (apply.Outcome,
 	case rules.KindReplacePrisoner:
 		return s.replace(ctx, q, &c.Command)
 	}
-	return apply.Outcome{}, &refusal{reason: "unsupported_kind", msg: "command kind " + c.Kind.String()}
+	return apply.Outcome{}, &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String()}
 }
-
-// refusal is a command the target cannot take.
-type refusal struct{ reason, msg string }
-
-func (r *refusal) Error() string { return r.reason + ": " + r.msg }
 
 type dlqInfo struct {
 	kind, err  string
@@ -300,7 +279,7 @@ func (s *store) codeID(ctx context.Context, q *pipe, code string) (int64, error)
 	}
 	err := q.QueryRow(ctx, "SELECT id FROM public.alert_code WHERE code = $1", code).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, &refusal{reason: "unknown_code", msg: "alert code " + code + " is not in DPS"}
+		return 0, &apply.Refusal{Reason: "unknown_code", Msg: "alert code " + code + " is not in DPS"}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("looking up alert code %s: %w", code, err)

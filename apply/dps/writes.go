@@ -174,7 +174,7 @@ func (s *store) commitDate(c *rules.Command) rules.Date {
 // upsert creates or updates the command's alert.
 func (s *store) upsert(ctx context.Context, q *pipe, c *rules.Command) (apply.Outcome, error) {
 	if c.After == nil {
-		return apply.Outcome{}, &refusal{reason: "missing_after", msg: "an UPSERT without the alert's state"}
+		return apply.Outcome{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
 	}
 	// Every refusal comes before the command's first write (the fast path
 	// has no savepoint to roll back to).

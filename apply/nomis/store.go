@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/alertsync/alertsync/apply"
@@ -95,7 +93,7 @@ func (s *store) one(ctx context.Context, tx pgx.Tx, c *apply.Cmd) (apply.Outcome
 		return r.Outcome, s.record(ctx, tx, c, r, &dlqInfo{kind: "decode", err: c.Err.Error()}, key)
 	}
 	if ref := malformed(&c.Command); ref != nil {
-		r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.reason}}
+		r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}}
 		return r.Outcome, s.record(ctx, tx, c, r, &dlqInfo{kind: "refused", err: ref.Error()}, "")
 	}
 	if key != "" {
@@ -127,7 +125,7 @@ func (s *store) one(ctx context.Context, tx pgx.Tx, c *apply.Cmd) (apply.Outcome
 	case rules.KindDelete:
 		r, err = s.delete(ctx, sp, &c.Command)
 	default:
-		err = &refusal{reason: "unsupported_kind", msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
+		err = &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
 	}
 	if err == nil {
 		if err := sp.Commit(ctx); err != nil {
@@ -139,26 +137,13 @@ func (s *store) one(ctx context.Context, tx pgx.Tx, c *apply.Cmd) (apply.Outcome
 	if rerr := sp.Rollback(ctx); rerr != nil {
 		return apply.Outcome{}, fmt.Errorf("rolling back a savepoint after %w: %w", err, rerr)
 	}
-	var ref *refusal
-	var pe *pgconn.PgError
-	switch {
-	case errors.As(err, &ref):
-	case errors.As(err, &pe) && !apply.Transient(err) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")):
-		// Data exception or integrity violation (a value too long for a
-		// NOMIS column, a key taken): NOMIS refuses this command; never a
-		// reason to stop the pipeline.
-		ref = &refusal{reason: "refused_" + pe.Code, msg: pe.Message}
-	default:
+	ref, ok := apply.AsRefusal(err)
+	if !ok {
 		return apply.Outcome{}, err
 	}
-	r = result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.reason}}
+	r = result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}}
 	return r.Outcome, s.record(ctx, tx, c, r, &dlqInfo{kind: "refused", err: ref.Error()}, key)
 }
-
-// refusal is a command NOMIS cannot take.
-type refusal struct{ reason, msg string }
-
-func (r *refusal) Error() string { return r.reason + ": " + r.msg }
 
 // Reasons of refusals particular to NOMIS.
 const (
@@ -170,16 +155,16 @@ const (
 // malformed checks a command's kind and what the bookkeeping columns need
 // of it (so that recording its outcome cannot fail): a UUID DPS id and a
 // prison number that fits.
-func malformed(c *rules.Command) *refusal {
+func malformed(c *rules.Command) *apply.Refusal {
 	switch {
 	case c.Kind != rules.KindUpsert && c.Kind != rules.KindDelete:
-		return &refusal{reason: "unsupported_kind", msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
+		return &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
 	case c.DPSAlertID == nil:
-		return &refusal{reason: ReasonMalformed, msg: "no DPS alert id"}
+		return &apply.Refusal{Reason: ReasonMalformed, Msg: "no DPS alert id"}
 	case uuid.Validate(*c.DPSAlertID) != nil:
-		return &refusal{reason: ReasonMalformed, msg: "the DPS alert id is not a UUID"}
+		return &apply.Refusal{Reason: ReasonMalformed, Msg: "the DPS alert id is not a UUID"}
 	case c.PrisonNumber == "" || utf8.RuneCountInString(c.PrisonNumber) > 10:
-		return &refusal{reason: ReasonMalformed, msg: "the prison number is empty or longer than 10 characters"}
+		return &apply.Refusal{Reason: ReasonMalformed, Msg: "the prison number is empty or longer than 10 characters"}
 	}
 	return nil
 }
@@ -308,7 +293,7 @@ func (s *store) alertType(ctx context.Context, q pgx.Tx, code, fallback string) 
 	var parent *string
 	err := q.QueryRow(ctx, "SELECT parent_code FROM oms_owner.reference_codes WHERE domain = 'ALERT_CODE' AND code = $1", code).Scan(&parent)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", &refusal{reason: ReasonUnknownCode, msg: "alert code " + code + " is not in NOMIS's REFERENCE_CODES"}
+		return "", &apply.Refusal{Reason: ReasonUnknownCode, Msg: "alert code " + code + " is not in NOMIS's REFERENCE_CODES"}
 	}
 	if err != nil {
 		return "", fmt.Errorf("looking up alert code %s: %w", code, err)

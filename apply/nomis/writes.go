@@ -179,7 +179,7 @@ func done(res apply.Result, reason string, c *rules.Command, k *nomisKey) result
 // upsert creates or updates the command's alert.
 func (s *store) upsert(ctx context.Context, q pgx.Tx, c *rules.Command) (result, error) {
 	if c.After == nil {
-		return result{}, &refusal{reason: "missing_after", msg: "an UPSERT without the alert's state"}
+		return result{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
 	}
 	l, r, err := s.lookup(ctx, q, c)
 	if err != nil {
@@ -245,7 +245,7 @@ func (s *store) create(ctx context.Context, q pgx.Tx, c *rules.Command, l *link,
 		 ORDER BY b.booking_begin_date DESC, b.offender_book_id DESC
 		 LIMIT 1 FOR NO KEY UPDATE OF b`, c.PrisonNumber).Scan(&book, &root)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return result{}, &refusal{reason: ReasonNoCurrentBooking, msg: "prisoner " + c.PrisonNumber + " has no current booking in NOMIS"}
+		return result{}, &apply.Refusal{Reason: ReasonNoCurrentBooking, Msg: "prisoner " + c.PrisonNumber + " has no current booking in NOMIS"}
 	}
 	if err != nil {
 		return result{}, fmt.Errorf("reading the current booking of %s: %w", c.PrisonNumber, err)
