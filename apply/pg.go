@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,16 +17,13 @@ import (
 )
 
 // PGBookkeeping is the sync's bookkeeping in a PostgreSQL target (DPS, the
-// NOMIS stand-in): the fenced consumer offsets (Claim) and the outcome
-// outbox (Outbox). The two targets name a few things differently.
+// NOMIS stand-in): the fenced consumer offsets (Claim, CommitFenced) and
+// the outbox of outcome batches (WriteOutbox, Outbox). The two targets name
+// their tables differently.
 type PGBookkeeping struct {
 	Pool *pgxpool.Pool
 	// Offsets and Outbox are the tables' qualified names.
 	Offsets, Outbox string
-	// BookingColumn and SeqColumn are the outbox's NOMIS key columns.
-	BookingColumn, SeqColumn string
-	// Origin is the side a row without origin_side came from.
-	Origin rules.Side
 }
 
 // Claim implements Store.Claim: it bumps the fence epochs of partitions
@@ -66,71 +62,61 @@ func (b *PGBookkeeping) Claim(ctx context.Context, group, topic string, partitio
 	return out, nil
 }
 
+// outboxInsert is the statement writing one outbox batch.
+func (b *PGBookkeeping) outboxInsert() string {
+	return "INSERT INTO " + b.Outbox + " (commands, payload) VALUES ($1, $2)"
+}
+
+// WriteOutbox writes the outcomes of a transaction's batch to the outbox,
+// as one row, in tx. Nothing is written for no rows.
+func (b *PGBookkeeping) WriteOutbox(ctx context.Context, tx pgx.Tx, rows []OutboxRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, b.outboxInsert(), len(rows), EncodeOutbox(rows)); err != nil {
+		return fmt.Errorf("writing %d outcomes to the outbox: %w", len(rows), err)
+	}
+	return nil
+}
+
+// QueueOutbox queues WriteOutbox's statement on batch.
+func (b *PGBookkeeping) QueueOutbox(batch *pgx.Batch, rows []OutboxRow) {
+	if len(rows) > 0 {
+		batch.Queue(b.outboxInsert(), len(rows), EncodeOutbox(rows))
+	}
+}
+
 // Pending implements Outbox.
-func (b *PGBookkeeping) Pending(ctx context.Context, limit int) ([]OutboxRow, error) {
-	rows, err := b.Pool.Query(ctx, `SELECT id, command_id, outcome, reason, dps_alert_id::text, coalesce(prison_number, ''),
-			`+b.BookingColumn+`, `+b.SeqColumn+`, origin_side, coalesce(source_commit_pos, 0), coalesce(source_change_pos, 0),
-			source_commit_time, created_at,
-			dlq_topic, dlq_partition, dlq_offset, dlq_key, dlq_value, dlq_error_kind, dlq_error, dlq_held_behind, alert_key
-		  FROM `+b.Outbox+` WHERE published_at IS NULL ORDER BY id LIMIT $1`, limit)
+func (b *PGBookkeeping) Pending(ctx context.Context, limit int) ([]OutboxBatch, error) {
+	rows, err := b.Pool.Query(ctx, "SELECT id, created_at, payload FROM "+b.Outbox+" ORDER BY id LIMIT $1", limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading the outbox: %w", err)
 	}
 	defer rows.Close()
-	var out []OutboxRow
+	var out []OutboxBatch
 	for rows.Next() {
 		var (
-			r                   OutboxRow
-			result              string
-			origin              *string
-			commitTime          *time.Time
-			dTopic, dKind, dErr *string
-			dPart               *int32
-			dOff                *int64
-			dKey, dVal          []byte
-			held, ak            *string
+			ob      OutboxBatch
+			payload []byte
 		)
-		if err := rows.Scan(&r.ID, &r.CommandID, &result, &r.Reason, &r.DPSAlertID, &r.PrisonNumber, &r.NOMISBookingID, &r.NOMISAlertSeq,
-			&origin, &r.SourcePosition.Commit, &r.SourcePosition.Change, &commitTime, &r.AppliedAt,
-			&dTopic, &dPart, &dOff, &dKey, &dVal, &dKind, &dErr, &held, &ak); err != nil {
+		if err := rows.Scan(&ob.ID, &ob.CreatedAt, &payload); err != nil {
 			return nil, fmt.Errorf("reading the outbox: %w", err)
 		}
-		r.Result = Result(result)
-		switch {
-		case origin == nil:
-			r.Origin = b.Origin
-		case *origin == "DPS":
-			r.Origin = rules.SideDPS
-		default:
-			r.Origin = rules.SideNOMIS
+		if ob.Rows, err = DecodeOutbox(payload); err != nil {
+			return nil, fmt.Errorf("reading outbox batch %d: %w", ob.ID, err)
 		}
-		if commitTime != nil {
-			r.SourceCommitTime = *commitTime
-		}
-		if dTopic != nil {
-			r.DLQ = &DLQEntry{Topic: *dTopic, Key: dKey, Value: dVal, HeldBehind: held, AlertKey: ak}
-			if dPart != nil {
-				r.DLQ.Partition = *dPart
-			}
-			if dOff != nil {
-				r.DLQ.Offset = *dOff
-			}
-			if dKind != nil {
-				r.DLQ.ErrorKind = *dKind
-			}
-			if dErr != nil {
-				r.DLQ.Error = *dErr
-			}
-		}
-		out = append(out, r)
+		out = append(out, ob)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the outbox: %w", err)
+	}
+	return out, nil
 }
 
 // Published implements Outbox.
 func (b *PGBookkeeping) Published(ctx context.Context, ids []int64) error {
-	if _, err := b.Pool.Exec(ctx, "UPDATE "+b.Outbox+" SET published_at = now() WHERE id = ANY($1)", ids); err != nil {
-		return fmt.Errorf("marking outcomes published: %w", err)
+	if _, err := b.Pool.Exec(ctx, "DELETE FROM "+b.Outbox+" WHERE id = ANY($1)", ids); err != nil {
+		return fmt.Errorf("removing published outcome batches: %w", err)
 	}
 	return nil
 }

@@ -16,10 +16,9 @@ import (
 	"github.com/alertsync/alertsync/transform/rules"
 )
 
-// OutboxRow is one unpublished outcome (and, for a FAILED or held command,
-// its DLQ entry).
+// OutboxRow is one outcome (and, for a FAILED or held command, its DLQ
+// entry) in an outbox batch.
 type OutboxRow struct {
-	ID               int64
 	CommandID        string
 	Result           Result
 	Reason           *string
@@ -30,7 +29,7 @@ type OutboxRow struct {
 	Origin           rules.Side
 	SourcePosition   rules.Position
 	SourceCommitTime time.Time
-	AppliedAt        time.Time
+	AppliedAt        time.Time // set by the relay from the batch
 	DLQ              *DLQEntry
 }
 
@@ -46,18 +45,20 @@ type DLQEntry struct {
 	AlertKey   *string
 }
 
-// Outbox is the target's table of unpublished outcomes.
+// Outbox is the target's table of unpublished outcome batches (one per
+// apply transaction, outbox.go).
 type Outbox interface {
-	// Pending returns up to limit unpublished rows in id order.
-	Pending(ctx context.Context, limit int) ([]OutboxRow, error)
-	// Published marks rows as published.
+	// Pending returns up to limit unpublished batches, oldest first.
+	Pending(ctx context.Context, limit int) ([]OutboxBatch, error)
+	// Published removes batches whose records Kafka acknowledged.
 	Published(ctx context.Context, ids []int64) error
 }
 
-// HeaderOutboxID is the header of an outcome record naming the outbox row
-// it was published from ("apply-dps/<id>"): a row published twice (after a
-// partial failure or a crash) carries the same value, so consumers can
-// tell a repeat from a second outcome of the same command.
+// HeaderOutboxID is the header of an outcome record naming the outbox
+// batch and row it was published from ("apply-dps/<batch>/<row>"): a row
+// published twice (after a partial failure or a crash) carries the same
+// value, so consumers can tell a repeat from a second outcome of the same
+// command.
 const HeaderOutboxID = "alertsync-outbox-id"
 
 // relay publishes the outbox: outcomes to alertsync.outcomes (keyed by
@@ -122,34 +123,45 @@ func (r *relay) run(ctx context.Context) {
 	}
 }
 
-// once publishes one page of the outbox and returns its size.
+// relayPage is the most outbox batches the relay publishes at once.
+const relayPage = 8
+
+// once publishes one page of the outbox and returns its size in batches.
 func (r *relay) once(ctx context.Context) (int, error) {
-	rows, err := r.outbox.Pending(ctx, 1000)
-	if err != nil || len(rows) == 0 {
+	batches, err := r.outbox.Pending(ctx, relayPage)
+	if err != nil || len(batches) == 0 {
 		return 0, err
 	}
-	recs := make([]*kgo.Record, 0, len(rows))
-	owner := make([]int, 0, len(rows)) // row index of each record
-	for i := range rows {
-		rec, err := r.outcomeRecord(&rows[i])
-		if err != nil {
-			return 0, err
-		}
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderOutboxID, Value: []byte(r.target + "/" + strconv.FormatInt(rows[i].ID, 10))})
-		recs, owner = append(recs, rec), append(owner, i)
-		if rows[i].DLQ != nil {
-			d, err := r.dlqRecord(&rows[i])
+	var recs []*kgo.Record
+	var owner []int // batch index of each record
+	rows := 0
+	for bi := range batches {
+		b := &batches[bi]
+		prefix := r.target + "/" + strconv.FormatInt(b.ID, 10) + "/"
+		for i := range b.Rows {
+			o := &b.Rows[i]
+			o.AppliedAt = b.CreatedAt
+			rec, err := r.outcomeRecord(o)
 			if err != nil {
 				return 0, err
 			}
-			recs, owner = append(recs, d), append(owner, i)
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderOutboxID, Value: []byte(prefix + strconv.Itoa(i))})
+			recs, owner = append(recs, rec), append(owner, bi)
+			if o.DLQ != nil {
+				d, err := r.dlqRecord(o)
+				if err != nil {
+					return 0, err
+				}
+				recs, owner = append(recs, d), append(owner, bi)
+			}
 		}
+		rows += len(b.Rows)
 	}
-	// A row is published when all its records are: a partial failure (a
-	// partition briefly without a leader) publishes again only the rows it
-	// hit, not the whole page.
+	// A batch is published when all its records are: a partial failure (a
+	// partition briefly without a leader) publishes again only the batches
+	// it hit, not the whole page.
 	results := r.cl.ProduceSync(ctx, recs...)
-	failed := make([]bool, len(rows))
+	failed := make([]bool, len(batches))
 	var firstErr error
 	for i, res := range results {
 		if res.Err != nil {
@@ -159,22 +171,24 @@ func (r *relay) once(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	ids := make([]int64, 0, len(rows))
-	for i := range rows {
+	ids := make([]int64, 0, len(batches))
+	published := 0
+	for i := range batches {
 		if !failed[i] {
-			ids = append(ids, rows[i].ID)
+			ids = append(ids, batches[i].ID)
+			published += len(batches[i].Rows)
 		}
 	}
 	if len(ids) > 0 {
 		if err := r.outbox.Published(ctx, ids); err != nil {
 			return 0, err
 		}
-		r.m.Published.Add(float64(len(ids)))
+		r.m.Published.Add(float64(published))
 	}
 	if firstErr != nil {
-		return 0, fmt.Errorf("producing outcome records: %d of %d rows published: %w", len(ids), len(rows), firstErr)
+		return 0, fmt.Errorf("producing outcome records: %d of %d outcomes published: %w", published, rows, firstErr)
 	}
-	return len(rows), nil
+	return len(batches), nil
 }
 
 func (r *relay) outcomeRecord(o *OutboxRow) (*kgo.Record, error) {
@@ -229,8 +243,14 @@ func (r *relay) dlqRecord(o *OutboxRow) (*kgo.Record, error) {
 }
 
 // Transient reports whether err is worth retrying the same batch for: a
-// serialization failure, a deadlock, a lost or refused connection.
+// serialization failure, a deadlock, a lost or refused connection, or an
+// error that says so itself (a Transient() bool method: how a dialect
+// other than PostgreSQL marks its driver's transient errors).
 func Transient(err error) bool {
+	var marked interface{ Transient() bool }
+	if errors.As(err, &marked) {
+		return marked.Transient()
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {

@@ -286,8 +286,9 @@ func TestDPSMigrationConstraints(t *testing.T) {
 		{"offset key twice", upsertOffset, []any{0, 5, 2}, "23505"},
 		{"negative partition", upsertOffset, []any{-1, 0, 1}, "23514"},
 		{"negative offset", upsertOffset, []any{1, -1, 1}, "23514"},
-		{"outcome unknown", `INSERT INTO alertsync.outcome_outbox (command_id, outcome) VALUES ('c1', 'MAYBE')`, nil, "23514"},
-		{"outcome accepted", `INSERT INTO alertsync.outcome_outbox (command_id, outcome) VALUES ('c1', 'APPLIED')`, nil, ""},
+		{"empty outcome batch", `INSERT INTO alertsync.outcome_batches (commands, payload) VALUES (0, '\x01')`, nil, "23514"},
+		{"outcome batch without payload", `INSERT INTO alertsync.outcome_batches (commands) VALUES (1)`, nil, "23502"},
+		{"outcome batch accepted", `INSERT INTO alertsync.outcome_batches (commands, payload) VALUES (1, '\x01')`, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,6 +300,46 @@ func TestDPSMigrationConstraints(t *testing.T) {
 			var pgErr *pgconn.PgError
 			require.True(t, errors.As(err, &pgErr), "want SQLSTATE %s, got %v", tt.wantCode, err)
 			require.Equal(t, tt.wantCode, pgErr.Code, pgErr.Message)
+		})
+	}
+}
+
+// TestOutcomeBatchesUpgrade: the migration to one outbox row per batch
+// refuses while the per-command outbox still holds unpublished outcomes
+// (dropping them would lose them) and goes through once they are
+// published, on both PostgreSQL targets.
+func TestOutcomeBatchesUpgrade(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ set, table, insert string }{
+		{"dps", "alertsync.outcome_outbox", "INSERT INTO alertsync.outcome_outbox (command_id, outcome) VALUES ('c1', 'APPLIED')"},
+		{"nomis", "alertsync.alertsync_outcome_outbox", `INSERT INTO alertsync.alertsync_outcome_outbox (command_id, outcome, offender_book_id, alert_seq)
+			VALUES ('c1', 'APPLIED', 10, 1)`},
+	} {
+		t.Run(tt.set, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := pgtest.NewDB(t)
+			if tt.set == "nomis" {
+				db.Exec(t, deploy.NOMISSchemaSQL())
+			}
+			set, err := migrate.Named(tt.set)
+			require.NoError(t, err)
+			before := -1
+			for i, m := range set.Migrations {
+				if strings.HasSuffix(m.File, "_outcome_batches.sql") {
+					before = i
+				}
+			}
+			require.Positive(t, before, "no outcome_batches migration in %s", tt.set)
+			_, err = migrate.Up(ctx, db.SQL(t), set, before)
+			require.NoError(t, err)
+			db.Exec(t, tt.insert)
+			_, err = migrate.Up(ctx, db.SQL(t), set, migrate.Latest)
+			require.ErrorContains(t, err, "still has unpublished outcomes")
+			db.Exec(t, "UPDATE "+tt.table+" SET published_at = now()")
+			_, err = migrate.Up(ctx, db.SQL(t), set, migrate.Latest)
+			require.NoError(t, err)
+			require.Equal(t, 0, pgtest.QueryValue[int](t, db, "SELECT count(*)::int FROM pg_tables WHERE schemaname || '.' || tablename = '"+tt.table+"'"))
 		})
 	}
 }

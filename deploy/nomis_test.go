@@ -62,7 +62,7 @@ func TestMigrationSets(t *testing.T) {
 	for _, m := range set.Migrations {
 		names = append(names, m.Name)
 	}
-	require.Equal(t, []string{"journal", "journal_triggers", "alert_mapping", "consumer_offsets", "outcome_outbox", "dlq_holds", "journal_read_fast", "resync_and_state", "journal_trigger_cost", "wait_lock", "apply_outbox"}, names)
+	require.Equal(t, []string{"journal", "journal_triggers", "alert_mapping", "consumer_offsets", "outcome_outbox", "dlq_holds", "journal_read_fast", "resync_and_state", "journal_trigger_cost", "wait_lock", "apply_outbox", "outcome_batches"}, names)
 }
 
 // nomisDB returns a database with the NOMIS stand-in, its reference codes
@@ -980,9 +980,8 @@ func TestNOMISMigrationConstraints(t *testing.T) {
 		{"offset key twice", insertOffset, []any{0, 5, 2}, "23505"},
 		{"negative partition", insertOffset, []any{-1, 0, 1}, "23514"},
 		{"negative offset", insertOffset, []any{1, -1, 1}, "23514"},
-		{"outcome unknown", `INSERT INTO alertsync.alertsync_outcome_outbox (command_id, outcome) VALUES ('c1', 'MAYBE')`, nil, "23514"},
-		{"outcome accepted", `INSERT INTO alertsync.alertsync_outcome_outbox (command_id, outcome, offender_book_id, alert_seq)
-		                      VALUES ('c1', 'APPLIED', 10, 1)`, nil, ""},
+		{"empty outcome batch", `INSERT INTO alertsync.alertsync_outcome_batches (commands, payload) VALUES (0, '\x01')`, nil, "23514"},
+		{"outcome batch accepted", `INSERT INTO alertsync.alertsync_outcome_batches (commands, payload) VALUES (1, '\x01')`, nil, ""},
 		{"hold accepted", `INSERT INTO alertsync.alertsync_dlq_holds (hold_key, prison_number, first_command_id, reason)
 		                   VALUES ('nomis:10:1', 'A1234BC', 'c1', 'DECODE')`, nil, ""},
 		{"hold count zero", `INSERT INTO alertsync.alertsync_dlq_holds (hold_key, prison_number, first_command_id, reason, held_commands)

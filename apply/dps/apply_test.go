@@ -247,7 +247,7 @@ func TestResumesFromStoredOffsets(t *testing.T) {
 
 	// A zombie: its claim is taken over, its next commit is refused.
 	st := &store{pool: h.db.Pool, tz: "Europe/London", loc: time.UTC, PGBookkeeping: &apply.PGBookkeeping{Pool: h.db.Pool,
-		Offsets: "alertsync.consumer_offsets", Outbox: "alertsync.outcome_outbox", BookingColumn: "nomis_booking_id", SeqColumn: "nomis_alert_seq"}}
+		Offsets: "alertsync.consumer_offsets", Outbox: "alertsync.outcome_batches"}}
 	ctx := context.Background()
 	fences, err := st.Claim(ctx, "zombie-group", "t", []int32{0}, "zombie")
 	require.NoError(t, err)

@@ -49,7 +49,7 @@ type alertPlan struct {
 type planWrites struct {
 	audits    []auditRow
 	conflicts []conflictRow
-	outbox    []outboxRow
+	outbox    []apply.OutboxRow
 	holds     []holdRow
 	heldCount map[string]int
 }
@@ -64,12 +64,6 @@ type conflictRow struct {
 	commandID, alertID, winner string
 	source                     time.Time
 	target                     *time.Time
-}
-
-type outboxRow struct {
-	c   *apply.Cmd
-	o   apply.Outcome
-	dlq *dlqInfo
 }
 
 type holdRow struct{ key, number, first, reason string }
@@ -88,7 +82,7 @@ func (s *store) applySet(ctx context.Context, tx pgx.Tx, cmds []apply.Cmd, holds
 		if first, held := holds[key]; held {
 			w.heldCount[key]++
 			o := apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}
-			w.outbox = append(w.outbox, outboxRow{c: c, o: o, dlq: &dlqInfo{kind: "held", err: "held behind command " + first, heldBehind: &first}})
+			w.outbox = append(w.outbox, apply.OutboxRowOf(c, o, &apply.DLQReason{Kind: "held", Error: "held behind command " + first, HeldBehind: &first}, key))
 			outs = append(outs, o)
 			continue
 		}
@@ -105,11 +99,11 @@ func (s *store) applySet(ctx context.Context, tx pgx.Tx, cmds []apply.Cmd, holds
 			o = apply.Outcome{Result: apply.Failed, Reason: ref.Reason}
 			holds[key] = c.ID
 			w.holds = append(w.holds, holdRow{key: key, number: c.PrisonNumber, first: c.ID, reason: ref.Reason})
-			w.outbox = append(w.outbox, outboxRow{c: c, o: withID(o, c.ID), dlq: &dlqInfo{kind: "refused", err: ref.Error()}})
+			w.outbox = append(w.outbox, apply.OutboxRowOf(c, withID(o, c.ID), &apply.DLQReason{Kind: "refused", Error: ref.Error()}, key))
 		case err != nil:
 			return nil, err
 		default:
-			w.outbox = append(w.outbox, outboxRow{c: c, o: withID(o, c.ID)})
+			w.outbox = append(w.outbox, apply.OutboxRowOf(c, withID(o, c.ID), nil, ""))
 		}
 		outs = append(outs, withID(o, c.ID))
 	}
@@ -554,7 +548,7 @@ func (s *store) writeSet(ctx context.Context, tx pgx.Tx, plans map[nomisKey]*ale
 			SELECT c, a::uuid, w, s, t FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(c, a, w, s, t)`,
 			cmds, alerts, winners, srcs, tgts)
 	}
-	s.queueOutbox(b, w.outbox)
+	s.QueueOutbox(b, w.outbox)
 	for _, h := range w.holds {
 		b.Queue(`INSERT INTO alertsync.dlq_holds (hold_key, prison_number, first_command_id, reason) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (hold_key) DO NOTHING`, h.key, h.number, h.first, h.reason)
@@ -573,72 +567,4 @@ func (s *store) writeSet(ctx context.Context, tx pgx.Tx, plans map[nomisKey]*ale
 		}
 	}
 	return br.Close()
-}
-
-// queueOutbox queues the outcome rows of a batch as one INSERT.
-func (s *store) queueOutbox(b *pgx.Batch, rows []outboxRow) {
-	if len(rows) == 0 {
-		return
-	}
-	var (
-		ids, results, numbers, origins                []string
-		reasons, dpsIDs, dTopics, dKinds, dErrs, held []*string
-		aks                                           []*string
-		books, cps, chps, dOffs                       []*int64
-		seqs, dParts                                  []*int32
-		times                                         []*time.Time
-		dKeys, dVals                                  [][]byte
-	)
-	for _, r := range rows {
-		c := r.c
-		ids = append(ids, c.ID)
-		results = append(results, string(r.o.Result))
-		reasons = append(reasons, optString(r.o.Reason))
-		dps := optString(r.o.DPSAlertID)
-		if dps == nil {
-			dps = c.DPSAlertID
-		}
-		dpsIDs = append(dpsIDs, dps)
-		numbers = append(numbers, c.PrisonNumber)
-		books, seqs = append(books, c.NOMISBookingID), append(seqs, c.NOMISAlertSeq)
-		origin := "NOMIS"
-		if c.Origin == rules.SideDPS {
-			origin = "DPS"
-		}
-		origins = append(origins, origin)
-		cp, chp := c.SourcePosition.Commit, c.SourcePosition.Change
-		cps, chps = append(cps, &cp), append(chps, &chp)
-		times = append(times, nullTime(c.SourceCommitTime))
-		if d := r.dlq; d != nil {
-			topic, part, off := c.Record.Topic, c.Record.Partition, c.Record.Offset
-			kind, msg := d.kind, d.err
-			k := holdKey(c)
-			dTopics, dParts, dOffs = append(dTopics, &topic), append(dParts, &part), append(dOffs, &off)
-			dKeys, dVals = append(dKeys, c.Record.Key), append(dVals, c.Record.Value)
-			dKinds, dErrs, held, aks = append(dKinds, &kind), append(dErrs, &msg), append(held, d.heldBehind), append(aks, &k)
-		} else {
-			dTopics, dParts, dOffs = append(dTopics, nil), append(dParts, nil), append(dOffs, nil)
-			dKeys, dVals = append(dKeys, nil), append(dVals, nil)
-			dKinds, dErrs, held, aks = append(dKinds, nil), append(dErrs, nil), append(held, nil), append(aks, nil)
-		}
-	}
-	b.Queue(`INSERT INTO alertsync.outcome_outbox
-			(command_id, outcome, reason, dps_alert_id, prison_number, nomis_booking_id, nomis_alert_seq, origin_side,
-			 source_commit_pos, source_change_pos, source_commit_time,
-			 dlq_topic, dlq_partition, dlq_offset, dlq_key, dlq_value, dlq_error_kind, dlq_error, dlq_held_behind, alert_key)
-		SELECT u.id, u.res, u.reason, u.dps::uuid, u.num, u.book, u.seq, u.origin, u.cp, u.chp, u.ts,
-			u.dt, u.dp, u.doff, u.dk, u.dv, u.dkind, u.derr, u.held, u.ak
-		  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::int[], $8::text[],
-		              $9::bigint[], $10::bigint[], $11::timestamptz[], $12::text[], $13::int[], $14::bigint[], $15::bytea[], $16::bytea[],
-		              $17::text[], $18::text[], $19::text[], $20::text[]) WITH ORDINALITY
-		    AS u(id, res, reason, dps, num, book, seq, origin, cp, chp, ts, dt, dp, doff, dk, dv, dkind, derr, held, ak, ord)
-		 ORDER BY u.ord`, ids, results, reasons, dpsIDs, numbers, books, seqs, origins, cps, chps, times,
-		dTopics, dParts, dOffs, dKeys, dVals, dKinds, dErrs, held, aks)
-}
-
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }

@@ -102,7 +102,7 @@ func TestCrashFailpoints(t *testing.T) {
 	// A last run without failure points finishes the work.
 	p := proctest.Start(t, "apply-dps", bin, []string{"apply", "dps"}, env(""), filepath.Join(logDir, "final.log"), nil)
 	deadline := time.Now().Add(3 * time.Minute)
-	for applied() < crashCommands || pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alertsync.outcome_outbox WHERE published_at IS NULL") > 0 {
+	for applied() < crashCommands || pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alertsync.outcome_batches") > 0 {
 		require.False(t, p.Exited(), "apply exited\n%s", p.LogTail())
 		require.True(t, time.Now().Before(deadline), "applied %d of %d commands\n%s", applied(), crashCommands, p.LogTail())
 		time.Sleep(100 * time.Millisecond)
@@ -117,7 +117,7 @@ func TestCrashFailpoints(t *testing.T) {
 	require.Equal(t, 0, pgtest.QueryValue[int](t, h.db,
 		"SELECT count(*)::int FROM (SELECT alert_id, action FROM audit_event GROUP BY 1, 2 HAVING count(*) > 1) d"), "no audit event twice")
 	require.Equal(t, crashAlerts, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alertsync.alert_mapping"))
-	require.Equal(t, crashCommands, pgtest.QueryValue[int](t, h.db, "SELECT count(DISTINCT command_id)::int FROM alertsync.outcome_outbox"))
+	require.Zero(t, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alertsync.outcome_batches"), "every outcome batch published and removed")
 
 	// Kafka: every command exactly one outcome after dedup by command id.
 	rd := topictest.Reader{Brokers: h.brokers, Registry: h.srcl, ReadCommitted: true}

@@ -25,11 +25,11 @@
 //     clock the DPS capture reads): track_commit_timestamp must be on.
 //     Decisions are recorded in alertsync.conflicts; a lost command is a
 //     CONFLICT outcome.
-//   - Every command gets one outcome row in alertsync.outcome_outbox in the
-//     same transaction; a relay publishes them to alertsync.outcomes (and the
-//     DLQ entries of FAILED or held commands to alertsync.dlq) and marks them
-//     published: never lost, possibly repeated after a crash, always under
-//     the same command id.
+//   - Every command gets an outcome in the transaction's outbox row
+//     (alertsync.outcome_batches, one row per batch); a relay publishes them
+//     to alertsync.outcomes (and the DLQ entries of FAILED or held commands
+//     to alertsync.dlq) and then deletes the row: never lost, possibly
+//     repeated after a crash, always under the same command id.
 //   - A command DPS refuses (unknown code, constraint violation) is rolled
 //     back alone (savepoint), recorded FAILED with its DLQ entry, and holds
 //     later commands of the same alert (alertsync.dlq_holds; each held one
@@ -51,7 +51,6 @@ import (
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/pipeline"
 	"github.com/alertsync/alertsync/schemas"
-	"github.com/alertsync/alertsync/transform/rules"
 )
 
 // Config is the configuration of `alertsync apply dps`.
@@ -109,8 +108,7 @@ func (a *Apply) Run(ctx context.Context) error {
 	}
 	loc, _ := time.LoadLocation(a.cfg.Apply.Timezone)
 	st := &store{pool: pool, tz: a.cfg.Apply.Timezone, loc: loc, PGBookkeeping: &apply.PGBookkeeping{Pool: pool,
-		Offsets: "alertsync.consumer_offsets", Outbox: "alertsync.outcome_outbox",
-		BookingColumn: "nomis_booking_id", SeqColumn: "nomis_alert_seq", Origin: rules.SideNOMIS}}
+		Offsets: "alertsync.consumer_offsets", Outbox: "alertsync.outcome_batches"}}
 	a.Runner = &apply.Runner{
 		Name: "apply-dps", Topic: kafka.CommandsDPS, Store: st, Outbox: st, Opts: a.cfg.Apply,
 		Pipeline: apply.PipelineConfig{Kafka: a.cfg.Pipeline.Kafka, Topics: a.cfg.Pipeline.Topics},

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/alertsync/alertsync/apply"
 )
 
 // pipe runs a batch's statements on its transaction. Deferred (the fast
@@ -19,6 +21,7 @@ type pipe struct {
 	tx       pgx.Tx
 	deferred bool
 	queued   *pgx.Batch
+	outbox   []apply.OutboxRow // the outcomes of the batch, written before the commit
 }
 
 func newPipe(tx pgx.Tx, deferred bool) *pipe { return &pipe{tx: tx, deferred: deferred} }
@@ -33,6 +36,15 @@ func (p *pipe) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	}
 	p.queued.Queue(sql, args...)
 	return pgconn.CommandTag{}, nil
+}
+
+// batch returns the queue of deferred writes (for a pipe that runs
+// statements at once, a queue flush sends).
+func (p *pipe) batch() *pgx.Batch {
+	if p.queued == nil {
+		p.queued = &pgx.Batch{}
+	}
+	return p.queued
 }
 
 // QueryRow sends the queued writes and the query together.

@@ -76,6 +76,7 @@ func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, ne
 			}
 			outs = append(outs, o)
 		}
+		s.QueueOutbox(q.batch(), q.outbox)
 		if err := q.flush(ctx); err != nil {
 			return nil, err
 		}
@@ -120,7 +121,7 @@ func (s *store) one(ctx context.Context, tx *pipe, c *apply.Cmd, holds map[strin
 	key := holdKey(c)
 	if c.Err != nil {
 		o := apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: apply.ReasonUndecodable}
-		return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "decode", err: c.Err.Error()}, key)
+		return o, s.record(ctx, tx, c, o, &apply.DLQReason{Kind: "decode", Error: c.Err.Error()}, key)
 	}
 	if first, held := holds[key]; key != "" && held {
 		if _, err := tx.Exec(ctx, `UPDATE alertsync.dlq_holds SET held_commands = held_commands + 1, updated_at = now()
@@ -128,7 +129,7 @@ func (s *store) one(ctx context.Context, tx *pipe, c *apply.Cmd, holds map[strin
 			return apply.Outcome{}, fmt.Errorf("counting a held command: %w", err)
 		}
 		o := apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}
-		return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "held", err: "held behind command " + first, heldBehind: &first}, "")
+		return o, s.record(ctx, tx, c, o, &apply.DLQReason{Kind: "held", Error: "held behind command " + first, HeldBehind: &first}, "")
 	}
 	if fast {
 		o, err := s.kind(ctx, tx, c)
@@ -141,7 +142,7 @@ func (s *store) one(ctx context.Context, tx *pipe, c *apply.Cmd, holds map[strin
 			// Refused before any write of this command: no savepoint needed.
 			o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}
 			holds[key] = c.ID
-			return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "refused", err: ref.Error()}, key)
+			return o, s.record(ctx, tx, c, o, &apply.DLQReason{Kind: "refused", Error: ref.Error()}, key)
 		}
 		return apply.Outcome{}, err
 	}
@@ -166,7 +167,7 @@ func (s *store) one(ctx context.Context, tx *pipe, c *apply.Cmd, holds map[strin
 	}
 	o = apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}
 	holds[key] = c.ID
-	return o, s.record(ctx, tx, c, o, &dlqInfo{kind: "refused", err: ref.Error()}, key)
+	return o, s.record(ctx, tx, c, o, &apply.DLQReason{Kind: "refused", Error: ref.Error()}, key)
 }
 
 // kind applies c by its kind.
@@ -180,11 +181,6 @@ func (s *store) kind(ctx context.Context, q *pipe, c *apply.Cmd) (apply.Outcome,
 		return s.replace(ctx, q, &c.Command)
 	}
 	return apply.Outcome{}, &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String()}
-}
-
-type dlqInfo struct {
-	kind, err  string
-	heldBehind *string
 }
 
 // holdKey names the alert of a command for holds: "nomis:<book>:<seq>",
@@ -203,70 +199,25 @@ func holdKey(c *apply.Cmd) string {
 	return ""
 }
 
-// record writes the outcome (and DLQ entry) of c to the outbox; a FAILED
-// command with a hold key starts a hold.
-func (s *store) record(ctx context.Context, tx *pipe, c *apply.Cmd, o apply.Outcome, d *dlqInfo, hold string) error {
-	var reason *string
-	if o.Reason != "" {
-		reason = &o.Reason
-	}
-	origin := "NOMIS"
-	if c.Origin == rules.SideDPS {
-		origin = "DPS"
-	}
-	var (
-		dTopic, dKind, dErr, ak *string
-		dPart                   *int32
-		dOff                    *int64
-		dKey, dVal              []byte
-	)
+// record adds the outcome (and DLQ entry) of c to the transaction's
+// outbox batch; a FAILED command with a hold key starts a hold.
+func (s *store) record(ctx context.Context, tx *pipe, c *apply.Cmd, o apply.Outcome, d *apply.DLQReason, hold string) error {
+	alertKey := ""
 	if d != nil {
-		dTopic, dPart, dOff = &c.Record.Topic, &c.Record.Partition, &c.Record.Offset
-		dKey, dVal = c.Record.Key, c.Record.Value
-		dKind, dErr = &d.kind, &d.err
-		if k := holdKey(c); k != "" {
-			ak = &k
-		}
+		alertKey = holdKey(c)
 	}
-	id := c.ID
-	if id == "" {
-		id = "undecodable:" + c.Record.Topic + "/" + strconv.Itoa(int(c.Record.Partition)) + "/" + strconv.FormatInt(c.Record.Offset, 10)
-	}
-	var dpsID *string
-	if o.DPSAlertID != "" {
-		dpsID = &o.DPSAlertID
-	} else if c.DPSAlertID != nil {
-		dpsID = c.DPSAlertID
-	}
-	var heldBehind *string
-	if d != nil {
-		heldBehind = d.heldBehind
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO alertsync.outcome_outbox
-		(command_id, outcome, reason, dps_alert_id, prison_number, nomis_booking_id, nomis_alert_seq, origin_side,
-		 source_commit_pos, source_change_pos, source_commit_time,
-		 dlq_topic, dlq_partition, dlq_offset, dlq_key, dlq_value, dlq_error_kind, dlq_error, dlq_held_behind, alert_key)
-		VALUES ($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
-		id, string(o.Result), reason, dpsID, c.PrisonNumber, c.NOMISBookingID, c.NOMISAlertSeq, origin,
-		c.SourcePosition.Commit, c.SourcePosition.Change, nullTime(c.SourceCommitTime),
-		dTopic, dPart, dOff, dKey, dVal, dKind, dErr, heldBehind, ak)
-	if err != nil {
-		return fmt.Errorf("writing the outcome of command %s: %w", id, err)
-	}
+	tx.outbox = append(tx.outbox, apply.OutboxRowOf(c, o, d, alertKey))
 	if o.Result == apply.Failed && hold != "" {
+		id := c.ID
+		if id == "" {
+			id = apply.UndecodableID(c)
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO alertsync.dlq_holds (hold_key, prison_number, first_command_id, reason)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (hold_key) DO NOTHING`, hold, c.PrisonNumber, id, o.Reason); err != nil {
 			return fmt.Errorf("starting a hold on %s: %w", hold, err)
 		}
 	}
 	return nil
-}
-
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }
 
 // codeID returns the DPS id of alert code code.

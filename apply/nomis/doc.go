@@ -1,16 +1,26 @@
 // Package nomis is `alertsync apply nomis`: it writes the commands of
 // alertsync.commands.nomis (changes made in DPS, already mapped to NOMIS's
 // model by the transformer) into OMS_OWNER.OFFENDER_ALERTS the way a NOMIS
-// writer would, marked as the sync. Only the PostgreSQL-hosted stand-in
-// (nomis.dialect=postgres) is built; the Oracle dialect is refused at start.
+// writer would, marked as the sync.
+//
+// Dialects (nomis.dialect): the command logic (store.go, writes.go) and
+// the sweep's scheduling (sweep.go) are written once over a small dialect
+// interface (dialect.go) that holds every statement: postgres, the
+// PostgreSQL-hosted NOMIS stand-in through pgx (standin.go), and oracle,
+// NOMIS on Oracle through database/sql and godror (oracle.go), where every
+// statement is a constant of that one file. The Oracle dialect has NOT
+// BEEN RUN AGAINST A LIVE ORACLE: its tests check each statement against a
+// recording driver (oracle_test.go). What follows says "the stand-in"
+// where the dialects differ; oracle.go says what Oracle does instead.
 //
 // Contract (DESIGN.md guarantees 1-5, "The mapping"):
 //
 //   - One database transaction per batch of one partition's commands. It
-//     starts by marking itself as the sync: the session settings
-//     nomis.audit_module_name = 'DPS_SYNCHRONISATION' and, per command,
-//     nomis.audit_user_id = the command's user, set transaction-locally
-//     before any write. NOMIS's audit triggers stamp the rows with them and
+//     starts by marking itself as the sync before any write: on the
+//     stand-in the session settings nomis.audit_module_name =
+//     'DPS_SYNCHRONISATION' and, per command, nomis.audit_user_id = the
+//     command's user, set transaction-locally; on Oracle the session's
+//     module (DBMS_APPLICATION_INFO) and NOMIS's audit context. NOMIS's audit triggers stamp the rows with them and
 //     the journal trigger (migration 0010) records the module, so capture
 //     nomis publishes these changes with source.sync = true and the
 //     transformer does not send them back. The transaction ends with the
@@ -30,9 +40,9 @@
 //     booking (BOOKING_SEQ = 1) with ALERT_SEQ = 1 + the highest sequence
 //     the booking has in OFFENDER_ALERTS or has ever had in the mapping, so
 //     a sequence is never reused; the booking row is locked first (FOR NO
-//     KEY UPDATE on the stand-in: see create), and an insert that still
-//     collides with a NOMIS user who did not lock it takes the next
-//     sequence. The mapping row is DPS_CREATED.
+//     KEY UPDATE on the stand-in, FOR UPDATE on Oracle), and an insert that
+//     still collides with a NOMIS user who did not lock it (ON CONFLICT on
+//     the stand-in, ORA-00001 on Oracle) takes the next sequence. The mapping row is DPS_CREATED.
 //     No current booking: FAILED no_current_booking. An alert whose NOMIS
 //     row is gone (deleted in NOMIS, or by an earlier DELETE) is inserted
 //     again under a new sequence and its mapping moves there.
@@ -45,16 +55,20 @@
 //     SKIPPED unknown_alert, one already gone SKIPPED already_deleted.
 //   - Conflicts (guarantee 4): when the before-image differs from the row,
 //     the later commit wins and ties go to DPS: the command wins when its
-//     source commit time is at or after the row's, which is
-//     pg_xact_commit_timestamp of the row's last change
-//     (track_commit_timestamp must be on, checked at start). A lost command
+//     source commit time is at or after the row's, which is, on the
+//     stand-in, pg_xact_commit_timestamp of the row's last change
+//     (track_commit_timestamp must be on, checked at start), and on Oracle
+//     the latest of the row's audit times (oracle.go says why). A lost command
 //     is CONFLICT conflict_lost and leaves the row as it is; a won one is
 //     APPLIED conflict_won. Each decision is a row of
 //     alertsync.alertsync_conflicts.
-//   - Every command gets one outcome row in alertsync.alertsync_outcome_outbox
-//     in the same transaction; the shared relay (apply.Runner) publishes
-//     them to alertsync.outcomes, and the DLQ entries of FAILED and held
-//     commands to alertsync.dlq, then marks them published.
+//   - Every command gets one outcome, collected for the batch and written
+//     as ONE row of alertsync.alertsync_outcome_batches (Oracle:
+//     ALERTSYNC_OUTCOME_BATCHES; apply.EncodeOutbox) in the same
+//     transaction, just before the fenced offset; the shared relay
+//     (apply.Runner) publishes them to alertsync.outcomes, and the DLQ
+//     entries of FAILED and held commands to alertsync.dlq, then deletes
+//     the row.
 //   - A command NOMIS refuses (no current booking, unknown code, a value
 //     too long) is rolled back alone (savepoint), recorded FAILED with its
 //     DLQ entry, and holds later commands of the same alert

@@ -70,17 +70,11 @@ type Apply struct {
 	Runner *apply.Runner
 }
 
-// ErrOracleNotBuilt is returned by New for nomis.dialect=oracle.
-var ErrOracleNotBuilt = errors.New("apply nomis: the Oracle dialect is not built yet")
-
-// New returns the apply for cfg (validated by the caller). Only the
-// postgres dialect (the stand-in) is built: oracle gives ErrOracleNotBuilt.
+// New returns the apply for cfg (validated by the caller), on the dialect
+// nomis.dialect names: postgres (the stand-in) or oracle.
 func New(cfg Config, deps Deps) (*Apply, error) {
-	if cfg.NOMIS.Dialect == "oracle" {
-		return nil, &config.KeyError{Key: "nomis.dialect", Err: ErrOracleNotBuilt}
-	}
-	if cfg.NOMIS.Dialect != "postgres" {
-		return nil, &config.KeyError{Key: "nomis.dialect", Err: fmt.Errorf("unknown dialect %q: use postgres", cfg.NOMIS.Dialect)}
+	if cfg.NOMIS.Dialect != "postgres" && cfg.NOMIS.Dialect != "oracle" {
+		return nil, &config.KeyError{Key: "nomis.dialect", Err: fmt.Errorf("unknown dialect %q: use postgres or oracle", cfg.NOMIS.Dialect)}
 	}
 	loc, err := time.LoadLocation(cfg.Apply.Timezone)
 	if err != nil {
@@ -101,15 +95,15 @@ func New(cfg Config, deps Deps) (*Apply, error) {
 // Run applies until ctx is cancelled (nil) or a fatal error. With
 // apply_nomis.sweep it also runs the daily expiry sweep, stopped with it.
 func (a *Apply) Run(ctx context.Context) error {
-	pool, err := a.openNOMIS(ctx, "alertsync apply nomis", 4)
+	d, err := a.openDialect(ctx, "alertsync apply nomis", 4)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := a.prepare(ctx, pool); err != nil {
+	defer d.close()
+	if err := d.prepare(ctx); err != nil {
 		return err
 	}
-	st := newStore(pool, a.cfg.Apply.Timezone, a.loc)
+	st := newStore(d)
 	var dps *pgxpool.Pool
 	if a.cfg.Own.DPSLookup || a.cfg.Own.Sweep {
 		if dps, err = a.openDPS(ctx, "alertsync apply nomis (mapping lookup, expiry sweep)", 2); err != nil {
@@ -136,7 +130,7 @@ func (a *Apply) Run(ctx context.Context) error {
 		if a.deps.Admin != nil {
 			reg = a.deps.Admin.Registry()
 		}
-		sw := a.sweeper(pool, dps, reg)
+		sw := a.sweeper(d, dps, reg)
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); sw.schedule(sctx) }()
@@ -155,24 +149,41 @@ func (a *Apply) Run(ctx context.Context) error {
 // --sweep-now`. It needs the sync-owned schema in both databases (the apply
 // migrates NOMIS's at start; `alertsync migrate`).
 func (a *Apply) SweepNow(ctx context.Context) (SweepResult, error) {
-	pool, err := a.openNOMIS(ctx, "alertsync apply nomis (expiry sweep)", 1)
+	d, err := a.openDialect(ctx, "alertsync apply nomis (expiry sweep)", 1)
 	if err != nil {
 		return SweepResult{}, err
 	}
-	defer pool.Close()
+	defer d.close()
 	dps, err := a.openDPS(ctx, "alertsync apply nomis (expiry sweep)", 1)
 	if err != nil {
 		return SweepResult{}, err
 	}
 	defer dps.Close()
-	return a.sweeper(pool, dps, nil).run(ctx)
+	return a.sweeper(d, dps, nil).run(ctx)
 }
 
-// sweeper returns the expiry sweep on the pools, its metrics registered
-// with reg (nil: not registered).
-func (a *Apply) sweeper(pool, dps *pgxpool.Pool, reg prometheus.Registerer) *sweeper {
-	return &sweeper{nomis: pool, dps: dps, loc: a.loc, tz: a.cfg.Apply.Timezone, at: a.at, batch: a.cfg.Own.SweepBatch,
+// sweeper returns the expiry sweep writing NOMIS through d and reading
+// DPS through dps, its metrics registered with reg (nil: not registered).
+func (a *Apply) sweeper(d dialect, dps *pgxpool.Pool, reg prometheus.Registerer) *sweeper {
+	return &sweeper{nomis: d, dps: dps, loc: a.loc, at: a.at, batch: a.cfg.Own.SweepBatch,
 		now: a.now, log: a.deps.Logger.With("task", "expiry_sweep"), m: newSweepMetrics(reg)}
+}
+
+// openDialect connects the NOMIS dialect of nomis.dialect with at most
+// maxConns connections, name identifying the sessions (PostgreSQL's
+// application_name; Oracle's module is DPS_SYNCHRONISATION and name goes
+// in the action).
+func (a *Apply) openDialect(ctx context.Context, name string, maxConns int32) (dialect, error) {
+	if a.cfg.NOMIS.Dialect == "oracle" {
+		return openOracle(a.cfg.NOMIS, a.cfg.Apply.Timezone, name, int(maxConns))
+	}
+	pool, err := a.openNOMIS(ctx, name, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	d := newStandin(pool, a.cfg.Apply.Timezone)
+	d.cfg = a.cfg.NOMIS
+	return d, nil
 }
 
 // openNOMIS connects a pool of at most maxConns to the NOMIS stand-in.
@@ -216,15 +227,4 @@ func (a *Apply) openDPS(ctx context.Context, name string, maxConns int32) (*pgxp
 		return nil, fmt.Errorf("connecting to DPS: %w", err)
 	}
 	return pool, nil
-}
-
-// prepare applies the sync-owned migrations and checks what conflict
-// decisions need.
-func (a *Apply) prepare(ctx context.Context, pool *pgxpool.Pool) error {
-	sqlDB, err := db.OpenPostgres(ctx, a.cfg.NOMIS.DSN, a.cfg.NOMIS.Password, 30*time.Second)
-	if err != nil {
-		return fmt.Errorf("connecting to NOMIS: %w", err)
-	}
-	defer func() { _ = sqlDB.Close() }()
-	return apply.PreparePostgres(ctx, sqlDB, pool, "nomis", "the NOMIS stand-in")
 }

@@ -6,38 +6,29 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/alertsync/alertsync/apply"
 	"github.com/alertsync/alertsync/transform/rules"
 )
 
 // SyncModule is the module name apply nomis writes under: every
-// transaction sets nomis.audit_module_name to it, so NOMIS's audit columns
-// and the journal mark the sync's own writes (guarantee 3).
+// transaction is marked with it before any write (the stand-in's
+// nomis.audit_module_name; Oracle's session module and NOMIS context), so
+// NOMIS's audit columns and the journal mark the sync's own writes
+// (guarantee 3).
 const SyncModule = "DPS_SYNCHRONISATION"
 
-// store writes commands into the NOMIS stand-in: OFFENDER_ALERTS as a NOMIS
-// writer marked as the sync, the mapping and per-alert positions, the
-// outcomes (outbox) and the fenced consumed offset, all in one transaction
-// per batch.
-// newStore returns the store over pool.
-func newStore(pool *pgxpool.Pool, tz string, loc *time.Location) *store {
-	return &store{pool: pool, tz: tz, loc: loc, PGBookkeeping: &apply.PGBookkeeping{Pool: pool,
-		Offsets: "alertsync.alertsync_consumer_offsets", Outbox: "alertsync.alertsync_outcome_outbox",
-		BookingColumn: "offender_book_id", SeqColumn: "alert_seq", Origin: rules.SideDPS}}
-}
-
+// store is the command logic of apply nomis, written once over a
+// dialect: OFFENDER_ALERTS as a NOMIS writer marked as the sync, the
+// mapping and per-alert positions, holds, the batch's outcomes (one outbox
+// row) and the fenced consumed offset, all in one transaction per batch.
+// It is the runner's apply.Store and, through the dialect, its
+// apply.Outbox.
 type store struct {
-	*apply.PGBookkeeping // Claim, and the outbox
-	pool                 *pgxpool.Pool
-	tz                   string
-	loc                  *time.Location
+	dialect // Claim, Pending, Published
 	// dpsKey returns the NOMIS key the DPS-side mapping holds for a DPS
 	// alert id (nil when it holds none); nil when no DPS database is set.
 	dpsKey func(ctx context.Context, dpsID string) (*nomisKey, error)
@@ -46,30 +37,61 @@ type store struct {
 	codes map[string]string // REFERENCE_CODES alert code → its parent type
 }
 
+// newStore returns the store over d.
+func newStore(d dialect) *store { return &store{dialect: d} }
+
 // Apply implements apply.Store.
 func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64) ([]apply.Outcome, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	outs, err := s.apply(ctx, f, cmds, next)
+	if err != nil && !errors.Is(err, apply.ErrFenced) && !apply.Transient(err) && s.transient(err) {
+		err = &transientError{err: err}
+	}
+	return outs, err
+}
+
+func (s *store) apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64) ([]apply.Outcome, error) {
+	// begin marks the transaction as the sync before any write: NOMIS's
+	// audit triggers and the journal trigger read the module from the
+	// session.
+	tx, err := s.begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("beginning a transaction: %w", err)
+		return nil, err
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// The sync marker, before any write: NOMIS's audit triggers and the
-	// journal trigger read the module from the session.
-	if _, err := tx.Exec(ctx, "SELECT set_config('nomis.audit_module_name', $1, true)", SyncModule); err != nil {
-		return nil, fmt.Errorf("marking the transaction as the sync: %w", err)
-	}
+	defer tx.rollback(context.WithoutCancel(ctx))
+	b := &batch{tx: tx, outbox: make([]apply.OutboxRow, 0, len(cmds))}
 	outs := make([]apply.Outcome, 0, len(cmds))
 	for i := range cmds {
-		o, err := s.one(ctx, tx, &cmds[i])
+		o, err := s.one(ctx, b, &cmds[i])
 		if err != nil {
 			return nil, err
 		}
 		outs = append(outs, o)
 	}
-	if err := s.CommitFenced(ctx, tx, f, next); err != nil {
+	if err := tx.writeOutbox(ctx, b.outbox); err != nil {
+		return nil, err
+	}
+	if err := tx.commitFenced(ctx, f, next); err != nil {
 		return nil, err
 	}
 	return outs, nil
+}
+
+// transientError marks an error of the dialect's driver that the dialect
+// calls transient (an Oracle deadlock, a lost connection) so that the
+// runner's apply.Transient retries the batch.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// Transient reports true: the batch may be retried (apply.Transient).
+func (e *transientError) Transient() bool { return true }
+
+// batch is one apply transaction and the outcomes collected for its
+// outbox row.
+type batch struct {
+	tx     writeTx
+	outbox []apply.OutboxRow
 }
 
 // result is what one command did, with the NOMIS row it concerns.
@@ -86,63 +108,63 @@ type nomisKey struct {
 // one applies one command inside a savepoint: a command NOMIS refuses is
 // rolled back alone and recorded FAILED, with its DLQ entry, and holds
 // later commands of the same alert; a transient error aborts the batch.
-func (s *store) one(ctx context.Context, tx pgx.Tx, c *apply.Cmd) (apply.Outcome, error) {
+func (s *store) one(ctx context.Context, b *batch, c *apply.Cmd) (apply.Outcome, error) {
+	tx := b.tx
 	key := holdKey(c)
 	if c.Err != nil {
 		r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: apply.ReasonUndecodable}}
-		return r.Outcome, s.record(ctx, tx, c, r, &dlqInfo{kind: "decode", err: c.Err.Error()}, key)
+		return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "decode", Error: c.Err.Error()}, key)
 	}
 	if ref := malformed(&c.Command); ref != nil {
 		r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}}
-		return r.Outcome, s.record(ctx, tx, c, r, &dlqInfo{kind: "refused", err: ref.Error()}, "")
+		return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "refused", Error: ref.Error()}, "")
 	}
 	if key != "" {
-		var first string
-		err := tx.QueryRow(ctx, `UPDATE alertsync.alertsync_dlq_holds SET held_commands = held_commands + 1, updated_at = now()
-			WHERE hold_key = $1 RETURNING first_command_id`, key).Scan(&first)
-		switch {
-		case err == nil:
-			r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}}
-			return r.Outcome, s.record(ctx, tx, c, r, &dlqInfo{kind: "held", err: "held behind command " + first, heldBehind: &first}, "")
-		case !errors.Is(err, pgx.ErrNoRows):
+		first, held, err := tx.bumpHold(ctx, key)
+		if err != nil {
 			return apply.Outcome{}, fmt.Errorf("checking holds: %w", err)
 		}
+		if held {
+			r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}}
+			return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "held", Error: "held behind command " + first, HeldBehind: &first}, "")
+		}
 	}
-	sp, err := tx.Begin(ctx)
-	if err != nil {
+	if err := tx.savepoint(ctx); err != nil {
 		return apply.Outcome{}, fmt.Errorf("opening a savepoint: %w", err)
 	}
 	// The NOMIS user of this command's writes, read by the audit and
-	// journal triggers; local to the transaction, undone with the savepoint.
-	if _, err := sp.Exec(ctx, "SELECT set_config('nomis.audit_user_id', $1, true)", commandUser(&c.Command)); err != nil {
-		_ = sp.Rollback(ctx)
-		return apply.Outcome{}, fmt.Errorf("setting the audit user: %w", err)
-	}
+	// journal triggers.
+	err := tx.setUser(ctx, commandUser(&c.Command))
 	var r result
-	switch c.Kind {
-	case rules.KindUpsert:
-		r, err = s.upsert(ctx, sp, &c.Command)
-	case rules.KindDelete:
-		r, err = s.delete(ctx, sp, &c.Command)
-	default:
-		err = &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
+	if err == nil {
+		switch c.Kind {
+		case rules.KindUpsert:
+			r, err = s.upsert(ctx, tx, &c.Command)
+		case rules.KindDelete:
+			r, err = s.delete(ctx, tx, &c.Command)
+		default:
+			err = &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
+		}
 	}
 	if err == nil {
-		if err := sp.Commit(ctx); err != nil {
+		if err := tx.releaseSavepoint(ctx); err != nil {
 			return apply.Outcome{}, fmt.Errorf("releasing a savepoint: %w", err)
 		}
 		r.CommandID = c.ID
-		return r.Outcome, s.record(ctx, tx, c, r, nil, "")
+		return r.Outcome, s.record(ctx, b, c, r, nil, "")
 	}
-	if rerr := sp.Rollback(ctx); rerr != nil {
+	if rerr := tx.rollbackToSavepoint(ctx); rerr != nil {
 		return apply.Outcome{}, fmt.Errorf("rolling back a savepoint after %w: %w", err, rerr)
 	}
 	ref, ok := apply.AsRefusal(err)
 	if !ok {
+		ref, ok = s.refusal(err)
+	}
+	if !ok {
 		return apply.Outcome{}, err
 	}
 	r = result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}}
-	return r.Outcome, s.record(ctx, tx, c, r, &dlqInfo{kind: "refused", err: ref.Error()}, key)
+	return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "refused", Error: ref.Error()}, key)
 }
 
 // Reasons of refusals particular to NOMIS.
@@ -167,11 +189,6 @@ func malformed(c *rules.Command) *apply.Refusal {
 		return &apply.Refusal{Reason: ReasonMalformed, Msg: "the prison number is empty or longer than 10 characters"}
 	}
 	return nil
-}
-
-type dlqInfo struct {
-	kind, err  string
-	heldBehind *string
 }
 
 // holdKey names the alert of a command for holds: "dps:<id>" (commands
@@ -203,64 +220,25 @@ func commandUser(c *rules.Command) string {
 	return rules.UnknownDPSUser
 }
 
-// record writes the outcome (and DLQ entry) of c to the outbox; a FAILED
-// command with a hold key starts a hold.
-func (s *store) record(ctx context.Context, tx pgx.Tx, c *apply.Cmd, r result, d *dlqInfo, hold string) error {
-	var reason *string
-	if r.Reason != "" {
-		reason = &r.Reason
-	}
-	origin := "DPS"
-	if c.Origin == rules.SideNOMIS {
-		origin = "NOMIS"
-	}
-	var (
-		dTopic, dKind, dErr, ak *string
-		dPart                   *int32
-		dOff                    *int64
-		dKey, dVal              []byte
-		heldBehind              *string
-	)
+// record adds the outcome (and DLQ entry) of c to the batch's outbox row;
+// a FAILED command with a hold key starts a hold.
+func (s *store) record(ctx context.Context, b *batch, c *apply.Cmd, r result, d *apply.DLQReason, holdOn string) error {
+	alertKey := ""
 	if d != nil {
-		dTopic, dPart, dOff = &c.Record.Topic, &c.Record.Partition, &c.Record.Offset
-		dKey, dVal = c.Record.Key, c.Record.Value
-		dKind, dErr, heldBehind = &d.kind, &d.err, d.heldBehind
-		if k := holdKey(c); k != "" {
-			ak = &k
-		}
+		alertKey = holdKey(c)
 	}
-	id := fit(c.ID, 64)
-	if id == "" {
-		id = "undecodable:" + c.Record.Topic + "/" + strconv.Itoa(int(c.Record.Partition)) + "/" + strconv.FormatInt(c.Record.Offset, 10)
-		id = fit(id, 64)
+	row := apply.OutboxRowOf(c, r.Outcome, d, alertKey)
+	if row.DPSAlertID != nil && uuid.Validate(*row.DPSAlertID) != nil {
+		row.DPSAlertID = nil // a malformed command's id is no DPS alert
 	}
-	var dpsID *string
-	switch {
-	case r.DPSAlertID != "":
-		dpsID = &r.DPSAlertID
-	case c.Err == nil && c.DPSAlertID != nil && uuid.Validate(*c.DPSAlertID) == nil:
-		dpsID = c.DPSAlertID
-	}
-	book, seq := c.NOMISBookingID, c.NOMISAlertSeq
 	if r.key != nil {
-		book, seq = &r.key.book, &r.key.seq
+		book, seq := r.key.book, r.key.seq
+		row.NOMISBookingID, row.NOMISAlertSeq = &book, &seq
 	}
-	number := fit(c.PrisonNumber, 10)
-	_, err := tx.Exec(ctx, `INSERT INTO alertsync.alertsync_outcome_outbox
-		(command_id, outcome, reason, dps_alert_id, prison_number, offender_book_id, alert_seq, origin_side,
-		 source_commit_pos, source_change_pos, source_commit_time,
-		 dlq_topic, dlq_partition, dlq_offset, dlq_key, dlq_value, dlq_error_kind, dlq_error, dlq_held_behind, alert_key)
-		VALUES ($1, $2, $3, $4::uuid, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
-		id, string(r.Result), reason, dpsID, number, book, seq, origin,
-		c.SourcePosition.Commit, c.SourcePosition.Change, nullTime(c.SourceCommitTime),
-		dTopic, dPart, dOff, dKey, dVal, dKind, dErr, heldBehind, ak)
-	if err != nil {
-		return fmt.Errorf("writing the outcome of command %s: %w", id, err)
-	}
-	if r.Result == apply.Failed && hold != "" {
-		if _, err := tx.Exec(ctx, `INSERT INTO alertsync.alertsync_dlq_holds (hold_key, prison_number, first_command_id, reason)
-			VALUES ($1, $2, $3, $4) ON CONFLICT (hold_key) DO NOTHING`, hold, number, id, r.Reason); err != nil {
-			return fmt.Errorf("starting a hold on %s: %w", hold, err)
+	b.outbox = append(b.outbox, row)
+	if r.Result == apply.Failed && holdOn != "" {
+		if err := b.tx.startHold(ctx, hold{key: holdOn, prisonNumber: fit(c.PrisonNumber, 10), firstCommand: fit(row.CommandID, 64), reason: r.Reason}); err != nil {
+			return fmt.Errorf("starting a hold on %s: %w", holdOn, err)
 		}
 	}
 	return nil
@@ -274,33 +252,25 @@ func fit(s string, n int) string {
 	return string([]rune(s)[:n])
 }
 
-func nullTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 // alertType returns the NOMIS type (REFERENCE_CODES parent) of alert code
 // code, refusing a code NOMIS does not have. Known codes are cached.
-func (s *store) alertType(ctx context.Context, q pgx.Tx, code, fallback string) (string, error) {
+func (s *store) alertType(ctx context.Context, tx writeTx, code, fallback string) (string, error) {
 	s.mu.Lock()
 	typ, ok := s.codes[code]
 	s.mu.Unlock()
 	if ok {
 		return typ, nil
 	}
-	var parent *string
-	err := q.QueryRow(ctx, "SELECT parent_code FROM oms_owner.reference_codes WHERE domain = 'ALERT_CODE' AND code = $1", code).Scan(&parent)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", &apply.Refusal{Reason: ReasonUnknownCode, Msg: "alert code " + code + " is not in NOMIS's REFERENCE_CODES"}
-	}
+	parent, ok, err := tx.alertParent(ctx, code)
 	if err != nil {
 		return "", fmt.Errorf("looking up alert code %s: %w", code, err)
 	}
+	if !ok {
+		return "", &apply.Refusal{Reason: ReasonUnknownCode, Msg: "alert code " + code + " is not in NOMIS's REFERENCE_CODES"}
+	}
 	typ = fallback
-	if parent != nil && *parent != "" {
-		typ = *parent
+	if parent != "" {
+		typ = parent
 	}
 	s.mu.Lock()
 	if s.codes == nil {

@@ -7,11 +7,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/alertsync/alertsync/apply"
 	"github.com/alertsync/alertsync/transform/rules"
 )
 
@@ -79,10 +77,9 @@ func newSweepMetrics(reg prometheus.Registerer) *sweepMetrics {
 // sweeper runs the expiry sweep: it reads lapsed alerts from DPS (a
 // read-only pool) and writes NOMIS (the apply's pool).
 type sweeper struct {
-	nomis *pgxpool.Pool
+	nomis dialect
 	dps   *pgxpool.Pool
 	loc   *time.Location
-	tz    string
 	at    clock
 	batch int
 	now   func() time.Time
@@ -185,8 +182,8 @@ func (s *sweeper) due(ctx context.Context, date rules.Date, after string) ([]due
 func (s *sweeper) inactivateRetrying(ctx context.Context, date rules.Date, page []dueAlert) (int, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		n, err := s.inactivate(ctx, date, page)
-		if err == nil || attempt >= sweepRetries || !apply.Transient(err) || ctx.Err() != nil {
+		n, err := s.nomis.inactivate(ctx, date, page)
+		if err == nil || attempt >= sweepRetries || !s.nomis.transient(err) || ctx.Err() != nil {
 			return n, err
 		}
 		s.log.Warn("expiry sweep transaction failed; retrying", "err", err, "attempt", attempt)
@@ -197,71 +194,6 @@ func (s *sweeper) inactivateRetrying(ctx context.Context, date rules.Date, page 
 		}
 		backoff *= 2
 	}
-}
-
-// sweepSQL sets INACTIVE the NOMIS rows of a batch of lapsed DPS alerts
-// ($1 ids, $2 active_to, $3/$4 the DPS-side mapping's key or NULL). Each
-// alert's row is the one the NOMIS-side mapping (not deleted) names, else
-// the one the DPS-side mapping names, unless the NOMIS-side mapping gives
-// that key to another alert. A row is changed only while it is ACTIVE and
-// NOMIS does not hold a later expiry date ($5 = the sweep's date): a NOMIS
-// user who extended the alert wins until DPS hears of it. EXPIRY_DATE
-// takes DPS's active_to where NOMIS has none. Rows are locked in key
-// order, so two sweeps cannot deadlock each other.
-const sweepSQL = `
-WITH due AS (
-	SELECT * FROM unnest($1::uuid[], $2::date[], $3::bigint[], $4::int[]) AS d(dps_alert_id, active_to, book, seq)
-), keyed AS (
-	SELECT d.dps_alert_id, d.active_to,
-	       CASE WHEN m.dps_alert_id IS NOT NULL AND m.deleted_at IS NULL THEN m.offender_book_id ELSE d.book END AS book,
-	       CASE WHEN m.dps_alert_id IS NOT NULL AND m.deleted_at IS NULL THEN m.alert_seq ELSE d.seq END AS seq
-	  FROM due d LEFT JOIN alertsync.alertsync_alert_mapping m ON m.dps_alert_id = d.dps_alert_id
-), locked AS (
-	SELECT a.offender_book_id, a.alert_seq, k.active_to
-	  FROM keyed k JOIN oms_owner.offender_alerts a ON a.offender_book_id = k.book AND a.alert_seq = k.seq
-	 WHERE a.alert_status = 'ACTIVE'
-	   AND (a.expiry_date IS NULL OR a.expiry_date < $5::date + 1)
-	   AND NOT EXISTS (SELECT 1 FROM alertsync.alertsync_alert_mapping o
-	                    WHERE o.offender_book_id = k.book AND o.alert_seq = k.seq AND o.dps_alert_id <> k.dps_alert_id)
-	 ORDER BY a.offender_book_id, a.alert_seq
-	   FOR UPDATE OF a
-)
-UPDATE oms_owner.offender_alerts a
-   SET alert_status = 'INACTIVE', expiry_date = coalesce(a.expiry_date, l.active_to),
-       modify_user_id = $6, modify_datetime = clock_timestamp() AT TIME ZONE $7
-  FROM locked l
- WHERE a.offender_book_id = l.offender_book_id AND a.alert_seq = l.alert_seq
-   AND a.alert_status = 'ACTIVE'`
-
-// inactivate runs sweepSQL for page in one NOMIS transaction marked as the
-// sync (module and user DPS_SYNCHRONISATION), so capture nomis publishes
-// its changes with source.sync = true and they do not come back to DPS. It
-// returns the number of rows set INACTIVE.
-func (s *sweeper) inactivate(ctx context.Context, date rules.Date, page []dueAlert) (int, error) {
-	ids := make([]string, len(page))
-	tos := make([]string, len(page))
-	books := make([]*int64, len(page))
-	seqs := make([]*int32, len(page))
-	for i, d := range page {
-		ids[i], tos[i], books[i], seqs[i] = d.id, d.activeTo, d.book, d.seq
-	}
-	tx, err := s.nomis.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	if err != nil {
-		return 0, fmt.Errorf("beginning a sweep transaction: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT set_config('nomis.audit_module_name', $1, true), set_config('nomis.audit_user_id', $2, true)",
-		SyncModule, SweepUser); err != nil {
-		return 0, fmt.Errorf("marking the sweep transaction as the sync: %w", err)
-	}
-	tag, err := tx.Exec(ctx, sweepSQL, ids, tos, books, seqs, date.String(), SweepUser, s.tz)
-	if err != nil {
-		return 0, fmt.Errorf("setting lapsed alerts INACTIVE: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("committing a sweep transaction: %w", err)
-	}
-	return int(tag.RowsAffected()), nil
 }
 
 // schedule runs a sweep every day when the clock in s.loc shows s.at,

@@ -341,7 +341,7 @@ func TestSweep(t *testing.T) {
 	require.Equal(t, "ACTIVE|-|"+user, w.rowState(t, *key(20, 3)), "the row of a stale DPS-side mapping")
 	require.Equal(t, "U:DPS_SYNCHRONISATION:DPS_SYNCHRONISATION:INACTIVE,U:DPS_SYNCHRONISATION:DPS_SYNCHRONISATION:INACTIVE,U:DPS_SYNCHRONISATION:DPS_SYNCHRONISATION:INACTIVE",
 		pgtest.QueryValue[string](t, w.nomis, sweepJournal, before), "the journal marks the sweep's writes as the sync")
-	require.Equal(t, 0, pgtest.QueryValue[int](t, w.nomis, "SELECT count(*)::int FROM alertsync.alertsync_outcome_outbox"), "no outcome: the sweep is not a command")
+	require.Equal(t, 0, pgtest.QueryValue[int](t, w.nomis, "SELECT count(*)::int FROM alertsync.alertsync_outcome_batches"), "no outcome: the sweep is not a command")
 	require.Equal(t, 0, pgtest.QueryValue[int](t, w.nomis,
 		"SELECT count(*)::int FROM alertsync.alertsync_alert_mapping WHERE dps_commit_pos IS NOT NULL OR deleted_at IS NOT NULL"), "mappings untouched")
 
@@ -372,14 +372,14 @@ func TestSweepFailureCounted(t *testing.T) {
 	w.dps.Exec(t, "DROP TABLE alert CASCADE")
 	a, err := New(w.cfg, Deps{})
 	require.NoError(t, err)
-	pool, err := a.openNOMIS(t.Context(), "test", 1)
+	d, err := a.openDialect(t.Context(), "test", 1)
 	require.NoError(t, err)
-	defer pool.Close()
+	defer d.close()
 	dps, err := a.openDPS(t.Context(), "test", 1)
 	require.NoError(t, err)
 	defer dps.Close()
 	reg := prometheus.NewRegistry()
-	_, err = a.sweeper(pool, dps, reg).run(t.Context())
+	_, err = a.sweeper(d, dps, reg).run(t.Context())
 	require.ErrorContains(t, err, "reading lapsed alerts from DPS")
 	require.Equal(t, 1.0, metrictest.Value(t, reg, "alertsync_apply_nomis_sweep_failures_total", nil))
 	require.NotNil(t, metrictest.Find(t, reg, "alertsync_apply_nomis_sweep_last_success_timestamp_seconds", nil), "registered")

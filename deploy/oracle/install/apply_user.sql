@@ -12,14 +12,21 @@
 --                              -> SELECT, INSERT, UPDATE, DELETE on OFFENDER_ALERTS
 --   find bookings and prisoners -> SELECT on OFFENDERS, OFFENDER_BOOKINGS
 --   validate type and code      -> SELECT on REFERENCE_CODES
---   keep the mapping, fenced offsets, outcome outbox, DLQ holds and conflicts in the
+--   keep the mapping, fenced offsets, outcome batches, DLQ holds and conflicts in the
 --   same transaction as the write
 --                              -> SELECT, INSERT, UPDATE (and DELETE where the
---                                 row goes away) on the bookkeeping tables
+--                                 row goes away: published outcome batches,
+--                                 released holds) on the bookkeeping tables
+--   lock the current booking before allocating ALERT_SEQ (SELECT ... FOR
+--   UPDATE)               -> SELECT on OFFENDER_BOOKINGS (SELECT, unlike the
+--                                 READ privilege, allows FOR UPDATE)
 -- Apply marks its writes with DBMS_APPLICATION_INFO.SET_MODULE
 -- ('DPS_SYNCHRONISATION', ...) (EXECUTE granted to PUBLIC by default) and,
--- where NOMIS's context package is available to it, the NOMIS context; the
--- journal triggers read either (0002_journal_triggers.sql).
+-- where NOMIS's context package is available to it, the NOMIS context
+-- (AUDIT_MODULE_NAME, AUDIT_USER_ID through OMS_OWNER.NOMIS_CONTEXT, whose
+-- EXECUTE the stand-in grants to PUBLIC; on a real NOMIS grant EXECUTE on
+-- its context package, or the journal records the apply user as the user);
+-- the journal triggers read either (0002_journal_triggers.sql).
 CREATE USER ALERTSYNC_APPLY IDENTIFIED BY "&&alertsync_apply_password"
     DEFAULT TABLESPACE USERS QUOTA 0 ON USERS;
 
@@ -37,7 +44,7 @@ GRANT SELECT, INSERT, UPDATE ON OMS_OWNER.ALERTSYNC_ALERT_MAPPING TO ALERTSYNC_A
 
 GRANT SELECT, INSERT, UPDATE ON OMS_OWNER.ALERTSYNC_CONSUMER_OFFSETS TO ALERTSYNC_APPLY;
 
-GRANT SELECT, INSERT, UPDATE ON OMS_OWNER.ALERTSYNC_OUTCOME_OUTBOX TO ALERTSYNC_APPLY;
+GRANT SELECT, INSERT, DELETE ON OMS_OWNER.ALERTSYNC_OUTCOME_BATCHES TO ALERTSYNC_APPLY;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON OMS_OWNER.ALERTSYNC_DLQ_HOLDS TO ALERTSYNC_APPLY;
 

@@ -4,7 +4,9 @@
 -- Removes every sync-owned object from a NOMIS database, and nothing of
 -- NOMIS: the journal triggers first (so NOMIS writes never hit a missing
 -- journal), then the sync's tables (ALERTSYNC_* only: the journal with any
--- unpublished changes, the alert mapping, offsets, outbox, DLQ holds, conflicts, the
+-- unpublished changes, the alert mapping, offsets, the outcome batches (and
+-- the per-command outbox they replaced, if an old install left it), DLQ
+-- holds, conflicts, the
 -- pending prisoner resyncs and capture state, the migration version table),
 -- the journal sequence, and the capture and apply users (dropping a user
 -- drops its grants, DBMS_LOCK and DBMS_FLASHBACK included). Run by a DBA
@@ -83,6 +85,16 @@ END;
 
 BEGIN
     EXECUTE IMMEDIATE 'DROP TABLE OMS_OWNER.ALERTSYNC_OUTCOME_OUTBOX PURGE';
+EXCEPTION
+    WHEN OTHERS THEN
+        IF SQLCODE != -942 THEN
+            RAISE;
+        END IF;
+END;
+/
+
+BEGIN
+    EXECUTE IMMEDIATE 'DROP TABLE OMS_OWNER.ALERTSYNC_OUTCOME_BATCHES PURGE';
 EXCEPTION
     WHEN OTHERS THEN
         IF SQLCODE != -942 THEN
