@@ -20,6 +20,7 @@ type Options struct {
 	Group          string        `key:"group" doc:"Kafka consumer group of the apply (offsets are stored in the target database; the group assigns partitions and receives a copy of the offsets for lag monitoring). Empty: alertsync-apply-<target>."`
 	Owner          string        `key:"owner" doc:"Stable name of this apply process: its static consumer-group member id (a restarted apply takes its partitions back at once) and its name in the fences of the stored offsets. Empty: the host name (a StatefulSet pod name is stable); give two applies on one host distinct names."`
 	BatchCommands  int           `key:"batch_commands" default:"500" doc:"Most commands of one partition applied in one database transaction."`
+	Parallelism    int           `key:"parallelism" default:"4" doc:"Most partitions applied at once, each in its own transaction on its own database connection; a partition's batches stay in order, and so do a prisoner's commands (they share a partition)."`
 	MaxBackoff     time.Duration `key:"max_backoff" default:"30s" doc:"Longest wait between attempts after a database, Kafka or registry failure."`
 	Retries        int           `key:"retries" default:"5" doc:"Attempts of a batch that fails with a transient database error (serialization failure, deadlock, lost connection) before the apply restarts its session."`
 	OutboxInterval time.Duration `key:"outbox_interval" default:"200ms" doc:"How often outcomes (and DLQ entries) written to the outbox are published when no batch wakes the relay earlier."`
@@ -35,6 +36,9 @@ func (o *Options) Validate() error {
 	}
 	if o.BatchCommands < 1 || o.BatchCommands > 100_000 {
 		bad("batch_commands", "must be between 1 and 100000, got %d", o.BatchCommands)
+	}
+	if o.Parallelism < 1 || o.Parallelism > 64 {
+		bad("parallelism", "must be between 1 and 64, got %d", o.Parallelism)
 	}
 	if o.MaxBackoff <= 0 {
 		bad("max_backoff", "must be positive, got %s", o.MaxBackoff)

@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/admin"
-	"github.com/alertsync/alertsync/internal/failpoint"
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/schemas"
 )
@@ -22,9 +21,10 @@ import (
 // Runner is the consume-apply loop shared by both applies: it consumes one
 // command topic in a consumer group, read committed, claims each assigned
 // partition in the target database (Store.Claim) and starts it at the
-// offset stored there, applies each poll's commands per partition in one
-// database transaction (Store.Apply: writes, outcomes, fenced offset), then
-// commits the offsets to Kafka as well (for lag monitoring only) and wakes
+// offset stored there, applies each partition's commands in batches of
+// apply.batch_commands, one database transaction each (Store.Apply:
+// writes, outcomes, fenced offset), partitions side by side (workers.go),
+// copies the offsets to Kafka as well (for lag monitoring only) and wakes
 // the outbox relay, which publishes outcomes and DLQ entries.
 type Runner struct {
 	Name     string // component name, e.g. apply-dps
@@ -145,6 +145,8 @@ func (r *Runner) session(ctx context.Context) error {
 	cl := &claims{}
 	group, owner := r.Group(), r.owner()
 	topic := r.Pipeline.Topics.Name(r.Topic)
+	ws := newWorkers(ctx, r, codec, cl, rl.poke)
+	defer ws.close()
 	consumer, err := kafka.NewClient(kc, r.Logger, r.registerer(), kgo.ClientID(kc.ClientID+"-"+r.Name),
 		kgo.ConsumerGroup(group),
 		kgo.InstanceID(owner),
@@ -156,25 +158,27 @@ func (r *Runner) session(ctx context.Context) error {
 		kgo.HeartbeatInterval(min(3*time.Second, r.Opts.SessionTimeout/3)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(adjust(r.Store, group, owner, cl, r.Logger)),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			for t, ps := range m {
-				cl.drop(t, ps)
-			}
-		}),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			for t, ps := range m {
-				cl.drop(t, ps)
-			}
-		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { ws.stopPartitions(m) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { ws.stopPartitions(m) }),
 	)
 	if err != nil {
 		return &FatalError{err}
 	}
 	defer consumer.Close()
+	// Stopped before the consumer closes (defers run last first): the last
+	// offsets applied reach Kafka.
+	commitCtx, stopCommits := context.WithCancel(ctx)
+	commitsDone := make(chan struct{})
+	go func() { defer close(commitsDone); ws.commitLoop(commitCtx, consumer) }()
+	defer func() { ws.close(); stopCommits(); <-commitsDone }()
 	r.set(admin.Running, "")
-	r.Logger.Info("applying", "topic", topic, "group", group, "owner", owner)
+	r.Logger.Info("applying", "topic", topic, "group", group, "owner", owner, "parallelism", r.Opts.Parallelism)
 	for {
-		fs := consumer.PollRecords(ctx, r.Opts.BatchCommands*4)
+		fs := consumer.PollRecords(ws.ctx, r.Opts.BatchCommands*partitionQueue)
+		if err := ws.err(); err != nil {
+			consumer.AllowRebalance()
+			return err
+		}
 		if ctx.Err() != nil {
 			consumer.AllowRebalance()
 			return ctx.Err()
@@ -189,43 +193,8 @@ func (r *Runner) session(ctx context.Context) error {
 			consumer.AllowRebalance()
 			return fetchErr
 		}
-		var commit []*kgo.Record
-		var applyErr error
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if applyErr != nil || len(p.Records) == 0 {
-				return
-			}
-			f, ok := cl.get(p.Topic, p.Partition)
-			if !ok {
-				return // revoked meanwhile
-			}
-			for start := 0; start < len(p.Records); start += r.Opts.BatchCommands {
-				recs := p.Records[start:min(len(p.Records), start+r.Opts.BatchCommands)]
-				if err := r.applyBatch(ctx, codec, f, recs); err != nil {
-					if errors.Is(err, ErrFenced) {
-						r.Logger.Warn("partition claimed by another apply; leaving it", "topic", p.Topic, "partition", p.Partition)
-						cl.drop(p.Topic, []int32{p.Partition})
-						return
-					}
-					applyErr = err
-					return
-				}
-				commit = append(commit, recs[len(recs)-1])
-			}
-		})
+		ws.dispatch(fs)
 		consumer.AllowRebalance()
-		if applyErr != nil {
-			return applyErr
-		}
-		rl.poke()
-		if len(commit) > 0 {
-			// For lag monitoring only: the offsets that count are the
-			// ones stored in the target database.
-			if err := consumer.CommitRecords(context.WithoutCancel(ctx), commit...); err != nil {
-				r.Logger.Debug("committing offsets to Kafka (for lag monitoring)", "err", err)
-			}
-			failpoint.Hit("apply.after_kafka_commit")
-		}
 	}
 }
 

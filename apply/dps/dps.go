@@ -97,7 +97,7 @@ func (a *Apply) Run(ctx context.Context) error {
 	}
 	pc.ConnConfig = cc
 	pc.ConnConfig.RuntimeParams["application_name"] = "alertsync apply dps"
-	pc.MaxConns = 4
+	pc.MaxConns = int32(min(a.cfg.Apply.Parallelism, 64)) + 2 //nolint:gosec // validated to 1..64: the partitions, the relay, a claim
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return fmt.Errorf("connecting to DPS: %w", err)

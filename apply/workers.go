@@ -1,0 +1,221 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/alertsync/alertsync/internal/failpoint"
+	"github.com/alertsync/alertsync/schemas"
+)
+
+// partitionQueue is how many batches a partition's worker may have waiting:
+// the poll loop stops fetching for it beyond that.
+const partitionQueue = 4
+
+// workers applies each assigned partition in a goroutine of its own, so
+// that the poll loop keeps fetching while the database works and several
+// partitions are applied at once (up to apply.parallelism transactions; a
+// partition's batches, and so a prisoner's commands, stay in order). The
+// poll loop dispatches a poll's records before it allows a rebalance
+// (kgo.BlockRebalanceOnPoll), so records of an old assignment never reach a
+// worker of a new one; a revoked or lost partition's worker is stopped,
+// and waited for, before the rebalance goes on: it finishes or abandons
+// the batch in hand and drops what is queued (the next owner starts from
+// the offset stored with the last batch committed). Correctness does not
+// rest on that wait: a batch committed after another apply claimed the
+// partition is refused by the fence (ErrFenced).
+type workers struct {
+	r      *Runner
+	codec  *schemas.Codec
+	claims *claims
+	ctx    context.Context
+	fail   context.CancelCauseFunc // ends the session with the first error
+	slots  chan struct{}           // one per transaction in flight
+	poke   func()                  // wakes the outbox relay
+
+	mu      sync.Mutex
+	byTP    map[topicPartition]*worker
+	done    []*kgo.Record // last record of each batch applied since the last Kafka commit
+	applied chan struct{} // a batch was applied: wakes the Kafka commit
+	wg      sync.WaitGroup
+}
+
+type topicPartition struct {
+	topic string
+	part  int32
+}
+
+type worker struct {
+	queue chan []*kgo.Record
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newWorkers(ctx context.Context, r *Runner, codec *schemas.Codec, cl *claims, poke func()) *workers {
+	wctx, fail := context.WithCancelCause(ctx)
+	return &workers{r: r, codec: codec, claims: cl, ctx: wctx, fail: fail, poke: poke,
+		slots: make(chan struct{}, max(1, r.Opts.Parallelism)), applied: make(chan struct{}, 1), byTP: map[topicPartition]*worker{}}
+}
+
+// dispatch queues a poll's records on their partitions' workers, in
+// batches of apply.batch_commands, waiting while a queue is full. It
+// returns early when the session ends.
+func (ws *workers) dispatch(fs kgo.Fetches) {
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		for start := 0; start < len(p.Records); start += ws.r.Opts.BatchCommands {
+			w := ws.worker(p.Topic, p.Partition)
+			if w == nil {
+				return // not ours (any more)
+			}
+			batch := p.Records[start:min(len(p.Records), start+ws.r.Opts.BatchCommands)]
+			select {
+			case w.queue <- batch:
+			case <-w.done:
+				return // stopped: revoked, or fenced out
+			case <-ws.ctx.Done():
+				return
+			}
+		}
+	})
+}
+
+// worker returns the partition's worker, starting it; nil when the
+// partition has no claim (revoked meanwhile).
+func (ws *workers) worker(topic string, part int32) *worker {
+	f, ok := ws.claims.get(topic, part)
+	if !ok {
+		return nil
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	tp := topicPartition{topic, part}
+	if w := ws.byTP[tp]; w != nil {
+		return w
+	}
+	w := &worker{queue: make(chan []*kgo.Record, partitionQueue), stop: make(chan struct{}), done: make(chan struct{})}
+	ws.byTP[tp] = w
+	ws.wg.Add(1)
+	go ws.run(tp, f, w)
+	return w
+}
+
+// run applies a partition's batches in order until stopped.
+func (ws *workers) run(tp topicPartition, f Fence, w *worker) {
+	defer ws.wg.Done()
+	defer close(w.done)
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-ws.ctx.Done():
+			return
+		case recs := <-w.queue:
+			select {
+			case ws.slots <- struct{}{}:
+			case <-w.stop:
+				return
+			case <-ws.ctx.Done():
+				return
+			}
+			err := ws.r.applyBatch(ws.ctx, ws.codec, f, recs)
+			<-ws.slots
+			switch {
+			case errors.Is(err, ErrFenced):
+				ws.r.Logger.Warn("partition claimed by another apply; leaving it", "topic", tp.topic, "partition", tp.part)
+				ws.claims.drop(tp.topic, []int32{tp.part})
+				ws.forget(tp, w)
+				return
+			case err != nil:
+				ws.fail(err)
+				return
+			}
+			ws.mu.Lock()
+			ws.done = append(ws.done, recs[len(recs)-1])
+			ws.mu.Unlock()
+			select {
+			case ws.applied <- struct{}{}:
+			default:
+			}
+			ws.poke()
+		}
+	}
+}
+
+func (ws *workers) forget(tp topicPartition, w *worker) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.byTP[tp] == w {
+		delete(ws.byTP, tp)
+	}
+}
+
+// stopPartitions stops the workers of partitions and waits for them: the
+// OnPartitionsRevoked and OnPartitionsLost callback, with the claims
+// dropped first so that nothing new is dispatched to them.
+func (ws *workers) stopPartitions(m map[string][]int32) {
+	var stopped []*worker
+	ws.mu.Lock()
+	for topic, parts := range m {
+		ws.claims.drop(topic, parts)
+		for _, p := range parts {
+			tp := topicPartition{topic, p}
+			if w := ws.byTP[tp]; w != nil {
+				delete(ws.byTP, tp)
+				close(w.stop)
+				stopped = append(stopped, w)
+			}
+		}
+	}
+	ws.mu.Unlock()
+	for _, w := range stopped {
+		<-w.done
+	}
+}
+
+// close stops every worker and waits for them.
+func (ws *workers) close() {
+	ws.fail(context.Canceled)
+	ws.wg.Wait()
+}
+
+// err is the error that ended the session, if a worker's.
+func (ws *workers) err() error {
+	if cause := context.Cause(ws.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+// commitKafka copies the offsets applied since the last call to Kafka,
+// for lag monitoring (the offsets that count are in the target database).
+func (ws *workers) commitKafka(ctx context.Context, consumer *kgo.Client) {
+	ws.mu.Lock()
+	recs := ws.done
+	ws.done = nil
+	ws.mu.Unlock()
+	if len(recs) == 0 {
+		return
+	}
+	if err := consumer.CommitRecords(ctx, recs...); err != nil {
+		ws.r.Logger.Debug("committing offsets to Kafka (for lag monitoring)", "err", err)
+	}
+	failpoint.Hit("apply.after_kafka_commit")
+}
+
+// commitLoop runs commitKafka whenever batches were applied since it last
+// did (one commit covers every batch applied during the one before), until
+// ctx ends, and once more then.
+func (ws *workers) commitLoop(ctx context.Context, consumer *kgo.Client) {
+	for {
+		select {
+		case <-ctx.Done():
+			ws.commitKafka(context.WithoutCancel(ctx), consumer)
+			return
+		case <-ws.applied:
+			ws.commitKafka(ctx, consumer)
+		}
+	}
+}
