@@ -16,7 +16,9 @@ type Config struct {
 	Log      config.Log         `key:"log"`
 	// DPS holds the holds of apply dps (alertsync.dlq_holds).
 	DPS config.DPS `key:"dps"`
-	// NOMIS holds the holds of apply nomis (alertsync.alertsync_dlq_holds).
+	// NOMIS holds the holds of apply nomis: alertsync.alertsync_dlq_holds on
+	// the PostgreSQL stand-in, OMS_OWNER.ALERTSYNC_DLQ_HOLDS on Oracle
+	// (nomis.dialect).
 	NOMIS config.NOMIS `key:"nomis"`
 	Own   Options      `key:"dlq"`
 }

@@ -4,7 +4,8 @@
 //
 // Data flow. An apply that cannot apply a command (DPS or NOMIS refuses it)
 // records it FAILED and starts a hold on its alert in its target database
-// (alertsync.dlq_holds in DPS, alertsync.alertsync_dlq_holds in NOMIS); every
+// (alertsync.dlq_holds in DPS; in NOMIS alertsync.alertsync_dlq_holds on the
+// PostgreSQL stand-in, OMS_OWNER.ALERTSYNC_DLQ_HOLDS on Oracle); every
 // later command of that alert is SKIPPED held while the hold is open. The
 // apply's relay publishes each of them, failed or held, from its outbox to
 // alertsync.dlq with the original topic, partition, offset, key and value,
@@ -38,6 +39,13 @@
 // no-op (SKIPPED stale_position). Only the apply stages are redriven; the
 // transform and capture stages are refused (not supported yet).
 //
-// The NOMIS holds are read on the PostgreSQL stand-in (nomis.dialect =
-// postgres) only, as apply nomis runs on nothing else yet.
+// Holds. The holds table is reached through holdStore, one statement per
+// call, each committed on its own: pgHolds (pgx) for DPS and the NOMIS
+// stand-in (nomis.dialect = postgres), oraHolds (godror through
+// database/sql, every statement a constant of oracle.go) for NOMIS on
+// Oracle (nomis.dialect = oracle). Both delete a hold only while it is as
+// read, wait for an apply's uncommitted change to the row and decide on
+// the committed row, and put a hold back only where the apply has not
+// started a new one. The Oracle store is NOT RUN AGAINST A LIVE ORACLE: its
+// tests run it against a recording driver (internal/testenv/orafake).
 package dlq

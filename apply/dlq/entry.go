@@ -41,9 +41,6 @@ var (
 	ErrRedriveUnsupported = errors.New("redrive is not supported for this stage yet")
 	// ErrNoDLQTopic: alertsync.dlq does not exist under topics.prefix.
 	ErrNoDLQTopic = errors.New("DLQ topic does not exist")
-	// ErrOracleNotBuilt: the holds of apply nomis on Oracle (nomis.dialect =
-	// oracle), which apply nomis does not run on yet.
-	ErrOracleNotBuilt = errors.New("the Oracle dialect of the NOMIS holds is not built yet (apply nomis runs on the PostgreSQL stand-in only)")
 	// ErrHoldsIncomplete is returned by Redrive when at least one hold was
 	// left alone (its entries not all in the DLQ yet, or changed meanwhile).
 	ErrHoldsIncomplete = errors.New("some holds were not redriven")

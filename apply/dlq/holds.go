@@ -24,33 +24,58 @@ type Hold struct {
 	UpdatedAt      time.Time
 }
 
-// holdStore is the table of holds of one apply, in its target database.
-type holdStore struct {
-	conn  *pgx.Conn
-	table string
-	name  string // DPS or NOMIS, for messages
+// errHoldChanged: the hold is not as read any more.
+var errHoldChanged = errors.New("the hold changed since it was read")
+
+// holdStore is the table of holds of one apply in its target database:
+// pgHolds on PostgreSQL (DPS, and the NOMIS stand-in), oraHolds on NOMIS on
+// Oracle. Every method is one statement committed on its own; the apply
+// changes the same rows meanwhile, under row locks held to its commit.
+// The caller closes the store.
+type holdStore interface {
+	// open returns the open holds, by alert key.
+	open(ctx context.Context) (map[string]Hold, error)
+	// remove deletes h if it is still as read (same first command, same
+	// number of commands), and returns errHoldChanged otherwise: a command
+	// held after h was read would else be left behind in the DLQ without a
+	// hold. A remove that meets an apply's uncommitted change to the row
+	// waits for the apply's commit and then decides on the committed row.
+	remove(ctx context.Context, h Hold) error
+	// restore puts h back, unless the apply started a new hold on its
+	// alert meanwhile (a redriven command failed again), which then stays.
+	restore(ctx context.Context, h Hold) error
+	// database names the target database, DPS or NOMIS, for messages.
+	database() string
+	// table names the holds table, schema-qualified, for messages.
+	table() string
+	// close ends the connection; ctx's cancellation does not stop it.
+	close(ctx context.Context)
 }
 
-// holdTable returns the hold table of an apply stage and the name of its
-// database.
-func holdTable(stage string) (table, name string) {
-	if stage == StageApplyNOMIS {
-		return "alertsync.alertsync_dlq_holds", "NOMIS"
+// openHolds connects to the target database of an apply stage and returns
+// its holds table: on PostgreSQL for apply dps and for apply nomis on the
+// stand-in (nomis.dialect = postgres), on Oracle for apply nomis with
+// nomis.dialect = oracle. Connecting waits dlq.connect_timeout at most.
+func openHolds(ctx context.Context, cfg *Config, stage string) (holdStore, error) {
+	if stage != StageApplyNOMIS {
+		return openPGHolds(ctx, cfg, cfg.DPS.DSN, cfg.DPS.Password, "dps.dsn", "alertsync.dlq_holds", "DPS")
 	}
-	return "alertsync.dlq_holds", "DPS"
+	if cfg.NOMIS.Dialect == "oracle" {
+		return openOracleHolds(ctx, cfg)
+	}
+	return openPGHolds(ctx, cfg, cfg.NOMIS.DSN, cfg.NOMIS.Password, "nomis.dsn", "alertsync.alertsync_dlq_holds", "NOMIS")
 }
 
-// openHolds connects to the target database of an apply stage.
-func openHolds(ctx context.Context, cfg *Config, stage string) (*holdStore, error) {
-	table, name := holdTable(stage)
-	dsn, pw := cfg.DPS.DSN, cfg.DPS.Password
-	key := "dps.dsn"
-	if stage == StageApplyNOMIS {
-		if cfg.NOMIS.Dialect != "postgres" {
-			return nil, &config.KeyError{Key: "nomis.dialect", Err: ErrOracleNotBuilt}
-		}
-		dsn, pw, key = cfg.NOMIS.DSN, cfg.NOMIS.Password, "nomis.dsn"
-	}
+// pgHolds is a holds table on PostgreSQL.
+type pgHolds struct {
+	conn *pgx.Conn
+	tbl  string
+	name string // DPS or NOMIS, for messages
+}
+
+// openPGHolds connects to the database of dsn (the config key named by
+// key) and returns its holds table tbl.
+func openPGHolds(ctx context.Context, cfg *Config, dsn string, pw config.Secret, key, tbl, name string) (*pgHolds, error) {
 	cc, err := db.PostgresConfig(dsn, pw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
@@ -62,15 +87,17 @@ func openHolds(ctx context.Context, cfg *Config, stage string) (*holdStore, erro
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s at %s:%d database %q as %q (%s): %w", name, cc.Host, cc.Port, cc.Database, cc.User, key, err)
 	}
-	return &holdStore{conn: conn, table: table, name: name}, nil
+	return &pgHolds{conn: conn, tbl: tbl, name: name}, nil
 }
 
-func (s *holdStore) close(ctx context.Context) { _ = s.conn.Close(context.WithoutCancel(ctx)) }
+func (s *pgHolds) database() string { return s.name }
+func (s *pgHolds) table() string    { return s.tbl }
 
-// open returns the open holds, by alert key.
-func (s *holdStore) open(ctx context.Context) (map[string]Hold, error) {
+func (s *pgHolds) close(ctx context.Context) { _ = s.conn.Close(context.WithoutCancel(ctx)) }
+
+func (s *pgHolds) open(ctx context.Context) (map[string]Hold, error) {
 	rows, err := s.conn.Query(ctx, `SELECT hold_key, prison_number, first_command_id, reason, held_commands, created_at, updated_at
-		FROM `+s.table+` ORDER BY created_at, hold_key`)
+		FROM `+s.tbl+` ORDER BY created_at, hold_key`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the holds in %s: %w", s.name, err)
 	}
@@ -89,14 +116,8 @@ func (s *holdStore) open(ctx context.Context) (map[string]Hold, error) {
 	return out, nil
 }
 
-// errHoldChanged: the hold is not as read any more.
-var errHoldChanged = errors.New("the hold changed since it was read")
-
-// remove deletes h if it is still as read (same first command, same number
-// of commands): a command held after it was read would otherwise be left
-// behind in the DLQ without a hold.
-func (s *holdStore) remove(ctx context.Context, h Hold) error {
-	tag, err := s.conn.Exec(ctx, `DELETE FROM `+s.table+` WHERE hold_key = $1 AND first_command_id = $2 AND held_commands = $3`,
+func (s *pgHolds) remove(ctx context.Context, h Hold) error {
+	tag, err := s.conn.Exec(ctx, `DELETE FROM `+s.tbl+` WHERE hold_key = $1 AND first_command_id = $2 AND held_commands = $3`,
 		h.Key, h.FirstCommandID, h.HeldCommands)
 	if err != nil {
 		return fmt.Errorf("deleting the hold on %s in %s: %w", h.Key, s.name, err)
@@ -107,10 +128,8 @@ func (s *holdStore) remove(ctx context.Context, h Hold) error {
 	return nil
 }
 
-// restore puts h back, unless the apply started a new hold on its alert
-// meanwhile (a redriven command failed again), which then stays.
-func (s *holdStore) restore(ctx context.Context, h Hold) error {
-	_, err := s.conn.Exec(ctx, `INSERT INTO `+s.table+` (hold_key, prison_number, first_command_id, reason, held_commands, created_at, updated_at)
+func (s *pgHolds) restore(ctx context.Context, h Hold) error {
+	_, err := s.conn.Exec(ctx, `INSERT INTO `+s.tbl+` (hold_key, prison_number, first_command_id, reason, held_commands, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (hold_key) DO NOTHING`,
 		h.Key, h.PrisonNumber, h.FirstCommandID, h.Reason, h.HeldCommands, h.CreatedAt)
 	if err != nil {
@@ -118,3 +137,5 @@ func (s *holdStore) restore(ctx context.Context, h Hold) error {
 	}
 	return nil
 }
+
+var _ holdStore = (*pgHolds)(nil)

@@ -73,7 +73,7 @@ func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, ou
 		if !opts.All {
 			what = "no open hold on " + opts.AlertKey
 		}
-		_, err := fmt.Fprintf(out, "%s: %s in %s (%s): nothing to redrive\n", opts.Stage, what, hs.name, hs.table)
+		_, err := fmt.Fprintf(out, "%s: %s in %s (%s): nothing to redrive\n", opts.Stage, what, hs.database(), hs.table())
 		return err
 	}
 	sort.Slice(releasable, func(i, j int) bool {
@@ -133,7 +133,7 @@ func (s *skip) Error() string { return s.why }
 
 type redriver struct {
 	s      *session
-	hs     *holdStore
+	hs     holdStore
 	out    io.Writer
 	dryRun bool
 }
@@ -159,7 +159,7 @@ func (r *redriver) one(ctx context.Context, h Hold, ep []Entry, stage string) (i
 		return 0, &skip{fmt.Sprintf("%d of its %d commands are in %s so far (the apply publishes the others from its outbox: is it running?)", len(ep), h.HeldCommands, r.s.rd.topic)}
 	}
 	if r.dryRun {
-		if err := r.printf("  would delete the hold from %s %s\n", r.hs.name, r.hs.table); err != nil {
+		if err := r.printf("  would delete the hold from %s %s\n", r.hs.database(), r.hs.table()); err != nil {
 			return 0, err
 		}
 		for i := range ep {
@@ -176,7 +176,7 @@ func (r *redriver) one(ctx context.Context, h Hold, ep []Entry, stage string) (i
 		}
 		return 0, err
 	}
-	if err := r.printf("  hold deleted from %s %s\n", r.hs.name, r.hs.table); err != nil {
+	if err := r.printf("  hold deleted from %s %s\n", r.hs.database(), r.hs.table()); err != nil {
 		return 0, err
 	}
 	for i := range ep {

@@ -444,7 +444,7 @@ func (o *oracle) visible(ctx context.Context) (string, map[string]bool, error) {
 func (o *oracle) Claim(ctx context.Context, group, topic string, partitions []int32, owner string) (map[int32]apply.Fence, error) {
 	for attempt := 1; ; attempt++ {
 		fences, err := o.claim(ctx, group, topic, partitions, owner)
-		if code, ok := oraErrCode(err); ok && code == 1 && attempt < 3 {
+		if code, ok := db.OracleCode(err); ok && code == 1 && attempt < 3 {
 			continue
 		}
 		if err != nil {
@@ -615,8 +615,15 @@ func (t *oracleTx) bumpHold(ctx context.Context, key string) (string, bool, erro
 	return first, true, nil
 }
 
+// startHold starts a hold unless one exists. Two sessions may both find
+// none and insert (a redrive putting the hold back): the second gets
+// ORA-00001 for its statement alone, and the hold stands, which is what
+// "unless one exists" asks (as ON CONFLICT DO NOTHING on the stand-in).
 func (t *oracleTx) startHold(ctx context.Context, h hold) error {
 	_, err := t.tx.ExecContext(ctx, oraStartHoldSQL, h.key, h.prisonNumber, h.firstCommand, h.reason)
+	if code, ok := db.OracleCode(err); ok && code == 1 {
+		return nil
+	}
 	return err
 }
 
@@ -732,7 +739,7 @@ func (t *oracleTx) insertAlert(ctx context.Context, in insertion) (int32, bool, 
 	_, err := t.tx.ExecContext(ctx, oraInsertAlertSQL, in.book, created, t.o.tz, in.root, in.typ, st.Code, st.Status.String(),
 		st.ActiveFrom.String(), apply.DateArg(st.ActiveTo), st.Description, st.AuthorisedBy, st.PrisonCode, st.CreatedBy,
 		sql.Out{Dest: &seq})
-	if code, ok := oraErrCode(err); ok && code == oraUniqueViolation {
+	if code, ok := db.OracleCode(err); ok && code == oraUniqueViolation {
 		return 0, true, nil
 	}
 	if err != nil {
@@ -900,7 +907,7 @@ func (o *oracle) refusal(err error) (*apply.Refusal, bool) {
 	if ref, ok := apply.AsRefusal(err); ok {
 		return ref, true
 	}
-	code, ok := oraErrCode(err)
+	code, ok := db.OracleCode(err)
 	if !ok {
 		return nil, false
 	}
@@ -933,25 +940,10 @@ func oraRefusalText(code int) string {
 // transient: oraTransient codes, a bad connection, and what apply.Transient
 // knows (network errors, deadlines).
 func (o *oracle) transient(err error) bool {
-	if code, ok := oraErrCode(err); ok {
+	if code, ok := db.OracleCode(err); ok {
 		return oraTransient[code]
 	}
 	return errors.Is(err, driver.ErrBadConn) || apply.Transient(err)
-}
-
-// oraCoder is the ORA- code accessor of godror's *OraErr.
-type oraCoder interface{ Code() int }
-
-var _ oraCoder = (*godror.OraErr)(nil)
-
-// oraErrCode returns the ORA- code of the godror error in err's chain, if
-// any (0 is no ORA- code).
-func oraErrCode(err error) (int, bool) {
-	var oe oraCoder
-	if err == nil || !errors.As(err, &oe) || oe.Code() == 0 {
-		return 0, false
-	}
-	return oe.Code(), true
 }
 
 // oraJSON is the collection bind of a list: v as JSON in a temporary CLOB,

@@ -245,6 +245,17 @@ func TestOracleStatements(t *testing.T) {
 			},
 		},
 		{
+			name: "no current booking while another session starts the same hold: the hold stands",
+			setup: func(f *orafake.Fake) {
+				f.Answer(oraCurrentBookingSQL, orafake.Answer{Cols: oraCols(2)})
+				f.Answer(oraStartHoldSQL, orafake.Answer{Err: orafake.OraErr(1)})
+			},
+			cmd:  oraCmd(rules.KindUpsert, nil, after),
+			want: apply.Outcome{CommandID: "cmd-1", Result: apply.Failed, Reason: ReasonNoCurrentBooking},
+			seq: []string{"begin", "oraMarkSQL", "oraBumpHoldSQL", "oraSavepointSQL", "oraSetUserSQL", "oraMappingSQL",
+				"oraAlertParentSQL", "oraCurrentBookingSQL", "oraRollbackToSQL", "oraStartHoldSQL", "oraWriteOutboxSQL", "oraCommitOffsetSQL", "commit"},
+		},
+		{
 			name:  "a value Oracle refuses: the stand-in's reason",
 			setup: func(f *orafake.Fake) { f.Answer(oraInsertAlertSQL, orafake.Answer{Err: orafake.OraErr(12899)}) },
 			cmd:   oraCmd(rules.KindUpsert, nil, after),

@@ -379,7 +379,7 @@ func (*oracle) TryLock(ctx context.Context, conn *sql.Conn) (bool, string, error
 func lockHolder(ctx context.Context, conn *sql.Conn) (string, error) {
 	rows, err := conn.QueryContext(ctx, oraLockHolderSQL, oraLockName)
 	if err != nil {
-		if code, ok := oraErrCode(err); ok && (code == 942 || code == 1031) {
+		if code, ok := db.OracleCode(err); ok && (code == 942 || code == 1031) {
 			return "another session (grant SELECT on SYS.GV_$LOCK, SYS.GV_$SESSION and SYS.DBMS_LOCK_ALLOCATED to the capture user to name it)", nil
 		}
 		return "", fmt.Errorf("finding the holder of the capture lock: %w", err)
@@ -849,27 +849,12 @@ func (*oracle) Permanent(err error) bool {
 	if errors.Is(err, db.ErrOracleClient) || errors.Is(err, errOracleSchema) || db.IsOracleClientError(err) {
 		return true
 	}
-	code, ok := oraErrCode(err)
+	code, ok := db.OracleCode(err)
 	if !ok {
 		return false
 	}
 	_, permanent := oraPermanentCodes[code]
 	return permanent
-}
-
-// oraCoder is the ORA- code accessor of godror's *OraErr.
-type oraCoder interface{ Code() int }
-
-var _ oraCoder = (*godror.OraErr)(nil)
-
-// oraErrCode returns the ORA- code of the godror error in err's chain, if
-// any (0 is no ORA- code: ODPI-C's own DPI- errors).
-func oraErrCode(err error) (int, bool) {
-	var oe oraCoder
-	if !errors.As(err, &oe) || oe.Code() == 0 {
-		return 0, false
-	}
-	return oe.Code(), true
 }
 
 // oraJSON is the collection bind of a list: v as JSON in a temporary CLOB,

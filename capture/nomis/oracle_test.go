@@ -1,12 +1,13 @@
 package nomis
 
 // Tests of the Oracle dialect without an Oracle server (none can run here):
-// every method runs against oraFake, a database/sql driver that records
-// each statement with its arguments and answers with canned rows, and
-// oraCheckCall checks each recorded statement against the dialect's
-// constants, its binds against the Go call's arguments, and its select
-// list against the columns the method scans. What this cannot show is
-// that Oracle accepts the SQL: see deploy/oracle/README.md.
+// every method runs against orafake (internal/testenv/orafake), a
+// database/sql driver that records each statement with its arguments and
+// answers with canned rows, and orafake.Check checks each recorded
+// statement against the dialect's constants, its binds against the Go
+// call's arguments, and its select list against the columns the method
+// scans. What this cannot show is that Oracle accepts the SQL: see
+// deploy/oracle/README.md.
 
 import (
 	"context"
@@ -15,15 +16,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"io"
 	"log/slog"
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,282 +32,50 @@ import (
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/db"
 	"github.com/alertsync/alertsync/internal/migrate"
+	"github.com/alertsync/alertsync/internal/testenv/orafake"
 )
-
-// oraCall is one statement the dialect ran.
-type oraCall struct {
-	query string
-	args  []driver.NamedValue
-	lobs  [][]byte // the text of each godror.Lob argument, in order
-	kind  string   // "query" or "exec"
-	cols  int      // columns of the canned answer (queries)
-	fails bool     // answered with an error (no columns to compare)
-}
-
-// oraAnswer is the canned answer to one statement.
-type oraAnswer struct {
-	cols []string
-	rows [][]driver.Value
-	outs []int64 // values of the sql.Out arguments, in order
-	err  error
-}
-
-// oraFake is a database/sql driver.Connector recording every statement.
-type oraFake struct {
-	mu        sync.Mutex
-	answers   map[string]oraAnswer
-	calls     []oraCall
-	txs       []driver.TxOptions
-	commits   int
-	rollbacks int
-}
 
 // oraAppliedSQL is the migration engine's read of the applied migrations.
 var oraAppliedSQL = migrate.Oracle{}.Query("SELECT version, name, checksum, applied_at FROM {table} WHERE set_name = ?")
 
-func newOraFake() *oraFake {
-	f := &oraFake{answers: map[string]oraAnswer{}}
-	// The migration engine's own statements (internal/migrate): no version
-	// table yet, no migration applied.
-	f.answers[migrate.Oracle{}.Query("SELECT COUNT(*) FROM USER_TABLES WHERE TABLE_NAME = ?")] = oraAnswer{
-		cols: []string{"N"}, rows: [][]driver.Value{{int64(0)}}}
-	f.answers[oraAppliedSQL] = oraAnswer{
-		cols: []string{"VERSION", "NAME", "CHECKSUM", "APPLIED_AT"}}
+// oraAppliedCols are the columns of oraAppliedSQL.
+var oraAppliedCols = []string{"VERSION", "NAME", "CHECKSUM", "APPLIED_AT"}
+
+// newOraFake returns a fake Oracle that answers the migration engine's own
+// statements (internal/migrate) as a database where no migration has run
+// yet, and answers its read of the applied migrations with those it
+// recorded since.
+func newOraFake() *orafake.Fake {
+	f := orafake.New()
+	f.Answer(migrate.Oracle{}.Query("SELECT COUNT(*) FROM USER_TABLES WHERE TABLE_NAME = ?"),
+		orafake.Answer{Cols: []string{"N"}, Rows: [][]driver.Value{{int64(0)}}})
+	f.Answer(oraAppliedSQL, orafake.Answer{Cols: oraAppliedCols})
+	var (
+		mu      sync.Mutex
+		applied [][]driver.Value
+	)
+	f.OnCall(func(c orafake.Call) {
+		if c.Kind != "exec" || !strings.HasPrefix(c.Query, "INSERT INTO "+migrate.OracleVersionTable+" ") {
+			return
+		}
+		// The engine records a migration (set_name, version, name,
+		// checksum): answer its next read with it.
+		mu.Lock()
+		defer mu.Unlock()
+		applied = append(applied, []driver.Value{c.Args[1].Value, c.Args[2].Value, c.Args[3].Value, time.Now()})
+		f.Answer(oraAppliedSQL, orafake.Answer{Cols: oraAppliedCols, Rows: slices.Clone(applied)})
+	})
 	return f
 }
 
-func (f *oraFake) answer(q string, a oraAnswer) { f.mu.Lock(); f.answers[q] = a; f.mu.Unlock() }
-
-func (f *oraFake) recorded() []oraCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]oraCall(nil), f.calls...)
-}
-
-func (f *oraFake) Connect(context.Context) (driver.Conn, error) { return &oraFakeConn{f: f}, nil }
-func (f *oraFake) Driver() driver.Driver                        { return nil }
-
-type oraFakeConn struct{ f *oraFake }
-
-func (c *oraFakeConn) Prepare(string) (driver.Stmt, error) {
-	return nil, errors.New("prepare not supported: the dialect must use ExecContext/QueryContext")
-}
-func (c *oraFakeConn) Close() error { return nil }
-func (c *oraFakeConn) Begin() (driver.Tx, error) {
-	return c.BeginTx(context.Background(), driver.TxOptions{})
-}
-func (c *oraFakeConn) BeginTx(_ context.Context, o driver.TxOptions) (driver.Tx, error) {
-	c.f.mu.Lock()
-	defer c.f.mu.Unlock()
-	c.f.txs = append(c.f.txs, o)
-	return oraFakeTx{c.f}, nil
-}
-
-// CheckNamedValue accepts every argument as it is (sql.Out, godror.Lob), as
-// godror does.
-func (c *oraFakeConn) CheckNamedValue(*driver.NamedValue) error { return nil }
-
-func (c *oraFakeConn) record(kind, q string, args []driver.NamedValue) (oraAnswer, error) {
-	call := oraCall{query: q, args: append([]driver.NamedValue(nil), args...), kind: kind}
-	for _, a := range args {
-		if l, ok := a.Value.(godror.Lob); ok {
-			b, err := io.ReadAll(l.Reader)
-			if err != nil {
-				return oraAnswer{}, err
-			}
-			call.lobs = append(call.lobs, b)
-		}
-	}
-	c.f.mu.Lock()
-	defer c.f.mu.Unlock()
-	a, ok := c.f.answers[q]
-	call.cols, call.fails = len(a.cols), a.err != nil
-	c.f.calls = append(c.f.calls, call)
-	if strings.HasPrefix(q, "INSERT INTO "+migrate.OracleVersionTable+" ") {
-		// The engine records a migration (set_name, version, name,
-		// checksum): answer its next read with it.
-		applied := c.f.answers[oraAppliedSQL]
-		applied.rows = append(applied.rows, []driver.Value{args[1].Value, args[2].Value, args[3].Value, time.Now()})
-		c.f.answers[oraAppliedSQL] = applied
-	}
-	if !ok && kind == "query" {
-		return oraAnswer{}, fmt.Errorf("oraFake: no canned answer for %.60q", q)
-	}
-	if a.err != nil {
-		return oraAnswer{}, a.err
-	}
-	outs := a.outs
-	for _, arg := range args {
-		out, ok := arg.Value.(sql.Out)
-		if !ok {
-			continue
-		}
-		p, ok := out.Dest.(*int64)
-		if !ok {
-			return oraAnswer{}, fmt.Errorf("oraFake: out bind of type %T, want *int64", out.Dest)
-		}
-		*p = 0
-		if len(outs) > 0 {
-			*p, outs = outs[0], outs[1:]
-		}
-	}
-	return a, nil
-}
-
-func (c *oraFakeConn) ExecContext(_ context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	if _, err := c.record("exec", q, args); err != nil {
-		return nil, err
-	}
-	return driver.RowsAffected(1), nil
-}
-
-func (c *oraFakeConn) QueryContext(_ context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	a, err := c.record("query", q, args)
-	if err != nil {
-		return nil, err
-	}
-	return &oraFakeRows{cols: a.cols, rows: a.rows}, nil
-}
-
-type oraFakeTx struct{ f *oraFake }
-
-func (t oraFakeTx) Commit() error   { t.f.mu.Lock(); t.f.commits++; t.f.mu.Unlock(); return nil }
-func (t oraFakeTx) Rollback() error { t.f.mu.Lock(); t.f.rollbacks++; t.f.mu.Unlock(); return nil }
-
-type oraFakeRows struct {
-	cols []string
-	rows [][]driver.Value
-}
-
-func (r *oraFakeRows) Columns() []string { return r.cols }
-func (r *oraFakeRows) Close() error      { return nil }
-func (r *oraFakeRows) Next(dest []driver.Value) error {
-	if len(r.rows) == 0 {
-		return io.EOF
-	}
-	copy(dest, r.rows[0])
-	r.rows = r.rows[1:]
-	return nil
-}
-
-// fakeOraErr stands in for *godror.OraErr (which has no exported
-// constructor) through the same Code method.
-type fakeOraErr struct{ code int }
-
-func (e fakeOraErr) Error() string { return fmt.Sprintf("ORA-%05d: fake", e.code) }
-func (e fakeOraErr) Code() int     { return e.code }
-
-// oraStatements parses oracle.go and returns the value of every constant
-// named ora…SQL: the statements of the dialect, by name.
+// oraStatements returns the dialect's statements: every constant of
+// oracle.go named ora…SQL.
 func oraStatements(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "oracle.go", nil, 0)
+	out, err := orafake.Statements("oracle.go", "ora", "SQL")
 	require.NoError(t, err)
-	exprs := map[string]ast.Expr{}
-	for _, d := range f.Decls {
-		g, ok := d.(*ast.GenDecl)
-		if !ok || g.Tok != token.CONST {
-			continue
-		}
-		for _, s := range g.Specs {
-			vs := s.(*ast.ValueSpec)
-			for i, n := range vs.Names {
-				if i < len(vs.Values) {
-					exprs[n.Name] = vs.Values[i]
-				}
-			}
-		}
-	}
-	var eval func(e ast.Expr) string
-	eval = func(e ast.Expr) string {
-		switch e := e.(type) {
-		case *ast.BasicLit:
-			s, err := strconv.Unquote(e.Value)
-			require.NoError(t, err)
-			return s
-		case *ast.BinaryExpr:
-			require.Equal(t, token.ADD, e.Op)
-			return eval(e.X) + eval(e.Y)
-		case *ast.Ident:
-			x, ok := exprs[e.Name]
-			require.True(t, ok, "constant %s", e.Name)
-			return eval(x)
-		case *ast.ParenExpr:
-			return eval(e.X)
-		}
-		t.Fatalf("unexpected constant expression %T", e)
-		return ""
-	}
-	out := map[string]string{}
-	for name, e := range exprs {
-		if strings.HasPrefix(name, "ora") && strings.HasSuffix(name, "SQL") {
-			out[name] = eval(e)
-		}
-	}
 	require.GreaterOrEqual(t, len(out), 20, "the dialect's statements")
 	return out
-}
-
-var (
-	oraLiteralRE     = regexp.MustCompile(`(?s)'(?:[^']|'')*'|"[^"]*"|--[^\n]*|/\*.*?\*/`)
-	oraPlaceholderRE = regexp.MustCompile(`(?:^|[^A-Za-z0-9_$#:]):([A-Za-z0-9_]+)`)
-	pgPlaceholderRE  = regexp.MustCompile(`\$\d`)
-	oraWordRE        = regexp.MustCompile(`(?i)\b(SELECT|FROM)\b`)
-)
-
-// oraStrip blanks out literals, quoted identifiers and comments.
-func oraStrip(q string) string { return oraLiteralRE.ReplaceAllString(q, "''") }
-
-// oraPlaceholders returns the placeholders of q in order of occurrence.
-func oraPlaceholders(q string) []string {
-	var out []string
-	for _, m := range oraPlaceholderRE.FindAllStringSubmatch(oraStrip(q), -1) {
-		out = append(out, m[1])
-	}
-	return out
-}
-
-// oraSelectListLen counts the items of the top-level SELECT list of q
-// (after any WITH clause), 0 when q has none.
-func oraSelectListLen(q string) int {
-	s := oraStrip(q)
-	depth, start := 0, -1
-	items := 1
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '(':
-			depth++
-			continue
-		case ')':
-			depth--
-			continue
-		case ',':
-			if depth == 0 && start >= 0 {
-				items++
-			}
-			continue
-		}
-		if depth != 0 {
-			continue
-		}
-		loc := oraWordRE.FindStringIndex(s[i:])
-		if loc == nil || loc[0] != 0 || (i > 0 && isWordByte(s[i-1])) {
-			continue
-		}
-		word := strings.ToUpper(s[i : i+loc[1]])
-		switch {
-		case word == "SELECT" && start < 0:
-			start = i
-		case word == "FROM" && start >= 0:
-			return items
-		}
-		i += loc[1] - 1
-	}
-	return 0
-}
-
-func isWordByte(c byte) bool {
-	return c == '_' || c == '$' || c == '#' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // oraEngineStatement reports whether q is run by internal/migrate (the
@@ -334,87 +98,10 @@ func oraEngineStatement(t *testing.T, q string) bool {
 	return false
 }
 
-// oraCheckCall returns what is wrong with one recorded statement: not a
-// constant of oracle.go (unless the migration engine's), a PostgreSQL $n
-// placeholder, placeholders that do not match the arguments (positional
-// :1..:n each once and in order, or :name matching sql.Named arguments),
-// or a query whose select list does not have the canned answer's columns.
-func oraCheckCall(c oraCall, stmts map[string]string, engine bool) []string {
-	var problems []string
-	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
-	known := false
-	for _, s := range stmts {
-		known = known || s == c.query
-	}
-	if !known && !engine {
-		bad("not one of the ora…SQL constants (built ad hoc?)")
-	}
-	if pgPlaceholderRE.MatchString(oraStrip(c.query)) {
-		bad("PostgreSQL $n placeholder")
-	}
-	ph := oraPlaceholders(c.query)
-	if strings.HasPrefix(c.query, "CREATE OR REPLACE TRIGGER") {
-		// :OLD and :NEW are a trigger's correlation names, not binds.
-		ph = slices.DeleteFunc(ph, func(p string) bool { return p == "OLD" || p == "NEW" })
-	}
-	var named []string
-	for _, a := range c.args {
-		if a.Name != "" {
-			named = append(named, a.Name)
-		}
-	}
-	positional := 0
-	for _, p := range ph {
-		if _, err := strconv.Atoi(p); err == nil {
-			positional++
-		}
-	}
-	switch {
-	case positional > 0 && positional != len(ph):
-		bad("mixes positional and named placeholders: %v", ph)
-	case positional > 0:
-		for i, p := range ph {
-			if p != strconv.Itoa(i+1) {
-				bad("positional placeholders %v: want :1..:%d, each once, in order", ph, len(ph))
-				break
-			}
-		}
-		if len(ph) != len(c.args) {
-			bad("%d placeholders %v for %d arguments", len(ph), ph, len(c.args))
-		}
-		if len(named) > 0 {
-			bad("named arguments %v for positional placeholders", named)
-		}
-	default:
-		distinct := map[string]bool{}
-		for _, p := range ph {
-			distinct[strings.ToUpper(p)] = true
-		}
-		args := map[string]bool{}
-		for _, n := range named {
-			args[strings.ToUpper(n)] = true
-		}
-		if len(c.args) != len(named) || len(distinct) != len(args) {
-			bad("placeholders %v for arguments %v (%d in all)", ph, named, len(c.args))
-		}
-		for p := range distinct {
-			if !args[p] {
-				bad("placeholder :%s has no argument", p)
-			}
-		}
-	}
-	if c.kind == "query" && !engine && !c.fails {
-		if n := oraSelectListLen(c.query); n != c.cols {
-			bad("select list of %d items, canned answer of %d columns", n, c.cols)
-		}
-	}
-	return problems
-}
-
 // oraRun is a dialect and a fake database with one connection.
 type oraRun struct {
 	d    *oracle
-	f    *oraFake
+	f    *orafake.Fake
 	h    *sql.DB
 	conn *sql.Conn
 }
@@ -422,7 +109,7 @@ type oraRun struct {
 func newOraRun(t *testing.T) *oraRun {
 	t.Helper()
 	f := newOraFake()
-	h := sql.OpenDB(f)
+	h := f.DB()
 	t.Cleanup(func() { require.NoError(t, h.Close()) })
 	conn, err := h.Conn(context.Background())
 	require.NoError(t, err)
@@ -430,17 +117,59 @@ func newOraRun(t *testing.T) *oraRun {
 	return &oraRun{d: newOracle(Options{}), f: f, h: h, conn: conn}
 }
 
-func oraLob(t *testing.T, c oraCall, v any) {
+// recorded returns the statements run so far (no transaction events).
+func (r *oraRun) recorded() []orafake.Call {
+	var out []orafake.Call
+	for _, c := range r.f.Calls() {
+		if c.Kind == "query" || c.Kind == "exec" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// txs returns the options of the transactions begun so far.
+func (r *oraRun) txs() []driver.TxOptions {
+	var out []driver.TxOptions
+	for _, c := range r.f.Calls() {
+		if c.Kind == "begin" {
+			out = append(out, c.TxOptions)
+		}
+	}
+	return out
+}
+
+// ended counts the transactions ended by kind ("commit" or "rollback").
+func (r *oraRun) ended(kind string) int {
+	n := 0
+	for _, c := range r.f.Calls() {
+		if c.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// oraOuts is the answer of a PL/SQL call whose out binds get vs.
+func oraOuts(vs ...int64) orafake.Answer {
+	outs := make([]any, len(vs))
+	for i, v := range vs {
+		outs[i] = v
+	}
+	return orafake.Answer{Outs: outs}
+}
+
+func oraLob(t *testing.T, c orafake.Call, v any) {
 	t.Helper()
-	require.Len(t, c.lobs, 1, "one collection bind")
-	require.NoError(t, json.Unmarshal(c.lobs[0], v), "collection bind %s", c.lobs[0])
+	require.Len(t, c.Lobs, 1, "one collection bind")
+	require.NoError(t, json.Unmarshal(c.Lobs[0], v), "collection bind %s", c.Lobs[0])
 }
 
 func cols(names ...string) []string { return names }
 
 // TestOracleDialectStatements runs every method of the Oracle dialect with
 // representative inputs against the recording driver and checks every
-// statement it ran (oraCheckCall), what it bound and what it made of the
+// statement it ran (orafake.Check), what it bound and what it made of the
 // canned rows; at the end, that every statement constant was run.
 func TestOracleDialectStatements(t *testing.T) {
 	ctx := context.Background()
@@ -450,68 +179,68 @@ func TestOracleDialectStatements(t *testing.T) {
 
 	var (
 		mu    sync.Mutex
-		calls []oraCall
+		calls []orafake.Call
 	)
 	tests := []struct {
 		name  string
-		setup func(f *oraFake)
+		setup func(f *orafake.Fake)
 		run   func(t *testing.T, r *oraRun)
 	}{
-		{"try lock granted", func(f *oraFake) { f.answer(oraTryLockSQL, oraAnswer{outs: []int64{0}}) },
+		{"try lock granted", func(f *orafake.Fake) { f.Answer(oraTryLockSQL, oraOuts(0)) },
 			func(t *testing.T, r *oraRun) {
 				ok, holder, err := r.d.TryLock(ctx, r.conn)
 				require.NoError(t, err)
 				require.True(t, ok)
 				require.Empty(t, holder)
-				c := r.f.recorded()
+				c := r.recorded()
 				require.Len(t, c, 1)
-				require.Equal(t, oraLockName, c[0].args[0].Value)
+				require.Equal(t, oraLockName, c[0].Args[0].Value)
 			}},
-		{"try lock held by another session", func(f *oraFake) {
-			f.answer(oraTryLockSQL, oraAnswer{outs: []int64{1}})
-			f.answer(oraLockHolderSQL, oraAnswer{cols: cols("INST_ID", "SID", "SERIAL#", "USERNAME", "MACHINE", "PROGRAM"),
-				rows: [][]driver.Value{{int64(1), godror.Number("123"), int64(4567), "ALERTSYNC_CAPTURE", "host1", "alertsync"}}})
+		{"try lock held by another session", func(f *orafake.Fake) {
+			f.Answer(oraTryLockSQL, oraOuts(1))
+			f.Answer(oraLockHolderSQL, orafake.Answer{Cols: cols("INST_ID", "SID", "SERIAL#", "USERNAME", "MACHINE", "PROGRAM"),
+				Rows: [][]driver.Value{{int64(1), godror.Number("123"), int64(4567), "ALERTSYNC_CAPTURE", "host1", "alertsync"}}})
 		}, func(t *testing.T, r *oraRun) {
 			ok, holder, err := r.d.TryLock(ctx, r.conn)
 			require.NoError(t, err)
 			require.False(t, ok)
 			require.Equal(t, "session 123,4567 on instance 1 (user ALERTSYNC_CAPTURE, program alertsync on host1)", holder)
 		}},
-		{"try lock held, holder gone meanwhile", func(f *oraFake) {
-			f.answer(oraTryLockSQL, oraAnswer{outs: []int64{1}})
-			f.answer(oraLockHolderSQL, oraAnswer{cols: cols("INST_ID", "SID", "SERIAL#", "USERNAME", "MACHINE", "PROGRAM")})
+		{"try lock held, holder gone meanwhile", func(f *orafake.Fake) {
+			f.Answer(oraTryLockSQL, oraOuts(1))
+			f.Answer(oraLockHolderSQL, orafake.Answer{Cols: cols("INST_ID", "SID", "SERIAL#", "USERNAME", "MACHINE", "PROGRAM")})
 		}, func(t *testing.T, r *oraRun) {
 			ok, holder, err := r.d.TryLock(ctx, r.conn)
 			require.NoError(t, err)
 			require.False(t, ok)
 			require.Empty(t, holder)
-			require.Len(t, r.f.recorded(), 12, "six attempts, each request and holder lookup")
+			require.Len(t, r.recorded(), 12, "six attempts, each request and holder lookup")
 		}},
-		{"try lock held, holder not visible", func(f *oraFake) {
-			f.answer(oraTryLockSQL, oraAnswer{outs: []int64{1}})
-			f.answer(oraLockHolderSQL, oraAnswer{err: fakeOraErr{942}})
+		{"try lock held, holder not visible", func(f *orafake.Fake) {
+			f.Answer(oraTryLockSQL, oraOuts(1))
+			f.Answer(oraLockHolderSQL, orafake.Answer{Err: orafake.OraErr(942)})
 		}, func(t *testing.T, r *oraRun) {
 			ok, holder, err := r.d.TryLock(ctx, r.conn)
 			require.NoError(t, err)
 			require.False(t, ok)
 			require.Contains(t, holder, "grant SELECT on SYS.GV_$LOCK")
 		}},
-		{"try lock deadlock", func(f *oraFake) { f.answer(oraTryLockSQL, oraAnswer{outs: []int64{2}}) },
+		{"try lock deadlock", func(f *orafake.Fake) { f.Answer(oraTryLockSQL, oraOuts(2)) },
 			func(t *testing.T, r *oraRun) {
 				_, _, err := r.d.TryLock(ctx, r.conn)
 				require.ErrorContains(t, err, "DBMS_LOCK.REQUEST returned 2")
 			}},
-		{"unlock", func(f *oraFake) { f.answer(oraUnlockSQL, oraAnswer{outs: []int64{0}}) },
+		{"unlock", func(f *orafake.Fake) { f.Answer(oraUnlockSQL, oraOuts(0)) },
 			func(t *testing.T, r *oraRun) {
 				require.NoError(t, r.d.Unlock(ctx, r.conn))
-				r.f.answer(oraUnlockSQL, oraAnswer{outs: []int64{4}})
+				r.f.Answer(oraUnlockSQL, oraOuts(4))
 				require.NoError(t, r.d.Unlock(ctx, r.conn), "not held is no error")
-				r.f.answer(oraUnlockSQL, oraAnswer{outs: []int64{3}})
+				r.f.Answer(oraUnlockSQL, oraOuts(3))
 				require.ErrorContains(t, r.d.Unlock(ctx, r.conn), "DBMS_LOCK.RELEASE returned 3")
 			}},
-		{"migrate", func(f *oraFake) {
-			f.answer(oraMigrateCheckSQL, oraAnswer{cols: cols("SCHEMA", "TABLES"),
-				rows: [][]driver.Value{{"OMS_OWNER", "OFFENDERS,OFFENDER_ALERTS,OFFENDER_BOOKINGS"}}})
+		{"migrate", func(f *orafake.Fake) {
+			f.Answer(oraMigrateCheckSQL, orafake.Answer{Cols: cols("SCHEMA", "TABLES"),
+				Rows: [][]driver.Value{{"OMS_OWNER", "OFFENDERS,OFFENDER_ALERTS,OFFENDER_BOOKINGS"}}})
 		}, func(t *testing.T, r *oraRun) {
 			require.NoError(t, r.d.Migrate(ctx, r.h, slog.New(slog.DiscardHandler)))
 			set, err := migrate.Load("nomis", deploy.OracleMigrations())
@@ -521,45 +250,45 @@ func TestOracleDialectStatements(t *testing.T) {
 				want = append(want, migrate.SplitOracle(m.SQL)...)
 			}
 			var got []string
-			for _, c := range r.f.recorded() {
-				if slices.Contains(want, c.query) {
-					got = append(got, c.query)
+			for _, c := range r.recorded() {
+				if slices.Contains(want, c.Query) {
+					got = append(got, c.Query)
 				}
 			}
 			require.Equal(t, want, got, "every statement of every Oracle migration, in order")
 			require.Contains(t, want, migrate.SplitOracle(mustMigration(t, set, "resync_and_state"))[0])
 		}},
-		{"migrate in the wrong schema", func(f *oraFake) {
-			f.answer(oraMigrateCheckSQL, oraAnswer{cols: cols("SCHEMA", "TABLES"),
-				rows: [][]driver.Value{{"ALERTSYNC_CAPTURE", "OFFENDERS,OFFENDER_ALERTS,OFFENDER_BOOKINGS"}}})
+		{"migrate in the wrong schema", func(f *orafake.Fake) {
+			f.Answer(oraMigrateCheckSQL, orafake.Answer{Cols: cols("SCHEMA", "TABLES"),
+				Rows: [][]driver.Value{{"ALERTSYNC_CAPTURE", "OFFENDERS,OFFENDER_ALERTS,OFFENDER_BOOKINGS"}}})
 		}, func(t *testing.T, r *oraRun) {
 			err := r.d.Migrate(ctx, r.h, slog.New(slog.DiscardHandler))
 			require.ErrorIs(t, err, errOracleSchema)
 			require.ErrorContains(t, err, "current schema ALERTSYNC_CAPTURE")
 			require.True(t, r.d.Permanent(err))
-			require.Len(t, r.f.recorded(), 1, "nothing applied")
+			require.Len(t, r.recorded(), 1, "nothing applied")
 		}},
-		{"migrate without the NOMIS tables", func(f *oraFake) {
-			f.answer(oraMigrateCheckSQL, oraAnswer{cols: cols("SCHEMA", "TABLES"), rows: [][]driver.Value{{"OMS_OWNER", "OFFENDERS"}}})
+		{"migrate without the NOMIS tables", func(f *orafake.Fake) {
+			f.Answer(oraMigrateCheckSQL, orafake.Answer{Cols: cols("SCHEMA", "TABLES"), Rows: [][]driver.Value{{"OMS_OWNER", "OFFENDERS"}}})
 		}, func(t *testing.T, r *oraRun) {
 			err := r.d.Migrate(ctx, r.h, slog.New(slog.DiscardHandler))
 			require.ErrorIs(t, err, ErrNoNOMISTables)
 			require.ErrorContains(t, err, "OMS_OWNER.OFFENDER_BOOKINGS, OMS_OWNER.OFFENDER_ALERTS")
 		}},
-		{"check", func(f *oraFake) {
-			f.answer(oraCheckSQL, oraAnswer{cols: cols("DB", "DEPENDENCIES", "OTHERS"),
-				rows: [][]driver.Value{{"NOMIS", "ENABLED", godror.Number("3")}}})
+		{"check", func(f *orafake.Fake) {
+			f.Answer(oraCheckSQL, orafake.Answer{Cols: cols("DB", "DEPENDENCIES", "OTHERS"),
+				Rows: [][]driver.Value{{"NOMIS", "ENABLED", godror.Number("3")}}})
 		}, func(t *testing.T, r *oraRun) {
 			name, err := r.d.Check(ctx, r.conn)
 			require.NoError(t, err)
 			require.Equal(t, "NOMIS", name)
-			r.f.answer(oraCheckSQL, oraAnswer{cols: cols("DB", "DEPENDENCIES", "OTHERS"), rows: [][]driver.Value{{"NOMIS", nil, int64(0)}}})
+			r.f.Answer(oraCheckSQL, orafake.Answer{Cols: cols("DB", "DEPENDENCIES", "OTHERS"), Rows: [][]driver.Value{{"NOMIS", nil, int64(0)}}})
 			_, err = r.d.Check(ctx, r.conn)
 			require.ErrorIs(t, err, ErrNoJournal)
-			r.f.answer(oraCheckSQL, oraAnswer{cols: cols("DB", "DEPENDENCIES", "OTHERS"), rows: [][]driver.Value{{"NOMIS", "ENABLED", int64(2)}}})
+			r.f.Answer(oraCheckSQL, orafake.Answer{Cols: cols("DB", "DEPENDENCIES", "OTHERS"), Rows: [][]driver.Value{{"NOMIS", "ENABLED", int64(2)}}})
 			_, err = r.d.Check(ctx, r.conn)
 			require.ErrorIs(t, err, ErrNoJournal, "resync tables missing")
-			r.f.answer(oraCheckSQL, oraAnswer{cols: cols("DB", "DEPENDENCIES", "OTHERS"), rows: [][]driver.Value{{"NOMIS", "DISABLED", int64(3)}}})
+			r.f.Answer(oraCheckSQL, orafake.Answer{Cols: cols("DB", "DEPENDENCIES", "OTHERS"), Rows: [][]driver.Value{{"NOMIS", "DISABLED", int64(3)}}})
 			_, err = r.d.Check(ctx, r.conn)
 			require.ErrorIs(t, err, ErrCommitOrder)
 			require.ErrorContains(t, err, "ROWDEPENDENCIES")
@@ -568,23 +297,23 @@ func TestOracleDialectStatements(t *testing.T) {
 			w, err := r.d.Listen(ctx, r.conn)
 			require.NoError(t, err)
 			require.Nil(t, w)
-			require.Empty(t, r.f.recorded())
+			require.Empty(t, r.recorded())
 			require.Equal(t, "oracle", r.d.Name())
 			require.Equal(t, "OMS_OWNER.ALERTSYNC_JOURNAL", r.d.JournalTable())
 		}},
-		{"keys", func(f *oraFake) {
-			f.answer(oraKeysSQL, oraAnswer{cols: cols("JOURNAL_ID", "COMMIT_SCN", "COMMIT_TIME"), rows: [][]driver.Value{
+		{"keys", func(f *orafake.Fake) {
+			f.Answer(oraKeysSQL, orafake.Answer{Cols: cols("JOURNAL_ID", "COMMIT_SCN", "COMMIT_TIME"), Rows: [][]driver.Value{
 				{int64(11), godror.Number("9000000001"), t1}, {int64(10), godror.Number("9000000001"), t1}, {int64(12), godror.Number("9000000007"), t2}}})
 		}, func(t *testing.T, r *oraRun) {
 			keys, err := r.d.Keys(ctx, r.conn, 500)
 			require.NoError(t, err)
 			require.Equal(t, []JournalKey{{ID: 11, Commit: 9000000001, CommitTime: t1}, {ID: 10, Commit: 9000000001, CommitTime: t1},
 				{ID: 12, Commit: 9000000007, CommitTime: t2}}, keys, "in the order read")
-			require.Equal(t, 500, r.f.recorded()[0].args[0].Value)
+			require.Equal(t, 500, r.recorded()[0].Args[0].Value)
 		}},
-		{"rows", func(f *oraFake) {
-			f.answer(oraRowsSQL, oraAnswer{cols: cols("JOURNAL_ID", "TABLE_NAME", "OPERATION", "OLD_ROW", "NEW_ROW", "MODULE_NAME",
-				"ADDITIONAL_INFO", "USER_ID", "TXID"), rows: [][]driver.Value{
+		{"rows", func(f *orafake.Fake) {
+			f.Answer(oraRowsSQL, orafake.Answer{Cols: cols("JOURNAL_ID", "TABLE_NAME", "OPERATION", "OLD_ROW", "NEW_ROW", "MODULE_NAME",
+				"ADDITIONAL_INFO", "USER_ID", "TXID"), Rows: [][]driver.Value{
 				{int64(10), "offender_alerts", "I", nil, `{"alert_seq":1}`, "OIDALERT", nil, "CLERK1", "7.12.3345"},
 				{int64(11), "offenders", "D", `{"offender_id":5}`, nil, nil, nil, nil, "7.12.3346"}}})
 		}, func(t *testing.T, r *oraRun) {
@@ -598,16 +327,16 @@ func TestOracleDialectStatements(t *testing.T) {
 			require.Equal(t, "7.12.3345", got[0].TxID)
 			require.Equal(t, []byte(`{"offender_id":5}`), got[1].Old)
 			var ids []int64
-			oraLob(t, r.f.recorded()[0], &ids)
+			oraLob(t, r.recorded()[0], &ids)
 			require.Equal(t, []int64{10, 11, 99}, ids)
 			none, err := r.d.Rows(ctx, r.conn, nil)
 			require.NoError(t, err)
 			require.Empty(t, none)
-			require.Len(t, r.f.recorded(), 1, "no statement for no ids")
+			require.Len(t, r.recorded(), 1, "no statement for no ids")
 		}},
-		{"alert contexts", func(f *oraFake) {
-			f.answer(oraAlertContextsSQL, oraAnswer{cols: cols("BOOK", "SEQ", "OFFENDER_ID_DISPLAY", "BOOKING_SEQ", "DPS_ALERT_ID"),
-				rows: [][]driver.Value{{int64(100), int64(1), "A1234BC", godror.Number("1"), "3f2c1a5e-0000-4000-8000-000000000001"},
+		{"alert contexts", func(f *orafake.Fake) {
+			f.Answer(oraAlertContextsSQL, orafake.Answer{Cols: cols("BOOK", "SEQ", "OFFENDER_ID_DISPLAY", "BOOKING_SEQ", "DPS_ALERT_ID"),
+				Rows: [][]driver.Value{{int64(100), int64(1), "A1234BC", godror.Number("1"), "3f2c1a5e-0000-4000-8000-000000000001"},
 					{int64(200), int64(3), nil, nil, nil}}})
 		}, func(t *testing.T, r *oraRun) {
 			got, err := r.d.AlertContexts(ctx, r.conn, []AlertKey{{100, 1}, {200, 3}, {300, 2}})
@@ -620,7 +349,7 @@ func TestOracleDialectStatements(t *testing.T) {
 			require.Equal(t, AlertContext{}, got[AlertKey{200, 3}])
 			require.Equal(t, AlertContext{}, got[AlertKey{300, 2}])
 			var pairs [][2]int64
-			oraLob(t, r.f.recorded()[0], &pairs)
+			oraLob(t, r.recorded()[0], &pairs)
 			require.Equal(t, [][2]int64{{100, 1}, {200, 3}, {300, 2}}, pairs)
 		}},
 		{"delete with resyncs", nil, func(t *testing.T, r *oraRun) {
@@ -629,10 +358,10 @@ func TestOracleDialectStatements(t *testing.T) {
 				{OffenderNo: "A1", Due: t1, Reason: ReasonMerge},
 				{OffenderNo: "B2", Due: t2, Reason: ReasonBookingCopy},
 			}))
-			c := r.f.recorded()
+			c := r.recorded()
 			require.Len(t, c, 2)
-			require.Equal(t, oraDeleteSQL, c[0].query)
-			require.Equal(t, oraMergeResyncsSQL, c[1].query)
+			require.Equal(t, oraDeleteSQL, c[0].Query)
+			require.Equal(t, oraMergeResyncsSQL, c[1].Query)
 			var ids []int64
 			oraLob(t, c[0], &ids)
 			require.Equal(t, []int64{10, 11}, ids)
@@ -642,25 +371,25 @@ func TestOracleDialectStatements(t *testing.T) {
 				{OffenderNo: "A1", Due: "2024-02-01T10:11:12.123456+00:00", Reason: ReasonMerge},
 				{OffenderNo: "B2", Due: "2024-02-01T10:12:12.123456+00:00", Reason: ReasonNewBooking},
 			}, rs, "one per prisoner: the later due, the first reason")
-			require.Len(t, r.f.txs, 1)
-			require.False(t, r.f.txs[0].ReadOnly)
-			require.Equal(t, 1, r.f.commits)
+			require.Len(t, r.txs(), 1)
+			require.False(t, r.txs()[0].ReadOnly)
+			require.Equal(t, 1, r.ended("commit"))
 
 			require.NoError(t, r.d.Delete(ctx, r.conn, []int64{12}, nil))
-			require.Len(t, r.f.recorded(), 3, "no MERGE without resyncs")
+			require.Len(t, r.recorded(), 3, "no MERGE without resyncs")
 			require.NoError(t, r.d.Delete(ctx, r.conn, nil, nil))
-			require.Len(t, r.f.recorded(), 3, "nothing to do")
-			require.Equal(t, 2, r.f.commits)
+			require.Len(t, r.recorded(), 3, "nothing to do")
+			require.Equal(t, 2, r.ended("commit"))
 
-			r.f.answer(oraMergeResyncsSQL, oraAnswer{err: fakeOraErr{1}})
+			r.f.Answer(oraMergeResyncsSQL, orafake.Answer{Err: orafake.OraErr(1)})
 			err := r.d.Delete(ctx, r.conn, []int64{13}, []Resync{{OffenderNo: "A1", Due: t1, Reason: ReasonMerge}})
 			require.ErrorContains(t, err, "recording 1 prisoner resyncs")
-			require.Equal(t, 1, r.f.rollbacks, "the delete is rolled back with the failed MERGE")
-			require.Equal(t, 2, r.f.commits)
+			require.Equal(t, 1, r.ended("rollback"), "the delete is rolled back with the failed MERGE")
+			require.Equal(t, 2, r.ended("commit"))
 		}},
-		{"pending resyncs", func(f *oraFake) {
-			f.answer(oraPendingResyncsSQL, oraAnswer{cols: cols("OFFENDER_NO", "DUE_AT", "REASON"),
-				rows: [][]driver.Value{{"A1", t1, ReasonNewBooking}, {"B2", t2, ReasonMerge}}})
+		{"pending resyncs", func(f *orafake.Fake) {
+			f.Answer(oraPendingResyncsSQL, orafake.Answer{Cols: cols("OFFENDER_NO", "DUE_AT", "REASON"),
+				Rows: [][]driver.Value{{"A1", t1, ReasonNewBooking}, {"B2", t2, ReasonMerge}}})
 		}, func(t *testing.T, r *oraRun) {
 			got, err := r.d.PendingResyncs(ctx, r.conn)
 			require.NoError(t, err)
@@ -669,42 +398,42 @@ func TestOracleDialectStatements(t *testing.T) {
 		{"done resyncs", nil, func(t *testing.T, r *oraRun) {
 			require.NoError(t, r.d.DoneResyncs(ctx, r.conn, []Resync{{"A1", t1, ReasonNewBooking}}))
 			require.NoError(t, r.d.DoneResyncs(ctx, r.conn, nil))
-			c := r.f.recorded()
+			c := r.recorded()
 			require.Len(t, c, 1)
 			var rs []oraResync
 			oraLob(t, c[0], &rs)
 			require.Equal(t, []oraResync{{OffenderNo: "A1", Due: "2024-02-01T10:11:12.123456+00:00", Reason: ReasonNewBooking}}, rs)
 		}},
-		{"prison numbers", func(f *oraFake) {
-			f.answer(oraPrisonNumbersSQL, oraAnswer{cols: cols("OFFENDER_ID", "OFFENDER_ID_DISPLAY"),
-				rows: [][]driver.Value{{godror.Number("5"), "A1234BC"}}})
+		{"prison numbers", func(f *orafake.Fake) {
+			f.Answer(oraPrisonNumbersSQL, orafake.Answer{Cols: cols("OFFENDER_ID", "OFFENDER_ID_DISPLAY"),
+				Rows: [][]driver.Value{{godror.Number("5"), "A1234BC"}}})
 		}, func(t *testing.T, r *oraRun) {
 			got, err := r.d.PrisonNumbers(ctx, r.conn, []int64{5, 6})
 			require.NoError(t, err)
 			require.Equal(t, map[int64]string{5: "A1234BC"}, got)
 			var ids []int64
-			oraLob(t, r.f.recorded()[0], &ids)
+			oraLob(t, r.recorded()[0], &ids)
 			require.Equal(t, []int64{5, 6}, ids)
 		}},
-		{"snapshot", func(f *oraFake) {
-			f.answer(oraCurrentSCNSQL, oraAnswer{cols: cols("SCN"), rows: [][]driver.Value{{godror.Number("9000000100")}}})
-			f.answer(oraSnapshotPositionSQL, oraAnswer{cols: cols("SCN", "JOURNAL_ID", "NOW"),
-				rows: [][]driver.Value{{godror.Number("9000000099"), int64(42), t2}}})
-			f.answer(oraSnapshotJournalSQL, oraAnswer{cols: cols("JOURNAL_ID"), rows: [][]driver.Value{{int64(41)}, {int64(42)}}})
+		{"snapshot", func(f *orafake.Fake) {
+			f.Answer(oraCurrentSCNSQL, orafake.Answer{Cols: cols("SCN"), Rows: [][]driver.Value{{godror.Number("9000000100")}}})
+			f.Answer(oraSnapshotPositionSQL, orafake.Answer{Cols: cols("SCN", "JOURNAL_ID", "NOW"),
+				Rows: [][]driver.Value{{godror.Number("9000000099"), int64(42), t2}}})
+			f.Answer(oraSnapshotJournalSQL, orafake.Answer{Cols: cols("JOURNAL_ID"), Rows: [][]driver.Value{{int64(41)}, {int64(42)}}})
 			img := `{"alert_date":"2024-02-01T00:00:00","offender_book_id":100,"alert_seq":1}`
-			f.answer(oraCurrentAlertsSQL, oraAnswer{cols: cols("OFFENDER_ID_DISPLAY", "OFFENDER_BOOK_ID", "ALERT_ROW", "DPS_ALERT_ID"),
-				rows: [][]driver.Value{{"A1", int64(100), img, "3f2c1a5e-0000-4000-8000-000000000001"}, {"B2", int64(200), nil, nil}}})
-			f.answer(oraCurrentAlertsOfSQL, oraAnswer{cols: cols("OFFENDER_ID_DISPLAY", "OFFENDER_BOOK_ID", "ALERT_ROW", "DPS_ALERT_ID"),
-				rows: [][]driver.Value{{"B2", int64(200), nil, nil}}})
+			f.Answer(oraCurrentAlertsSQL, orafake.Answer{Cols: cols("OFFENDER_ID_DISPLAY", "OFFENDER_BOOK_ID", "ALERT_ROW", "DPS_ALERT_ID"),
+				Rows: [][]driver.Value{{"A1", int64(100), img, "3f2c1a5e-0000-4000-8000-000000000001"}, {"B2", int64(200), nil, nil}}})
+			f.Answer(oraCurrentAlertsOfSQL, orafake.Answer{Cols: cols("OFFENDER_ID_DISPLAY", "OFFENDER_BOOK_ID", "ALERT_ROW", "DPS_ALERT_ID"),
+				Rows: [][]driver.Value{{"B2", int64(200), nil, nil}}})
 		}, func(t *testing.T, r *oraRun) {
 			tx, pos, err := r.d.BeginSnapshot(ctx, r.conn)
 			require.NoError(t, err)
 			require.Equal(t, JournalKey{ID: 42, Commit: 9000000099, CommitTime: t2}, pos)
-			require.Len(t, r.f.txs, 1)
-			require.True(t, r.f.txs[0].ReadOnly, "a read-only transaction")
-			c := r.f.recorded()
-			require.Equal(t, oraCurrentSCNSQL, c[0].query, "the SCN is read before the transaction starts")
-			require.Equal(t, int64(9000000100), c[1].args[0].Value)
+			require.Len(t, r.txs(), 1)
+			require.True(t, r.txs()[0].ReadOnly, "a read-only transaction")
+			c := r.recorded()
+			require.Equal(t, oraCurrentSCNSQL, c[0].Query, "the SCN is read before the transaction starts")
+			require.Equal(t, int64(9000000100), c[1].Args[0].Value)
 
 			ids, err := r.d.SnapshotJournal(ctx, tx)
 			require.NoError(t, err)
@@ -732,45 +461,45 @@ func TestOracleDialectStatements(t *testing.T) {
 			require.NoError(t, r.d.CurrentAlerts(ctx, tx, []string{"B2", "C3"}, collect))
 			require.Equal(t, []seen{{"B2", 200, "", ""}}, all)
 			var nos []string
-			oraLob(t, r.f.recorded()[len(r.f.recorded())-1], &nos)
+			oraLob(t, r.recorded()[len(r.recorded())-1], &nos)
 			require.Equal(t, []string{"B2", "C3"}, nos)
-			n := len(r.f.recorded())
+			n := len(r.recorded())
 			require.NoError(t, r.d.CurrentAlerts(ctx, tx, []string{}, collect))
-			require.Len(t, r.f.recorded(), n, "no prisoners, no statement")
+			require.Len(t, r.recorded(), n, "no prisoners, no statement")
 			stop := errors.New("stop")
 			require.ErrorIs(t, r.d.CurrentAlerts(ctx, tx, nil, func(*PrisonerRow) error { return stop }), stop)
 			require.NoError(t, tx.Rollback())
 		}},
-		{"initial load", func(f *oraFake) {
-			f.answer(oraInitialLoadSQL, oraAnswer{cols: cols("POSITION_COMMIT", "POSITION_CHANGE", "ALERTS", "PRISONERS", "COMPLETED_AT")})
+		{"initial load", func(f *orafake.Fake) {
+			f.Answer(oraInitialLoadSQL, orafake.Answer{Cols: cols("POSITION_COMMIT", "POSITION_CHANGE", "ALERTS", "PRISONERS", "COMPLETED_AT")})
 		}, func(t *testing.T, r *oraRun) {
 			_, ok, err := r.d.InitialLoad(ctx, r.conn)
 			require.NoError(t, err)
 			require.False(t, ok)
-			require.Equal(t, oraInitialLoadName, r.f.recorded()[0].args[0].Value)
+			require.Equal(t, oraInitialLoadName, r.recorded()[0].Args[0].Value)
 			done := InitialLoadState{Position: JournalKey{Commit: 9000000099, ID: 42}, Alerts: 7, Prisoners: 3, CompletedAt: t2}
 			require.NoError(t, r.d.RecordInitialLoad(ctx, r.conn, done))
-			args := r.f.recorded()[1].args
+			args := r.recorded()[1].Args
 			got := make([]any, len(args))
 			for i, a := range args {
 				got[i] = a.Value
 			}
 			require.Equal(t, []any{oraInitialLoadName, int64(9000000099), int64(42), int64(7), int64(3), t2}, got)
-			r.f.answer(oraInitialLoadSQL, oraAnswer{cols: cols("POSITION_COMMIT", "POSITION_CHANGE", "ALERTS", "PRISONERS", "COMPLETED_AT"),
-				rows: [][]driver.Value{{godror.Number("9000000099"), int64(42), int64(7), int64(3), t2}}})
+			r.f.Answer(oraInitialLoadSQL, orafake.Answer{Cols: cols("POSITION_COMMIT", "POSITION_CHANGE", "ALERTS", "PRISONERS", "COMPLETED_AT"),
+				Rows: [][]driver.Value{{godror.Number("9000000099"), int64(42), int64(7), int64(3), t2}}})
 			back, ok, err := r.d.InitialLoad(ctx, r.conn)
 			require.NoError(t, err)
 			require.True(t, ok)
 			require.Equal(t, done, back)
 		}},
-		{"backlog", func(f *oraFake) {
-			f.answer(oraBacklogSQL, oraAnswer{cols: cols("N", "OLDEST"), rows: [][]driver.Value{{godror.Number("5"), t1}}})
+		{"backlog", func(f *orafake.Fake) {
+			f.Answer(oraBacklogSQL, orafake.Answer{Cols: cols("N", "OLDEST"), Rows: [][]driver.Value{{godror.Number("5"), t1}}})
 		}, func(t *testing.T, r *oraRun) {
 			n, oldest, err := r.d.Backlog(ctx, r.conn)
 			require.NoError(t, err)
 			require.Equal(t, int64(5), n)
 			require.Equal(t, t1, oldest)
-			r.f.answer(oraBacklogSQL, oraAnswer{cols: cols("N", "OLDEST"), rows: [][]driver.Value{{int64(0), nil}}})
+			r.f.Answer(oraBacklogSQL, orafake.Answer{Cols: cols("N", "OLDEST"), Rows: [][]driver.Value{{int64(0), nil}}})
 			n, oldest, err = r.d.Backlog(ctx, r.conn)
 			require.NoError(t, err)
 			require.Zero(t, n)
@@ -784,9 +513,9 @@ func TestOracleDialectStatements(t *testing.T) {
 				tt.setup(r.f)
 			}
 			tt.run(t, r)
-			got := r.f.recorded()
+			got := r.recorded()
 			for _, c := range got {
-				require.Empty(t, oraCheckCall(c, stmts, oraEngineStatement(t, c.query)), "statement %.80q", c.query)
+				require.Empty(t, orafake.Check(c, stmts, oraEngineStatement(t, c.Query)), "statement %.80q", c.Query)
 			}
 			mu.Lock()
 			calls = append(calls, got...)
@@ -796,7 +525,7 @@ func TestOracleDialectStatements(t *testing.T) {
 
 	ran := map[string]bool{}
 	for _, c := range calls {
-		ran[c.query] = true
+		ran[c.Query] = true
 	}
 	var unused []string
 	for name, q := range stmts {
@@ -808,8 +537,11 @@ func TestOracleDialectStatements(t *testing.T) {
 	require.Empty(t, unused, "statement constants no method ran")
 }
 
-// TestOracleStatementChecker proves oraCheckCall catches what it is there
-// to catch.
+// TestOracleStatementChecker runs orafake.Check on this dialect's own
+// statements (the checker's general cases are tested in orafake): the
+// shapes only this dialect has (WITH, JSON_OBJECT, JSON_TABLE literals with
+// colons, PL/SQL out binds) are read right, and a wrong bind count or scan
+// width is still caught on them.
 func TestOracleStatementChecker(t *testing.T) {
 	t.Parallel()
 	stmts := oraStatements(t)
@@ -823,28 +555,23 @@ func TestOracleStatementChecker(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		call oraCall
+		call orafake.Call
 		want string // "" = no problem
 	}{
-		{"right", oraCall{query: oraKeysSQL, args: arg(500), kind: "query", cols: 3}, ""},
-		{"right exec", oraCall{query: oraDeleteSQL, args: arg(lob), kind: "exec"}, ""},
-		{"right out bind", oraCall{query: oraTryLockSQL, args: arg(oraLockName, sql.Out{}), kind: "exec"}, ""},
-		{"argument missing", oraCall{query: oraKeysSQL, kind: "query", cols: 3}, "1 placeholders [1] for 0 arguments"},
-		{"argument too many", oraCall{query: oraRecordInitialLoadSQL, args: arg(1, 2, 3, 4, 5, 6, 7), kind: "exec"}, "for 7 arguments"},
-		{"placeholder out of order", oraCall{query: "SELECT :2, :1 FROM DUAL", args: arg(1, 2), kind: "query", cols: 2}, "want :1..:2"},
-		{"placeholder twice", oraCall{query: "SELECT :1, :1 FROM DUAL", args: arg(1), kind: "query", cols: 2}, "want :1..:2"},
-		{"postgres placeholder", oraCall{query: "DELETE FROM T WHERE ID = $1", args: arg(1), kind: "exec"}, "PostgreSQL $n placeholder"},
-		{"ad hoc statement", oraCall{query: "SELECT 1 FROM DUAL", kind: "query", cols: 1}, "not one of the ora…SQL constants"},
-		{"named without argument", oraCall{query: "SELECT :name FROM DUAL", kind: "query", cols: 1}, "placeholder :NAME has no argument"},
-		{"named matching", oraCall{query: "SELECT :name FROM DUAL", kind: "query", cols: 1,
-			args: []driver.NamedValue{{Name: "name", Value: 1}}}, "not one of the ora…SQL constants"},
-		{"select list wider than the scan", oraCall{query: oraBacklogSQL, kind: "query", cols: 1}, "select list of 2 items, canned answer of 1 columns"},
-		{"literal colons are no placeholders", oraCall{query: oraMergeResyncsSQL, args: arg(lob), kind: "exec"}, ""},
+		{"right", orafake.Call{Query: oraKeysSQL, Args: arg(500), Kind: "query", Cols: 3}, ""},
+		{"right exec", orafake.Call{Query: oraDeleteSQL, Args: arg(lob), Kind: "exec"}, ""},
+		{"right out bind", orafake.Call{Query: oraTryLockSQL, Args: arg(oraLockName, sql.Out{}), Kind: "exec"}, ""},
+		{"argument missing", orafake.Call{Query: oraKeysSQL, Kind: "query", Cols: 3}, "1 placeholders [1] for 0 arguments"},
+		{"argument too many", orafake.Call{Query: oraRecordInitialLoadSQL, Args: arg(1, 2, 3, 4, 5, 6, 7), Kind: "exec"}, "for 7 arguments"},
+		{"select list wider than the scan", orafake.Call{Query: oraBacklogSQL, Kind: "query", Cols: 1}, "select list of 2 items, canned answer of 1 columns"},
+		{"literal colons are no placeholders", orafake.Call{Query: oraMergeResyncsSQL, Args: arg(lob), Kind: "exec"}, ""},
+		{"a migration statement is not the dialect's", orafake.Call{Query: migrate.Oracle{}.Query("SELECT COUNT(*) FROM USER_TABLES WHERE TABLE_NAME = ?"),
+			Args: arg("X"), Kind: "query", Cols: 1}, "not one of the dialect's statement constants"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			problems := oraCheckCall(tt.call, stmts, false)
+			problems := orafake.Check(tt.call, stmts, false)
 			if tt.want == "" {
 				require.Empty(t, problems)
 				return
@@ -853,9 +580,9 @@ func TestOracleStatementChecker(t *testing.T) {
 			require.Contains(t, strings.Join(problems, "; "), tt.want)
 		})
 	}
-	require.Equal(t, 3, oraSelectListLen(oraKeysSQL), "WITH … SELECT: the main select list")
-	require.Equal(t, 4, oraSelectListLen(oraCurrentAlertsSQL), "a JSON_OBJECT of 25 keys is one item")
-	require.Equal(t, 0, oraSelectListLen(oraDeleteSQL))
+	require.Equal(t, 3, orafake.SelectListLen(oraKeysSQL), "WITH … SELECT: the main select list")
+	require.Equal(t, 4, orafake.SelectListLen(oraCurrentAlertsSQL), "a JSON_OBJECT of 25 keys is one item")
+	require.Equal(t, 0, orafake.SelectListLen(oraDeleteSQL))
 }
 
 // TestOracleSnapshotImageMatchesTrigger keeps CurrentAlerts' alert image
@@ -902,16 +629,16 @@ func TestOraclePermanent(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"bad credentials", fakeOraErr{1017}, true},
-		{"missing table or grant", fmt.Errorf("reading the journal: %w", fakeOraErr{942}), true},
-		{"insufficient privileges", fakeOraErr{1031}, true},
-		{"missing object", fakeOraErr{4043}, true},
-		{"DBMS_LOCK not granted", fakeOraErr{6550}, true},
-		{"account locked", fakeOraErr{28000}, true},
-		{"end of file on channel", fakeOraErr{3113}, false},
-		{"snapshot too old", fakeOraErr{1555}, false},
-		{"listener does not know the service yet", fakeOraErr{12514}, false},
-		{"no ORA code", fakeOraErr{0}, false},
+		{"bad credentials", orafake.OraErr(1017), true},
+		{"missing table or grant", fmt.Errorf("reading the journal: %w", orafake.OraErr(942)), true},
+		{"insufficient privileges", orafake.OraErr(1031), true},
+		{"missing object", orafake.OraErr(4043), true},
+		{"DBMS_LOCK not granted", orafake.OraErr(6550), true},
+		{"account locked", orafake.OraErr(28000), true},
+		{"end of file on channel", orafake.OraErr(3113), false},
+		{"snapshot too old", orafake.OraErr(1555), false},
+		{"listener does not know the service yet", orafake.OraErr(12514), false},
+		{"no ORA code", orafake.OraErr(0), false},
 		{"client library missing", fmt.Errorf("connecting: %w", db.ErrOracleClient), true},
 		{"wrong schema", errOracleSchema, true},
 		{"plain error", errors.New("ORA-01017 in a string is not a code"), false},

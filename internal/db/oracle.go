@@ -131,3 +131,14 @@ func (c oracleConnector) Close() error {
 	}
 	return nil
 }
+
+// OracleCode returns the ORA- code of the Oracle error in err's chain (a
+// godror *OraErr, or anything with a Code() int method), if any; 0 is no
+// ORA- code (ODPI-C's own DPI- errors).
+func OracleCode(err error) (int, bool) {
+	var oe interface{ Code() int }
+	if err == nil || !errors.As(err, &oe) || oe.Code() == 0 {
+		return 0, false
+	}
+	return oe.Code(), true
+}
