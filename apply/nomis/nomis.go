@@ -95,7 +95,8 @@ func New(cfg Config, deps Deps) (*Apply, error) {
 // Run applies until ctx is cancelled (nil) or a fatal error. With
 // apply_nomis.sweep it also runs the daily expiry sweep, stopped with it.
 func (a *Apply) Run(ctx context.Context) error {
-	d, err := a.openDialect(ctx, "alertsync apply nomis", 4)
+	// The partitions applied at once, the relay, a claim, the sweep.
+	d, err := a.openDialect(ctx, "alertsync apply nomis", int32(min(a.cfg.Apply.Parallelism, 64))+3) //nolint:gosec // validated to 1..64
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,8 @@ func (a *Apply) Run(ctx context.Context) error {
 	st := newStore(d)
 	var dps *pgxpool.Pool
 	if a.cfg.Own.DPSLookup || a.cfg.Own.Sweep {
-		if dps, err = a.openDPS(ctx, "alertsync apply nomis (mapping lookup, expiry sweep)", 2); err != nil {
+		dpsConns := int32(min(a.cfg.Apply.Parallelism, 64)) + 1 //nolint:gosec // validated to 1..64: the partitions' lookups, the sweep
+		if dps, err = a.openDPS(ctx, "alertsync apply nomis (mapping lookup, expiry sweep)", dpsConns); err != nil {
 			return err
 		}
 		defer dps.Close()
