@@ -14,6 +14,7 @@ import (
 	"github.com/alertsync/alertsync/capture/nomis"
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/pipeline"
+	"github.com/alertsync/alertsync/internal/reconcile"
 	"github.com/alertsync/alertsync/transform"
 )
 
@@ -35,6 +36,7 @@ func components() []component {
 		{"apply-nomis", "alertsync apply nomis", func() any { return new(applynomis.Config) }},
 		{"migrate", "alertsync migrate", func() any { return new(MigrateConfig) }},
 		{"dlq", "alertsync dlq list and alertsync dlq redrive", func() any { return new(applydlq.Config) }},
+		{"reconcile", "alertsync reconcile", func() any { return new(reconcile.Config) }},
 	}
 }
 

@@ -47,4 +47,6 @@ var figures = []figure{
 	{Name: "apply.dps.plain_insert", Pkg: "apply/dps", Bench: "BenchmarkApplyDPS/plain_insert", Unit: "commands/s"},
 	{Name: "apply.nomis", Pkg: "apply/nomis", Bench: "BenchmarkApplyNOMIS/apply", Unit: "commands/s", Ref: "apply.nomis.plain_insert"},
 	{Name: "apply.nomis.plain_insert", Pkg: "apply/nomis", Bench: "BenchmarkApplyNOMIS/plain_insert", Unit: "commands/s"},
+	{Name: "reconcile", Pkg: "internal/reconcile", Bench: "BenchmarkReconcile/reconcile", Unit: "prisoners/s", Ref: "reconcile.full_scan"},
+	{Name: "reconcile.full_scan", Pkg: "internal/reconcile", Bench: "BenchmarkReconcile/full_scan", Unit: "prisoners/s"},
 }
