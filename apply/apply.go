@@ -93,6 +93,21 @@ type Outcome struct {
 	DPSAlertID string // the DPS alert the command was applied to, when known
 }
 
+// CommitPrecision is the precision at which conflicts compare commit
+// times. A command carries its source's commit time in milliseconds
+// (source.ts_ms); a target row's commit time has microseconds. Both are cut
+// to milliseconds, so that the two applies decide a race the same way: a
+// race within one millisecond is a tie, and a tie goes to DPS on both
+// sides.
+const CommitPrecision = time.Millisecond
+
+// CompareCommits compares a command's source commit time with the commit
+// time of the target row's last change, at CommitPrecision: -1 when the
+// source committed first, 0 in the same millisecond, +1 after.
+func CompareCommits(source, target time.Time) int {
+	return source.Truncate(CommitPrecision).Compare(target.Truncate(CommitPrecision))
+}
+
 // ErrFenced is returned by Store.Apply when another apply has claimed the
 // partition since this one did: nothing was written.
 var ErrFenced = errors.New("partition claimed by another apply")

@@ -304,3 +304,54 @@ func TestReorderedIsNoop(t *testing.T) {
 	require.Equal(t, apply.Skipped, res)
 	require.Equal(t, apply.ReasonStale, reason)
 }
+
+// TestReusedNOMISKeyIsANewAlert: NOMIS allocates ALERT_SEQ as max + 1, so
+// after its alert was deleted a new alert may take the same key. The new
+// alert becomes a new DPS alert (new id, its own CREATED event), the
+// deleted one stays deleted, and the key's mapping moves to the new one,
+// also when the command still names the old DPS id (a NOMIS-side mapping
+// left behind) and whether the delete and the new create arrive in one
+// batch (set path) or in two.
+func TestReusedNOMISKeyIsANewAlert(t *testing.T) {
+	t.Parallel()
+	for _, oneBatch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "separate batches", true: "one batch"}[oneBatch], func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			r := h.start(t)
+			first := nomisState("XA", march1, "first alert")
+			create := h.cmd(rules.KindUpsert, "A1234BC", 10, 1, nil, first)
+			h.send(t, create)
+			h.waitApplied(t, r, 1)
+			oldID := pgtest.QueryValue[string](t, h.db, "SELECT id::text FROM alert")
+
+			del := h.cmd(rules.KindDelete, "A1234BC", 10, 1, first, nil)
+			again := h.cmd(rules.KindUpsert, "A1234BC", 10, 1, nil, nomisState("HA", march1, "second alert on the same key"))
+			again.DPSAlertID = &oldID
+			if oneBatch {
+				h.send(t, del, again)
+			} else {
+				h.send(t, del)
+				h.waitApplied(t, r, 2)
+				h.send(t, again)
+			}
+			h.waitApplied(t, r, 3)
+
+			require.Equal(t, 2, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM alert"))
+			require.True(t, pgtest.QueryValue[bool](t, h.db, "SELECT deleted_at IS NOT NULL FROM alert WHERE id = $1::uuid", oldID), "the old alert stays deleted")
+			newID := pgtest.QueryValue[string](t, h.db, "SELECT id::text FROM alert WHERE deleted_at IS NULL")
+			require.NotEqual(t, oldID, newID)
+			require.Equal(t, "second alert on the same key", pgtest.QueryValue[string](t, h.db, "SELECT description FROM alert WHERE id = $1::uuid", newID))
+			require.Equal(t, "CREATED,DELETED", pgtest.QueryValue[string](t, h.db,
+				"SELECT string_agg(action, ',' ORDER BY actioned_at, action) FROM audit_event WHERE alert_id = $1::uuid", oldID))
+			require.Equal(t, "CREATED", pgtest.QueryValue[string](t, h.db,
+				"SELECT string_agg(action, ',') FROM audit_event WHERE alert_id = $1::uuid", newID))
+			require.Equal(t, newID, pgtest.QueryValue[string](t, h.db,
+				"SELECT dps_alert_id::text FROM alertsync.alert_mapping WHERE nomis_booking_id = 10 AND nomis_alert_seq = 1 AND NOT deleted"))
+			outs := h.outcomes(t, 3)
+			res, reason := outcomeOf(outs[again.ID])
+			require.Equal(t, apply.Applied, res)
+			require.Empty(t, reason, "a create, not a conflict won")
+		})
+	}
+}

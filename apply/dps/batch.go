@@ -20,6 +20,10 @@ import (
 // command without a NOMIS key) takes the statement path. A write the
 // database refuses makes Apply redo the batch on the careful path.
 
+// errStatementPath makes Apply redo a batch on the statement path: the set
+// path met a case it leaves to it.
+var errStatementPath = errors.New("a case for the statement path")
+
 // settable reports whether every command of cmds can take the set path.
 func settable(cmds []apply.Cmd) bool {
 	for i := range cmds {
@@ -325,7 +329,7 @@ func (s *store) decideSet(c *rules.Command, p *alertPlan, w *planWrites) bool {
 	if !p.byBatch {
 		target = p.row.commitTime
 	}
-	wins := target == nil || c.SourceCommitTime.After(*target)
+	wins := target == nil || apply.CompareCommits(c.SourceCommitTime, *target) > 0
 	winner := "DPS"
 	if wins {
 		winner = "NOMIS"
@@ -343,6 +347,11 @@ func (s *store) planUpsert(c *rules.Command, p *alertPlan, w *planWrites) (apply
 	}
 	if stale(p.link, c.SourcePosition) {
 		return outcome(apply.Skipped, apply.ReasonStale, p.link, p.row), nil
+	}
+	if p.link != nil && p.link.deleted {
+		// A key NOMIS reused after its alert was deleted (writes.go,
+		// upsert): rare, and left to the statement path.
+		return apply.Outcome{}, errStatementPath
 	}
 	commit := s.commitDate(c)
 	if p.row == nil {

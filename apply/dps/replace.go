@@ -81,7 +81,7 @@ func (s *store) replace(ctx context.Context, q *pipe, c *rules.Command) (apply.O
 			}
 			continue
 		}
-		if _, err := s.create(ctx, q, &sub, &a.State, nil); err != nil {
+		if _, err := s.create(ctx, q, &sub, &a.State, nil, false); err != nil {
 			return apply.Outcome{}, err
 		}
 		changed++

@@ -38,11 +38,12 @@ type store struct {
 // Apply implements apply.Store. It first runs the batch on the fast path
 // (writes pipelined, no savepoints); when the database refuses a write
 // there, the batch is rolled back and redone on the careful path, a
-// savepoint per command, so that the refused command alone fails.
+// savepoint per command, so that the refused command alone fails; so is a
+// batch the set path leaves to the statement path (errStatementPath).
 func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64) ([]apply.Outcome, error) {
 	outs, err := s.applyTx(ctx, f, cmds, next, true)
 	var qe *queuedError
-	if err != nil && !errors.Is(err, apply.ErrFenced) && (errors.As(err, &qe) && !apply.Transient(err) || apply.RefusedByDB(err)) {
+	if err != nil && !errors.Is(err, apply.ErrFenced) && (errors.As(err, &qe) && !apply.Transient(err) || apply.RefusedByDB(err) || errors.Is(err, errStatementPath)) {
 		return s.applyTx(ctx, f, cmds, next, false)
 	}
 	return outs, err

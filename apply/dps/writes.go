@@ -147,7 +147,7 @@ func endOf(r *row, st *rules.AlertState, commitDate rules.Date) *rules.Date {
 func (s *store) decide(ctx context.Context, q *pipe, c *rules.Command, r *row) (sourceWins bool, err error) {
 	// The command comes from NOMIS; the row's change from DPS (or from this
 	// apply, whose own writes are DPS commits too).
-	sourceWins = r.commitTime == nil || c.SourceCommitTime.After(*r.commitTime)
+	sourceWins = r.commitTime == nil || apply.CompareCommits(c.SourceCommitTime, *r.commitTime) > 0
 	winner := "DPS"
 	if sourceWins {
 		winner = "NOMIS"
@@ -189,7 +189,15 @@ func (s *store) upsert(ctx context.Context, q *pipe, c *rules.Command) (apply.Ou
 		return outcome(apply.Skipped, apply.ReasonStale, l, r), nil
 	}
 	if r == nil {
-		return s.create(ctx, q, c, c.After, l)
+		return s.create(ctx, q, c, c.After, l, false)
+	}
+	if l != nil && l.deleted {
+		// NOMIS deleted the alert of this key (its delete was applied
+		// here, and this command is newer): a row under the key now is an
+		// alert created since, which took the ALERT_SEQ again (NOMIS
+		// allocates max + 1). A new DPS alert, not the old one restored;
+		// the key's mapping moves to it.
+		return s.create(ctx, q, c, c.After, nil, true)
 	}
 	reason := ""
 	if c.Before != nil && !matches(r, c.Before, s.commitDate(c)) || c.Before == nil && r.deleted {
@@ -224,14 +232,14 @@ func outcome(res apply.Result, reason string, l *link, r *row) apply.Outcome {
 }
 
 // create inserts a new alert from st with its CREATED audit event and
-// mapping.
-func (s *store) create(ctx context.Context, q *pipe, c *rules.Command, st *rules.AlertState, l *link) (apply.Outcome, error) {
+// mapping; fresh: under a new id whatever the command names.
+func (s *store) create(ctx context.Context, q *pipe, c *rules.Command, st *rules.AlertState, l *link, fresh bool) (apply.Outcome, error) {
 	codeID, err := s.codeID(ctx, q, st.Code)
 	if err != nil {
 		return apply.Outcome{}, err
 	}
 	id := ""
-	if c.DPSAlertID != nil && (l == nil || l.dpsID == *c.DPSAlertID) {
+	if !fresh && c.DPSAlertID != nil && (l == nil || l.dpsID == *c.DPSAlertID) {
 		id = *c.DPSAlertID // an id the mapping or the record already names (a migrated alert)
 	} else if id, err = newID(); err != nil {
 		return apply.Outcome{}, err

@@ -182,10 +182,12 @@ func TestConflict(t *testing.T) {
 	h.asNOMISUser(t, "UPDATE oms_owner.offender_alerts SET comment_text = 'edited in NOMIS again' WHERE offender_book_id = 10")
 	tieAt := h.rowCommit(t, 10, 1)
 	tie := h.cmd(rules.KindUpsert, "A1234BC", id, dpsEdit, modified(dpsState("XA", march1, "edited in DPS at the same instant"), "DPSUSER2"))
-	tie.SourceCommitTime = tieAt
+	// A command carries its commit time in milliseconds (source.ts_ms);
+	// the row's has microseconds: the same millisecond is a tie.
+	tie.SourceCommitTime = tieAt.Truncate(time.Millisecond)
 	h.send(t, tie)
 	h.waitApplied(t, r, 3)
-	require.Equal(t, "edited in DPS at the same instant", comment(), "a tie goes to DPS")
+	require.Equal(t, "edited in DPS at the same instant", comment(), "a tie within the millisecond goes to DPS")
 
 	h.asNOMISUser(t, "UPDATE oms_owner.offender_alerts SET comment_text = 'third NOMIS edit' WHERE offender_book_id = 10")
 	later := h.cmd(rules.KindUpsert, "A1234BC", id, dpsEdit, modified(dpsState("XA", march1, "edited in DPS later"), "DPSUSER3"))
@@ -209,7 +211,8 @@ func TestConflict(t *testing.T) {
 	requireOutcome(t, outs, del, apply.Conflict, apply.ReasonLost)
 	require.Equal(t, "NOMIS,DPS,DPS,NOMIS", pgtest.QueryValue[string](t, h.db, "SELECT string_agg(winner, ',' ORDER BY id) FROM alertsync.alertsync_conflicts"))
 	require.True(t, pgtest.QueryValue[bool](t, h.db,
-		"SELECT source_commit_time = target_commit_time FROM alertsync.alertsync_conflicts WHERE command_id = $1", tie.ID), "the tie was exact")
+		"SELECT date_trunc('milliseconds', source_commit_time) = date_trunc('milliseconds', target_commit_time) FROM alertsync.alertsync_conflicts WHERE command_id = $1", tie.ID),
+		"the tie was within one millisecond")
 	require.Equal(t, "I:DPS_SYNCHRONISATION:DPSUSER1,U:OCDALERT:NOMISUSER,U:OCDALERT:NOMISUSER,U:DPS_SYNCHRONISATION:DPSUSER2,"+
 		"U:OCDALERT:NOMISUSER,U:DPS_SYNCHRONISATION:DPSUSER3,U:OCDALERT:NOMISUSER",
 		pgtest.QueryValue[string](t, h.db, journalSQL), "lost commands wrote nothing")

@@ -112,7 +112,7 @@ func matches(r *row, st *rules.AlertState, lapsed bool) bool {
 // commit time is unknown (nil: gone from NOMIS, or too old to tell) loses.
 // It records the decision.
 func (s *store) decide(ctx context.Context, tx writeTx, c *rules.Command, k nomisKey, target *time.Time) (dpsWins bool, err error) {
-	dpsWins = target == nil || !c.SourceCommitTime.Before(*target)
+	dpsWins = target == nil || apply.CompareCommits(c.SourceCommitTime, *target) >= 0
 	winner := "NOMIS"
 	if dpsWins {
 		winner = "DPS"

@@ -341,7 +341,7 @@ func (*postgres) AlertContexts(ctx context.Context, conn *sql.Conn, keys []Alert
 		  FROM unnest($1::numeric[], $2::numeric[]) AS k(book, seq)
 		  LEFT JOIN oms_owner.offender_bookings b ON b.offender_book_id = k.book
 		  LEFT JOIN oms_owner.offenders o ON o.offender_id = b.offender_id
-		  LEFT JOIN alertsync.alertsync_alert_mapping m ON m.offender_book_id = k.book AND m.alert_seq = k.seq`, books, seqs)
+		  LEFT JOIN alertsync.alertsync_alert_mapping m ON m.offender_book_id = k.book AND m.alert_seq = k.seq AND m.deleted_at IS NULL`, books, seqs)
 	if err != nil {
 		return nil, fmt.Errorf("looking up alert bookings and mappings: %w", err)
 	}
@@ -484,7 +484,7 @@ func (*postgres) SnapshotJournal(ctx context.Context, tx *sql.Tx) ([]int64, erro
 // each prisoner's rows come together.
 const pgCurrentAlerts = `SELECT k.no, k.book::bigint, to_json(a),
 	       (SELECT m.dps_alert_id::text FROM alertsync.alertsync_alert_mapping m
-	         WHERE m.offender_book_id = a.offender_book_id AND m.alert_seq = a.alert_seq)
+	         WHERE m.offender_book_id = a.offender_book_id AND m.alert_seq = a.alert_seq AND m.deleted_at IS NULL)
 	  FROM (SELECT o.offender_id_display AS no, b.offender_book_id AS book
 	          FROM oms_owner.offender_bookings b
 	          JOIN oms_owner.offenders o ON o.offender_id = b.offender_id
