@@ -1,0 +1,280 @@
+//go:build broker
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/alertsync/alertsync/deploy"
+	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/proctest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(kafkatest.Wrap(m))) }
+
+// prisoner is a seeded NOMIS prisoner with a current booking.
+type prisoner struct {
+	number   string
+	offender int64
+	booking  int64
+}
+
+// prisoners are seeded in NOMIS before the pipeline starts: one per
+// scenario, so that scenarios never touch each other's alerts.
+var prisoners = []prisoner{
+	{"A1001EA", 101, 1101},
+	{"A1002EB", 102, 1102},
+	{"A1003EC", 103, 1103},
+	{"A1004ED", 104, 1104},
+}
+
+// seedSQL gives each prisoner a current booking (BOOKING_SEQ 1) and an older
+// one, written by a NOMIS user before capture exists (so not journaled).
+func seedSQL() string {
+	var b strings.Builder
+	for _, p := range prisoners {
+		fmt.Fprintf(&b, `
+INSERT INTO oms_owner.offenders (offender_id, offender_id_display, root_offender_id) VALUES (%[1]d, '%[2]s', %[1]d);
+INSERT INTO oms_owner.offender_bookings (offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
+VALUES (%[3]d, TIMESTAMP '2025-03-01 10:00:00', %[1]d, %[1]d, 1, 'Y', 'MDI'),
+       (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LEI');`, p.offender, p.number, p.booking)
+	}
+	return b.String()
+}
+
+// world is one running pipeline: the two databases (possibly one database
+// holding both), the registry, and the five processes.
+type world struct {
+	dps, nomis *pgtest.DB
+	brokers    []string
+	reg        *srfake.Registry
+	srcl       *sr.Client
+	prefix     string
+	procs      []*proc
+	started    time.Time
+	bin        string // the alertsync binary
+}
+
+// proc is one component process and the admin address it logged.
+type proc struct {
+	*proctest.Proc
+	name  string
+	mu    sync.Mutex
+	admin string
+}
+
+func (p *proc) adminAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.admin
+}
+
+// newWorld creates the schemas, reference data and prisoners in dps and
+// nomis (which may be the same database), then starts the five components
+// with bin and waits until each reports ready.
+func newWorld(t *testing.T, bin string, dps, nomis *pgtest.DB) *world {
+	t.Helper()
+	w := &world{dps: dps, nomis: nomis, brokers: kafkatest.Real(t), reg: srfake.New(), bin: bin}
+	t.Cleanup(w.reg.Close)
+	dps.Exec(t, deploy.DPSSchemaSQL())
+	dps.Exec(t, deploy.DPSSeedSQL())
+	nomis.Exec(t, deploy.NOMISSchemaSQL())
+	nomis.Exec(t, deploy.NOMISSeedSQL())
+	nomis.Exec(t, seedSQL())
+	require.True(t, pgtest.QueryValue[bool](t, nomis, "SELECT current_setting('track_commit_timestamp')::bool"),
+		"the shared test cluster must run with track_commit_timestamp = on (internal/pgcluster sets it)")
+	require.Equal(t, "logical", pgtest.QueryValue[string](t, dps, "SELECT current_setting('wal_level')"))
+	var err error
+	w.srcl, err = sr.NewClient(sr.URLs(w.reg.URL()))
+	require.NoError(t, err)
+
+	w.prefix = kafkatest.Topic(t, "e2e") + "."
+	unique := strings.TrimSuffix(w.prefix, ".")
+	slot := "e2e_" + strings.ReplaceAll(unique[len(unique)-8:], "-", "_")
+	common := map[string]string{
+		"ALERTSYNC_KAFKA_BROKERS":             strings.Join(w.brokers, ","),
+		"ALERTSYNC_REGISTRY_URL":              w.reg.URL(),
+		"ALERTSYNC_TOPICS_PREFIX":             w.prefix,
+		"ALERTSYNC_TOPICS_PARTITIONS":         "3",
+		"ALERTSYNC_TOPICS_REPLICATION_FACTOR": "1",
+		"ALERTSYNC_ADMIN_LISTEN":              "127.0.0.1:0",
+		"ALERTSYNC_LOG_FORMAT":                "json",
+		"ALERTSYNC_LOG_LEVEL":                 "info",
+		"ALERTSYNC_SHUTDOWN_TIMEOUT":          "10s",
+	}
+	components := []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"capture-dps", []string{"capture", "dps"}, map[string]string{
+			"ALERTSYNC_DPS_DSN":             dps.DSN,
+			"ALERTSYNC_CAPTURE_SLOT":        slot,
+			"ALERTSYNC_CAPTURE_PUBLICATION": slot,
+			"ALERTSYNC_CAPTURE_HEARTBEAT":   "1s",
+		}},
+		{"capture-nomis", []string{"capture", "nomis"}, map[string]string{
+			"ALERTSYNC_NOMIS_DSN":     nomis.DSN,
+			"ALERTSYNC_NOMIS_DIALECT": "postgres",
+			// The prisoners were seeded before the journal existed; an
+			// initial load would send a snapshot of each, which is not what
+			// these scenarios count.
+			"ALERTSYNC_CAPTURE_INITIAL_LOAD": "never",
+		}},
+		{"transform", []string{"transform"}, map[string]string{
+			"ALERTSYNC_TRANSFORM_GROUP":                   unique + "-transform",
+			"ALERTSYNC_TRANSFORM_REPLICA_ID":              "e2e-1",
+			"ALERTSYNC_TRANSFORM_TRANSACTIONAL_ID_PREFIX": unique + "-tx-",
+			"ALERTSYNC_TRANSFORM_SESSION_TIMEOUT":         "6s",
+		}},
+		{"apply-dps", []string{"apply", "dps"}, map[string]string{
+			"ALERTSYNC_DPS_DSN":               dps.DSN,
+			"ALERTSYNC_APPLY_GROUP":           unique + "-apply-dps",
+			"ALERTSYNC_APPLY_OWNER":           "e2e-apply-dps",
+			"ALERTSYNC_APPLY_SESSION_TIMEOUT": "6s",
+			"ALERTSYNC_APPLY_MAX_BACKOFF":     "1s",
+			"ALERTSYNC_APPLY_OUTBOX_INTERVAL": "50ms",
+		}},
+		{"apply-nomis", []string{"apply", "nomis"}, map[string]string{
+			"ALERTSYNC_NOMIS_DSN":             nomis.DSN,
+			"ALERTSYNC_NOMIS_DIALECT":         "postgres",
+			"ALERTSYNC_DPS_DSN":               dps.DSN,
+			"ALERTSYNC_APPLY_GROUP":           unique + "-apply-nomis",
+			"ALERTSYNC_APPLY_OWNER":           "e2e-apply-nomis",
+			"ALERTSYNC_APPLY_SESSION_TIMEOUT": "6s",
+			"ALERTSYNC_APPLY_MAX_BACKOFF":     "1s",
+			"ALERTSYNC_APPLY_OUTBOX_INTERVAL": "50ms",
+			"ALERTSYNC_APPLY_NOMIS_SWEEP":     "false",
+		}},
+	}
+	logDir := t.TempDir()
+	w.started = time.Now()
+	for _, c := range components {
+		env := map[string]string{}
+		for k, v := range common {
+			env[k] = v
+		}
+		for k, v := range c.env {
+			env[k] = v
+		}
+		p := &proc{name: c.name}
+		p.Proc = proctest.Start(t, c.name, bin, c.args, proctest.Env(env), filepath.Join(logDir, c.name+".log"), p.watch)
+		w.procs = append(w.procs, p)
+	}
+	t.Cleanup(func() { w.stop(t) })
+	w.waitReady(t, 90*time.Second)
+	t.Logf("pipeline ready in %s (topics prefix %s)", time.Since(w.started).Round(time.Millisecond), w.prefix)
+	return w
+}
+
+// watch picks the admin address out of a process's JSON log.
+func (p *proc) watch(line []byte) {
+	var l struct {
+		Msg  string `json:"msg"`
+		Addr string `json:"addr"`
+	}
+	if json.Unmarshal(line, &l) == nil && l.Msg == "admin server listening" && l.Addr != "" {
+		p.mu.Lock()
+		p.admin = l.Addr
+		p.mu.Unlock()
+	}
+}
+
+// waitReady waits until every process answers 200 on /readyz.
+func (w *world) waitReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	cl := &http.Client{Timeout: 2 * time.Second}
+	for _, p := range w.procs {
+		for {
+			w.requireRunning(t)
+			if addr := p.adminAddr(); addr != "" && ready(cl, addr) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not ready (GET /readyz) within %s\n%s", p.name, timeout, w.logs())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func ready(cl *http.Client, addr string) bool {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+addr+"/readyz", http.NoBody)
+	if err != nil {
+		return false
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// requireRunning fails the test when a process has exited.
+func (w *world) requireRunning(t *testing.T) {
+	t.Helper()
+	for _, p := range w.procs {
+		if p.Exited() {
+			t.Fatalf("a component exited: %v\n%s", p.Wait(), w.logs())
+		}
+	}
+}
+
+// logs returns the last log lines of every process, for failure messages.
+func (w *world) logs() string {
+	var b strings.Builder
+	for _, p := range w.procs {
+		b.WriteString("\n--- ")
+		b.WriteString(p.LogTail())
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// stop stops the processes in reverse start order; each must exit cleanly.
+func (w *world) stop(t *testing.T) {
+	t.Helper()
+	for i := len(w.procs) - 1; i >= 0; i-- {
+		p := w.procs[i]
+		if p.Exited() {
+			continue
+		}
+		if err := p.Stop(20 * time.Second); err != nil {
+			t.Errorf("stopping: %v\n%s", err, p.LogTail())
+		}
+	}
+}
+
+// eventually polls cond every 100ms until it returns "" or timeout passes,
+// then fails with cond's last answer and every process's log tail.
+func (w *world) eventually(t *testing.T, timeout time.Duration, what string, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		w.requireRunning(t)
+		msg := cond()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %s\n%s", what, timeout, msg, w.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
