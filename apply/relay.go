@@ -196,26 +196,12 @@ func (r *relay) outcomeRecord(o *OutboxRow) (*kgo.Record, error) {
 	if r.target == "apply-nomis" {
 		target = "NOMIS"
 	}
-	return r.outcomes.Record(map[string]any{"prison_number": o.PrisonNumber}, map[string]any{
-		"command_id":         o.CommandID,
-		"target":             target,
-		"outcome":            string(o.Result),
-		"reason":             schemas.OptString(o.Reason),
-		"prison_number":      o.PrisonNumber,
-		"dps_alert_id":       optUUID(o.DPSAlertID),
-		"nomis_booking_id":   schemas.OptLong(o.NOMISBookingID),
-		"nomis_alert_seq":    schemas.OptInt(o.NOMISAlertSeq),
-		"source_position":    map[string]any{"commit": o.SourcePosition.Commit, "change": o.SourcePosition.Change},
-		"source_commit_time": schemas.Timestamp(o.SourceCommitTime),
-		"applied_at":         schemas.Timestamp(o.AppliedAt),
-	})
-}
-
-func optUUID(s *string) any {
-	if s == nil {
-		return nil
+	if _, ok := resultIndex[o.Result]; !ok {
+		return nil, fmt.Errorf("outcome of command %s: unknown result %q", o.CommandID, o.Result)
 	}
-	return schemas.Union(schemas.BranchUUID, *s)
+	return &kgo.Record{Topic: r.outcomes.Topic,
+		Key:   appendOutcomeKey(make([]byte, 0, 16+len(o.PrisonNumber)), r.outcomes.Key.ID(), o.PrisonNumber),
+		Value: appendOutcomeValue(make([]byte, 0, 160), r.outcomes.Value.ID(), o, target)}, nil
 }
 
 func (r *relay) dlqRecord(o *OutboxRow) (*kgo.Record, error) {
