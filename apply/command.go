@@ -1,17 +1,21 @@
 package apply
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/alertsync/alertsync/schemas"
+	"github.com/alertsync/alertsync/transform/decode"
 	"github.com/alertsync/alertsync/transform/rules"
 )
 
 // ErrMalformedCommand marks a command record without the shape of the
-// command schema (it goes to the DLQ).
-var ErrMalformedCommand = errors.New("malformed command")
+// command schema (it goes to the DLQ). It is decode.ErrMalformedCommand, so
+// that DecodeCommand and decode.FastCommand fail alike.
+var ErrMalformedCommand = decode.ErrMalformedCommand
 
 // DecodeCommand reads a command from the goavro natives of its key and
 // value (alertsync.commands.*). Target is left unset (the topic says it).
@@ -189,4 +193,64 @@ func stateOf(d *cmdReader, m map[string]any) rules.AlertState {
 		d.fail("status", "unknown")
 	}
 	return s
+}
+
+// commandSchemas are the registry ids of the current command key and value
+// schemas (package schemas' own), bound through one session's codec: a
+// record whose header names both is read by decode.FastCommand, any other
+// by goavro and DecodeCommand. Zero value: no fast path.
+type commandSchemas struct {
+	key, value int
+	ok         bool
+}
+
+// bodies returns the Avro bodies of rec when its key and value were both
+// written with the current command schemas.
+func (s commandSchemas) bodies(rec *kgo.Record) (key, value []byte, ok bool) {
+	if !s.ok {
+		return nil, nil, false
+	}
+	kid, key, err := schemas.ParseHeader(rec.Key)
+	if err != nil || kid != s.key {
+		return nil, nil, false
+	}
+	vid, value, err := schemas.ParseHeader(rec.Value)
+	if err != nil || vid != s.value {
+		return nil, nil, false
+	}
+	return key, value, true
+}
+
+// commandSchemas binds the command topic through codec (registering its
+// schemas, or finding them registered) and returns their ids: once per
+// session. On a bind error it logs and returns the zero commandSchemas:
+// every record of the session takes the generic path, which fails as it
+// always has when the registry is away.
+func (r *Runner) commandSchemas(ctx context.Context, codec *schemas.Codec) commandSchemas {
+	tc, err := codec.Bind(ctx, r.Topic.Base)
+	if err != nil {
+		r.Logger.Warn("binding the command schemas; decoding every command the generic way this session",
+			"topic", r.Topic.Base, "err", err)
+		return commandSchemas{}
+	}
+	return commandSchemas{key: tc.Key.ID(), value: tc.Value.ID(), ok: true}
+}
+
+// decodeRecord decodes rec: straight from its Avro bodies when cur names
+// its schemas, through codec (goavro) and DecodeCommand otherwise. Errors
+// of either are the record's (it goes to the DLQ), except a non-permanent
+// *schemas.DecodeError: the registry is away.
+func decodeRecord(ctx context.Context, codec *schemas.Codec, cur commandSchemas, rec *kgo.Record) (rules.Command, error) {
+	if k, v, ok := cur.bodies(rec); ok {
+		return decode.FastCommand(k, v)
+	}
+	key, err := codec.DecodeKey(ctx, rec)
+	if err != nil {
+		return rules.Command{}, err
+	}
+	value, err := codec.DecodeValue(ctx, rec)
+	if err != nil {
+		return rules.Command{}, err
+	}
+	return DecodeCommand(key, value)
 }

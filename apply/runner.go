@@ -145,7 +145,7 @@ func (r *Runner) session(ctx context.Context) error {
 	cl := &claims{}
 	group, owner := r.Group(), r.owner()
 	topic := r.Pipeline.Topics.Name(r.Topic)
-	ws := newWorkers(ctx, r, codec, cl, rl.poke)
+	ws := newWorkers(ctx, r, codec, r.commandSchemas(ctx, codec), cl, rl.poke)
 	defer ws.close()
 	consumer, err := kafka.NewClient(kc, r.Logger, r.registerer(), kgo.ClientID(kc.ClientID+"-"+r.Name),
 		kgo.ConsumerGroup(group),
@@ -206,17 +206,12 @@ func (r *Runner) registerer() prometheus.Registerer {
 }
 
 // applyBatch decodes recs and applies them, retrying transient failures.
-func (r *Runner) applyBatch(ctx context.Context, codec *schemas.Codec, f Fence, recs []*kgo.Record) error {
+func (r *Runner) applyBatch(ctx context.Context, codec *schemas.Codec, cur commandSchemas, f Fence, recs []*kgo.Record) error {
 	cmds := make([]Cmd, 0, len(recs))
 	for _, rec := range recs {
 		c := Cmd{Record: rec}
-		key, err := codec.DecodeKey(ctx, rec)
-		if err == nil {
-			var value any
-			if value, err = codec.DecodeValue(ctx, rec); err == nil {
-				c.Command, err = DecodeCommand(key, value)
-			}
-		}
+		var err error
+		c.Command, err = decodeRecord(ctx, codec, cur, rec)
 		var derr *schemas.DecodeError
 		if errors.As(err, &derr) && !derr.Permanent() {
 			return err // the registry is away: retry the session

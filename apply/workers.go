@@ -30,6 +30,7 @@ const partitionQueue = 4
 type workers struct {
 	r      *Runner
 	codec  *schemas.Codec
+	cmdIDs commandSchemas // the current command schemas: read without goavro
 	claims *claims
 	ctx    context.Context
 	fail   context.CancelCauseFunc // ends the session with the first error
@@ -54,9 +55,9 @@ type worker struct {
 	done  chan struct{}
 }
 
-func newWorkers(ctx context.Context, r *Runner, codec *schemas.Codec, cl *claims, poke func()) *workers {
+func newWorkers(ctx context.Context, r *Runner, codec *schemas.Codec, cmdIDs commandSchemas, cl *claims, poke func()) *workers {
 	wctx, fail := context.WithCancelCause(ctx)
-	return &workers{r: r, codec: codec, claims: cl, ctx: wctx, fail: fail, poke: poke,
+	return &workers{r: r, codec: codec, cmdIDs: cmdIDs, claims: cl, ctx: wctx, fail: fail, poke: poke,
 		slots: make(chan struct{}, max(1, r.Opts.Parallelism)), applied: make(chan struct{}, 1), byTP: map[topicPartition]*worker{}}
 }
 
@@ -120,7 +121,7 @@ func (ws *workers) run(tp topicPartition, f Fence, w *worker) {
 			case <-ws.ctx.Done():
 				return
 			}
-			err := ws.r.applyBatch(ws.ctx, ws.codec, f, recs)
+			err := ws.r.applyBatch(ws.ctx, ws.codec, ws.cmdIDs, f, recs)
 			<-ws.slots
 			switch {
 			case errors.Is(err, ErrFenced):

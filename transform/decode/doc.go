@@ -42,4 +42,9 @@
 // silently wraps, is an *Error. Only a nil value is a tombstone; an empty
 // non-nil value is malformed. TestFastLayout fails when a schema changes
 // without the decoders.
+//
+// FastCommand does the same for the applies' input, alertsync.commands.*
+// (the records transform/encode writes): it returns what apply.DecodeCommand
+// returns for the goavro natives of the same record, and its refusals wrap
+// ErrMalformedCommand (which package apply re-exports) with the same texts.
 package decode
