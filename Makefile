@@ -29,10 +29,14 @@ lint: ## golangci-lint (pinned) and go vet
 deps: ## install what the tests need (PostgreSQL 15, Kafka jars, fastavro, golangci-lint)
 	./scripts/deps.sh
 
-demo: build ## run everything in one process (not built yet: see README)
-	@echo "alertsync demo is not built yet (issue 8): capture, transform and apply come first." >&2
-	@echo "What exists today: 'bin/alertsync migrate dps', 'bin/alertsync config docs', 'make test', 'make bench'." >&2
-	@exit 2
+demo: build ## run everything in one process on embedded Kafka, registry and PostgreSQL (DEMO_ARGS="--reset" to start over)
+	@pg_bin="$${PG_BIN:-/usr/lib/postgresql/15/bin}"; \
+	if [ ! -x "$$pg_bin/initdb" ]; then \
+	  echo "demo: installing the PostgreSQL 15 server binaries (Debian postgresql-15)" >&2; \
+	  if [ "$$(id -u)" -eq 0 ]; then s=; else s=sudo; fi; \
+	  $$s apt-get update -qq && $$s env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	fi
+	$(BIN) demo $(DEMO_ARGS)
 
 bench: ## benchmarks, one BENCH line per figure
 	./scripts/bench.sh

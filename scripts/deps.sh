@@ -2,7 +2,8 @@
 # Installs what the tests need on a fresh machine of this kind, idempotently:
 # PostgreSQL 15 server and client binaries (Debian), fastavro (PyPI), the jars
 # of the real Apache Kafka broker (Maven Central, cached in .cache/kafka) and
-# golangci-lint at its pinned version (Go module proxy, in .cache/bin).
+# golangci-lint at its pinned version (Go module proxy, in .cache/bin) and
+# Chromium (Debian), in which the demo test loads the admin page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ command -v pg_recvlogical >/dev/null 2>&1 || [ -x "$PG_BIN/pg_recvlogical" ] || 
 command -v runuser >/dev/null 2>&1 || apt_packages+=(util-linux)
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium) # the demo test loads the admin page in headless Chromium
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_packages[*]}"
   sudo_if_needed apt-get update -qq

@@ -111,6 +111,7 @@ type Server struct {
 	mu        sync.Mutex
 	comps     map[string]*Component
 	ln        net.Listener
+	indexPage http.Handler // nil: the plain-text index
 	listenErr error
 	listened  chan struct{} // closed once Serve has listened or failed to
 }
@@ -141,6 +142,15 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Handle adds a handler, for pages served beside the standard endpoints.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// SetIndex replaces the plain-text page served at / with h (the demo's
+// status page). Call it before Serve. Default: a plain-text list of the
+// endpoints.
+func (s *Server) SetIndex(h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.indexPage = h
+}
 
 // EnablePprof serves Go's runtime profiles under /debug/pprof/ (admin.pprof).
 func (s *Server) EnablePprof() {
@@ -248,7 +258,14 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(s.Statuses())
 }
 
-func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	h := s.indexPage
+	s.mu.Unlock()
+	if h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = fmt.Fprintln(w, "alertsync admin: /metrics /healthz /readyz /status")
 }

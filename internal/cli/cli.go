@@ -40,6 +40,7 @@ func commands() []command {
 		{"apply", "write commands into the target database idempotently (dps | nomis)", runApply},
 		{"migrate", "apply the sync-owned schema objects (dps | nomis)", runMigrate},
 		{"dlq", "list the DLQ entries, or redrive the commands an apply holds (list | redrive)", runDLQ},
+		{"demo", "run the whole pipeline in one process on embedded Kafka, registry and PostgreSQL (--data-dir, --reset)", runDemo},
 		{"reconcile", "compare NOMIS with DPS per prisoner on every mapped field; exit 1 when they differ", runReconcile},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
 	}

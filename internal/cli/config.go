@@ -13,6 +13,7 @@ import (
 	"github.com/alertsync/alertsync/capture/dps"
 	"github.com/alertsync/alertsync/capture/nomis"
 	"github.com/alertsync/alertsync/internal/config"
+	"github.com/alertsync/alertsync/internal/demo"
 	"github.com/alertsync/alertsync/internal/pipeline"
 	"github.com/alertsync/alertsync/internal/reconcile"
 	"github.com/alertsync/alertsync/transform"
@@ -37,6 +38,7 @@ func components() []component {
 		{"migrate", "alertsync migrate", func() any { return new(MigrateConfig) }},
 		{"dlq", "alertsync dlq list and alertsync dlq redrive", func() any { return new(applydlq.Config) }},
 		{"reconcile", "alertsync reconcile", func() any { return new(reconcile.Config) }},
+		{"demo", "alertsync demo", func() any { return new(demo.Config) }},
 	}
 }
 

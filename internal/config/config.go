@@ -401,6 +401,13 @@ func Validate(cfg any) error {
 		}
 	}
 	validateSections(v, "", &errs)
+	if v.CanAddr() {
+		if val, ok := v.Addr().Interface().(Validator); ok {
+			if err := val.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -278,4 +279,29 @@ func TestInlinedSection(t *testing.T) {
 	var ke *KeyError
 	require.ErrorAs(t, Validate(&c), &ke)
 	require.Equal(t, "admin.listen", ke.Key)
+}
+
+// topChecked is a config whose top level has checks of its own.
+type topChecked struct {
+	Admin Admin `key:"admin"`
+	Count int   `key:"count" default:"1" doc:"A count."`
+}
+
+func (c *topChecked) Validate() error {
+	if c.Count < 1 {
+		return &KeyError{Key: "count", Err: errors.New("must be positive")}
+	}
+	return nil
+}
+
+// TestValidateCallsTopLevel: Validate runs the Validate method of the
+// config itself too, not only those of its sections, once.
+func TestValidateCallsTopLevel(t *testing.T) {
+	t.Parallel()
+	c := &topChecked{Admin: Admin{Listen: "127.0.0.1:0"}, Count: 0}
+	err := Validate(c)
+	require.ErrorContains(t, err, "count: must be positive")
+	require.Equal(t, 1, strings.Count(err.Error(), "must be positive"))
+	c.Count = 2
+	require.NoError(t, Validate(c))
 }
