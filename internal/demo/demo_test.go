@@ -133,6 +133,16 @@ func TestDemo(t *testing.T) {
 			"one CREATED audit event per alert from NOMIS")
 	})
 
+	t.Run("reconcile is clean", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "reconcile", "--json")
+		cmd.Env = proctest.Env(map[string]string{"ALERTSYNC_DPS_DSN": env["DPS_DSN"], "ALERTSYNC_NOMIS_DSN": env["NOMIS_DSN"],
+			"ALERTSYNC_NOMIS_DIALECT": "postgres"})
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "alertsync reconcile on the demo's databases:\n%s", out)
+	})
+
 	t.Run("admin page in headless Chromium", func(t *testing.T) {
 		dom := dumpDOM(t, chromium, "http://"+adminAddr+"/")
 		for _, c := range demo.Components() {
