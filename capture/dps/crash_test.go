@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/alertsync/alertsync/deploy"
+	"github.com/alertsync/alertsync/internal/failpoint"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
@@ -93,9 +94,11 @@ func TestCrashSIGKILL(t *testing.T) {
 	cr.waitSnapshotRow()
 	cr.kill("snapshot: just started")
 	require.False(t, cr.snapshotDone(), "the snapshot finished before the kill meant to interrupt it\n%s", cr.cur.LogTail())
-	cr.start()
-	cr.waitRecords(topictest.Sum(cr.kills[0].ends) + crashPreload/3)
-	cr.kill("snapshot: a third published")
+	// Killed by its own failure point as it emits the row a third of the way
+	// through: a kill by the test after it saw a third published raced the
+	// rest of the snapshot on a loaded machine.
+	cr.startArmed(fmt.Sprintf("capture_dps.snapshot_row=%d", crashPreload/3))
+	cr.died("snapshot: a third emitted")
 	require.False(t, cr.snapshotDone(), "the snapshot finished before the kill meant to interrupt it\n%s", cr.cur.LogTail())
 	cr.start()
 	cr.cur.waitStreaming(t, 2*time.Minute)
@@ -213,6 +216,30 @@ func (c *crasher) start() {
 	c.t.Helper()
 	c.starts++
 	c.cur = startCapture(c.t, c.bin, c.env, filepath.Join(c.logDir, fmt.Sprintf("capture-%02d.log", c.starts)))
+}
+
+// startArmed starts the capture with failure points armed (failpoint.Env).
+func (c *crasher) startArmed(points string) {
+	c.t.Helper()
+	c.starts++
+	env := append(append([]string{}, c.env...), failpoint.Env+"="+points)
+	c.cur = startCapture(c.t, c.bin, env, filepath.Join(c.logDir, fmt.Sprintf("capture-%02d.log", c.starts)))
+}
+
+// died waits until the running process killed itself at an armed failure
+// point, then records what kill records.
+func (c *crasher) died(reason string) {
+	c.t.Helper()
+	select {
+	case <-c.cur.Done():
+	case <-time.After(2 * time.Minute):
+		c.t.Fatalf("capture did not reach its failure point (%s)\n%s", reason, c.cur.LogTail())
+	}
+	at := time.Since(c.began)
+	waitSlotIdle(c.t, c.db, c.slot, 30*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	c.kills = append(c.kills, crashKill{reason: reason, at: at, confirmed: slotConfirmed(c.t, c.db, c.slot),
+		ends: topictest.EndOffsets(context.Background(), c.t, c.adm, c.topic)})
 }
 
 // kill SIGKILLs the running process, waits until its sessions are gone, and

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/alertsync/alertsync/internal/admin"
+	"github.com/alertsync/alertsync/internal/failpoint"
 )
 
 // snapshot creates the slot with an exported snapshot, publishes every row of
@@ -118,6 +119,7 @@ func (c *Capture) snapshotTable(ctx context.Context, conn *pgconn.PgConn, table 
 		}
 		c.m.snapshotRows.WithLabelValues(table).Inc()
 		n++
+		failpoint.Hit("capture_dps.snapshot_row")
 	}
 	if _, err := rr.Close(); err != nil {
 		return n, fmt.Errorf("reading %s.%s for the snapshot: %w", ts.info.Schema, table, err)
