@@ -304,16 +304,6 @@ func (c *crasher) waitSnapshotRow() {
 	}
 }
 
-// waitRecords waits until the topic holds at least n records.
-func (c *crasher) waitRecords(n int64) {
-	c.t.Helper()
-	for deadline := time.Now().Add(time.Minute); topictest.Sum(topictest.EndOffsets(context.Background(), c.t, c.adm, c.topic)) < n; time.Sleep(5 * time.Millisecond) {
-		if c.cur.Exited() || time.Now().After(deadline) {
-			c.t.Fatalf("topic %s has fewer than %d records\n%s", c.topic, n, c.cur.LogTail())
-		}
-	}
-}
-
 // The workload: each goroutine owns the keys k with k % crashWorkers == its
 // number, so that it knows each key's versions without locking; the version
 // column counts a key's row versions across deletes and re-inserts.
