@@ -584,3 +584,67 @@ func TestNOMISCreatedAlertFoundThroughDPSMapping(t *testing.T) {
 	require.Equal(t, "10|4", pgtest.QueryValue[string](t, h.db,
 		"SELECT concat_ws('|', offender_book_id, alert_seq) FROM alertsync.alertsync_alert_mapping WHERE dps_alert_id = $1::uuid", id))
 }
+
+// TestDPSSideKeyWinsAfterReplace: a prisoner replace in DPS (the resync
+// after a new booking, a moved booking or a merge) re-points the DPS-side
+// mapping to the alert's row on the current booking, while this side's
+// mapping still names the old row, or gives the key to the replaced DPS
+// alert. A DPS change then goes to the row the DPS-side mapping names, and
+// this side's mapping follows: no change to the old row, no second row.
+func TestDPSSideKeyWinsAfterReplace(t *testing.T) {
+	t.Parallel()
+	insert := func(t *testing.T, h *harness, seq int, text string) {
+		t.Helper()
+		h.asNOMISUser(t, `INSERT INTO oms_owner.offender_alerts (offender_book_id, alert_seq, alert_type, alert_code, alert_status, alert_date, comment_text,
+				create_user_id, create_datetime)
+			VALUES (10, $1, 'X', 'XA', 'ACTIVE', TIMESTAMP '2024-03-01 00:00:00', $2, 'NOMISUSER', TIMESTAMP '2024-03-01 10:30:00')`, seq, text)
+	}
+	mapHere := func(t *testing.T, h *harness, id string, seq int) {
+		t.Helper()
+		h.db.Exec(t, `INSERT INTO alertsync.alertsync_alert_mapping (dps_alert_id, offender_book_id, alert_seq, offender_no, mapping_type)
+			VALUES ($1::uuid, 10, $2, 'A1234BC', 'DPS_CREATED')`, id, seq)
+	}
+	mapInDPS := func(t *testing.T, h *harness, id string, seq int) {
+		t.Helper()
+		h.dps.Exec(t, `INSERT INTO alertsync.alert_mapping (dps_alert_id, nomis_booking_id, nomis_alert_seq, offender_no, mapping_type)
+			VALUES ($1::uuid, 10, $2, 'A1234BC', 'NOMIS_CREATED')`, id, seq)
+	}
+	comment := func(t *testing.T, h *harness, seq int) string {
+		t.Helper()
+		return pgtest.QueryValue[string](t, h.db, "SELECT comment_text FROM oms_owner.offender_alerts WHERE offender_book_id = 10 AND alert_seq = $1", seq)
+	}
+	before := dpsState("XA", march1, "Risk to staff")
+	after := modified(dpsState("XA", march1, "Risk to staff and visitors"), "DPSUSER2")
+
+	t.Run("the alert's copy on a new booking", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		id := newID(t)
+		insert(t, h, 1, "Risk to staff") // the row this apply created, now on an old booking
+		insert(t, h, 2, "Risk to staff") // NOMIS's copy on the current booking
+		mapHere(t, h, id, 1)
+		mapInDPS(t, h, id, 2)
+		r := h.start(t)
+		h.send(t, h.cmd(rules.KindUpsert, "A1234BC", id, before, after))
+		h.waitApplied(t, r, 1)
+		require.Equal(t, "Risk to staff and visitors", comment(t, h, 2), "the copy the DPS-side mapping names is updated")
+		require.Equal(t, "Risk to staff", comment(t, h, 1), "the old booking's row is left alone")
+		require.Equal(t, "10|2", pgtest.QueryValue[string](t, h.db,
+			"SELECT concat_ws('|', offender_book_id, alert_seq) FROM alertsync.alertsync_alert_mapping WHERE dps_alert_id = $1::uuid", id))
+	})
+	t.Run("a merge gave the key to a new DPS alert", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		replaced, id := newID(t), newID(t)
+		insert(t, h, 3, "Risk to staff")
+		mapHere(t, h, replaced, 3) // the removed prison number's alert
+		mapInDPS(t, h, id, 3)      // the retained number's alert, created by the replace
+		r := h.start(t)
+		h.send(t, h.cmd(rules.KindUpsert, "A1234BC", id, before, after))
+		h.waitApplied(t, r, 1)
+		require.Equal(t, 1, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM oms_owner.offender_alerts"), "no second NOMIS row")
+		require.Equal(t, "Risk to staff and visitors", comment(t, h, 3))
+		require.Equal(t, id, pgtest.QueryValue[string](t, h.db,
+			"SELECT dps_alert_id::text FROM alertsync.alertsync_alert_mapping WHERE offender_book_id = 10 AND alert_seq = 3"))
+	})
+}

@@ -75,6 +75,9 @@ type writeTx interface {
 	mapping(ctx context.Context, dpsID string) (*link, error)
 	// keyMapped reports whether some mapping row (deleted or not) holds k.
 	keyMapped(ctx context.Context, k nomisKey) (bool, error)
+	// releaseKey removes the mapping rows of DPS alerts other than dpsID
+	// that hold k (stale since a prisoner replace re-pointed k in DPS).
+	releaseKey(ctx context.Context, k nomisKey, dpsID string) error
 	// readRow reads and locks the OFFENDER_ALERTS row at k; nil when there
 	// is none.
 	readRow(ctx context.Context, k nomisKey) (*row, error)

@@ -173,6 +173,13 @@ USING (SELECT :1 AS HOLD_KEY, :2 AS PRISON_NUMBER, :3 AS FIRST_COMMAND_ID, :4 AS
  WHERE m.OFFENDER_BOOK_ID = :1
    AND m.ALERT_SEQ = :2`
 
+	// oraReleaseKeySQL removes the mapping rows of DPS alerts other than :3
+	// holding NOMIS key (:1, :2).
+	oraReleaseKeySQL = `DELETE FROM OMS_OWNER.ALERTSYNC_ALERT_MAPPING m
+ WHERE m.OFFENDER_BOOK_ID = :1
+   AND m.ALERT_SEQ = :2
+   AND m.DPS_ALERT_ID <> :3`
+
 	// oraReadRowSQL reads and locks the OFFENDER_ALERTS row (:2, :3): dates
 	// as YYYY-MM-DD, and the row's last change time (the latest audit time,
 	// wall clock in zone :1) in UTC.
@@ -653,6 +660,11 @@ func (t *oracleTx) keyMapped(ctx context.Context, k nomisKey) (bool, error) {
 		return false, err
 	}
 	return n > 0, nil
+}
+
+func (t *oracleTx) releaseKey(ctx context.Context, k nomisKey, dpsID string) error {
+	_, err := t.tx.ExecContext(ctx, oraReleaseKeySQL, k.book, k.seq, oraUUID(dpsID))
+	return err
 }
 
 func (t *oracleTx) readRow(ctx context.Context, k nomisKey) (*row, error) {

@@ -186,12 +186,13 @@ func TestOracleStatements(t *testing.T) {
 	}
 
 	commandCases := []struct {
-		name  string
-		setup func(f *orafake.Fake)
-		cmd   apply.Cmd
-		want  apply.Outcome
-		seq   []string
-		check func(t *testing.T, calls []orafake.Call, rows []apply.OutboxRow)
+		name   string
+		dpsKey *nomisKey // the DPS-side mapping's key of the alert (nil: none)
+		setup  func(f *orafake.Fake)
+		cmd    apply.Cmd
+		want   apply.Outcome
+		seq    []string
+		check  func(t *testing.T, calls []orafake.Call, rows []apply.OutboxRow)
 	}{
 		{
 			name: "create on the current booking", cmd: oraCmd(rules.KindUpsert, nil, after),
@@ -328,6 +329,20 @@ func TestOracleStatements(t *testing.T) {
 			},
 		},
 		{
+			name:   "a prisoner replace moved the alert in DPS: the DPS-side key wins",
+			dpsKey: &nomisKey{book: 20, seq: 5},
+			setup:  func(f *orafake.Fake) { oraMapped(f, "new", "2024-04-01T08:00:00.000000") },
+			cmd:    oraCmd(rules.KindUpsert, nil, dpsState("XA", march1, "new")),
+			want:   apply.Outcome{CommandID: "cmd-1", Result: apply.Skipped, Reason: apply.ReasonUnchanged, DPSAlertID: oraDPSID},
+			seq: []string{"begin", "oraMarkSQL", "oraBumpHoldSQL", "oraSavepointSQL", "oraSetUserSQL", "oraMappingSQL", "oraReadRowSQL",
+				"oraReleaseKeySQL", "oraReadRowSQL", "oraSetMappingSQL", "oraWriteOutboxSQL", "oraCommitOffsetSQL", "commit"},
+			check: func(t *testing.T, calls []orafake.Call, _ []apply.OutboxRow) {
+				require.Equal(t, []any{int64(20), int64(5), oraDPSID}, oraArgs(oraCall(t, calls, oraReleaseKeySQL)))
+				m := oraArgs(oraCall(t, calls, oraSetMappingSQL))
+				require.Equal(t, []any{int64(20), int64(5)}, m[1:3], "this side's mapping re-pointed")
+			},
+		},
+		{
 			name:  "hard delete",
 			setup: func(f *orafake.Fake) { oraMapped(f, desc, "2024-04-01T08:00:00.000000") },
 			cmd:   oraCmd(rules.KindDelete, nil, nil),
@@ -343,6 +358,9 @@ func TestOracleStatements(t *testing.T) {
 	for _, tt := range commandCases {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newOraWorld(t)
+			if tt.dpsKey != nil {
+				w.st.dpsKey = func(context.Context, string) (*nomisKey, error) { return tt.dpsKey, nil }
+			}
 			if tt.setup != nil {
 				tt.setup(w.f)
 			}

@@ -146,6 +146,12 @@ func (t *standinTx) keyMapped(ctx context.Context, k nomisKey) (bool, error) {
 	return err == nil, err
 }
 
+func (t *standinTx) releaseKey(ctx context.Context, k nomisKey, dpsID string) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM alertsync.alertsync_alert_mapping
+		WHERE offender_book_id = $1 AND alert_seq = $2 AND dps_alert_id <> $3::uuid`, k.book, k.seq, dpsID)
+	return err
+}
+
 // readRow reads the row with the commit time of its last change,
 // pg_xact_commit_timestamp(xmin).
 func (t *standinTx) readRow(ctx context.Context, k nomisKey) (*row, error) {

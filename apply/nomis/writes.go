@@ -49,6 +49,22 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command) (*link
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the mapping of alert %s: %w", *c.DPSAlertID, err)
 	}
+	if l == nil || !l.deleted {
+		// A prisoner replace in DPS (the resync after a new booking, a
+		// recall, a moved booking or a merge) re-points the DPS-side
+		// mapping to the alert's row on the current booking; this side's
+		// mapping, written when this apply created the NOMIS row, still
+		// names the old row, or the key under another (since replaced) DPS
+		// alert. The DPS-side key is the newer: follow it, taking the key
+		// from any other alert's mapping here (setLink re-points ours).
+		moved, err := s.followDPSKey(ctx, tx, c, l)
+		if err != nil {
+			return nil, nil, err
+		}
+		if moved != nil {
+			l = moved
+		}
+	}
 	if l == nil {
 		// Not mapped here: the NOMIS key the command carries, else the one
 		// the DPS-side mapping holds for an alert that came from NOMIS
@@ -81,6 +97,38 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command) (*link
 		return nil, nil, fmt.Errorf("reading alert %d/%d: %w", l.key.book, l.key.seq, err)
 	}
 	return l, r, nil
+}
+
+// followDPSKey returns the link to the NOMIS key the DPS-side mapping holds
+// for the command's alert when it differs from l's and its row exists (nil
+// when it holds none, the same, a key without a row, or there is no DPS
+// lookup), after releasing that key from any other alert's mapping here.
+// The returned link keeps l's positions.
+func (s *store) followDPSKey(ctx context.Context, tx writeTx, c *rules.Command, l *link) (*link, error) {
+	if s.dpsKey == nil {
+		return nil, nil
+	}
+	k, err := s.dpsKey(ctx, *c.DPSAlertID)
+	if err != nil || k == nil || l != nil && l.key == *k {
+		return nil, err
+	}
+	// Only to a row that is there: a DPS-side key whose row NOMIS has
+	// since deleted names nothing to follow (the alert is created again,
+	// and this side's mapping then holds the newer key).
+	if r, err := tx.readRow(ctx, *k); err != nil || r == nil {
+		if err != nil {
+			err = fmt.Errorf("reading alert %d/%d: %w", k.book, k.seq, err)
+		}
+		return nil, err
+	}
+	if err := tx.releaseKey(ctx, *k, *c.DPSAlertID); err != nil {
+		return nil, fmt.Errorf("releasing NOMIS key %d/%d for alert %s: %w", k.book, k.seq, *c.DPSAlertID, err)
+	}
+	moved := &link{key: *k}
+	if l != nil {
+		moved.pos, moved.mapped = l.pos, l.mapped
+	}
+	return moved, nil
 }
 
 // stale reports whether p is at or before the link's newest position.

@@ -34,7 +34,10 @@
 //   - unmapped: a row with a mapping on neither side; Match tells whether
 //     an unmapped row of the other side has the same code and dates.
 //   - deleted_but_present: a pair where one side (a soft-deleted DPS alert,
-//     or a mapping marked deleted) says the alert is gone but a row is live.
+//     or a DPS-side mapping marked deleted) says the alert is gone but a row
+//     is live. A NOMIS-side mapping marked deleted is not read: the sync
+//     deleted the row it named, and a row under that key now is an alert
+//     NOMIS created since (ALERT_SEQ is max + 1), as capture nomis sees it.
 //   - mapping_conflict: the two mapping tables link the pair differently.
 //   - invalid: a row the mapping rules refuse (e.g. an unknown code).
 //

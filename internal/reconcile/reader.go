@@ -80,6 +80,7 @@ const standinSelect = `SELECT cur.pn, a.offender_book_id::bigint, a.alert_seq::i
   FROM cur
   LEFT JOIN oms_owner.offender_alerts a ON a.offender_book_id = cur.book
   LEFT JOIN alertsync.alertsync_alert_mapping m ON m.offender_book_id = a.offender_book_id AND m.alert_seq = a.alert_seq
+         AND m.deleted_at IS NULL
  ORDER BY cur.pn, a.alert_seq`
 
 const (

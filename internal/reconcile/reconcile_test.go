@@ -61,10 +61,13 @@ func TestReconcileFindsPlantedDifferences(t *testing.T) {
 			want: []string{"A1111AA deleted_but_present side=NOMIS match=false fields="}},
 		{name: "mapping deleted but both present", dps: `UPDATE alertsync.alert_mapping SET deleted = true, deleted_at = now() WHERE dps_alert_id = '` + u2 + `'`,
 			want: []string{"A1111AA deleted_but_present side=NOMIS match=false fields="}},
-		{name: "deleted by the NOMIS-side mapping but present in NOMIS",
+		// The sync deleted the row its NOMIS-side mapping names; a row under
+		// that key now is an alert NOMIS created since (ALERT_SEQ is max + 1):
+		// without a DPS counterpart it is unmapped, not the deleted one.
+		{name: "present in NOMIS under a key whose NOMIS-side mapping is deleted",
 			nomis: `UPDATE alertsync.alertsync_alert_mapping SET deleted_at = now() WHERE dps_alert_id = '` + u1 + `'`,
 			dps:   `DELETE FROM alert WHERE id = '` + u1 + `'`,
-			want:  []string{"A1111AA deleted_but_present side=NOMIS match=false fields="}},
+			want:  []string{"A1111AA unmapped side=NOMIS match=false fields="}},
 		{name: "DPS-side mapping deleted, DPS alert live, NOMIS row gone",
 			nomis: `DELETE FROM oms_owner.offender_alerts WHERE offender_book_id = 10 AND alert_seq = 2`,
 			dps:   `UPDATE alertsync.alert_mapping SET deleted = true, deleted_at = now() WHERE dps_alert_id = '` + u2 + `'`,
