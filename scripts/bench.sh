@@ -9,8 +9,17 @@
 # side in each round and drift of a busy machine hits both; benchfmt reports
 # the median of the rounds. The raw go output is kept in .cache/bench/.
 #
+# The end-to-end figures (e2e.freshness.p99.*, e2e.max_rate) come from
+# BenchmarkE2EFreshness in internal/e2e (build tag broker): the five components
+# as processes against a real Kafka broker, run once (-benchtime 1x) on all
+# cores after the rounds, about 3 minutes. It uses the broker of
+# ALERTSYNC_TEST_KAFKA when set, else starts one of its own (kafkatest.Real:
+# needs Java 17+; the jars come from Maven Central, cached in .cache/kafka).
+#
 # Environment: BENCHTIME (go test -benchtime, default 1s), ROUNDS (default 5),
-# BENCH (go test -bench regexp, default .).
+# BENCH (go test -bench regexp, default .), E2E_BENCH (0 leaves out the
+# end-to-end benchmark, 1 runs it; default: run it when BENCH is unset or
+# names it).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,7 +29,7 @@ rounds=${ROUNDS:-5}
 pattern=${BENCH:-.}
 
 mapfile -t pkgs < <(grep -rlE --include='*_test.go' '^func Benchmark[A-Z_]' . \
-	| grep -v '^./\.cache/' | xargs -r -n1 dirname | sort -u)
+	| grep -v '^./\.cache/' | xargs -r -n1 dirname | sort -u | grep -v '^./internal/e2e$')
 if [ "${#pkgs[@]}" -eq 0 ]; then
 	echo "bench.sh: no package has benchmarks" >&2
 	exit 1
@@ -35,6 +44,16 @@ for ((round = 1; round <= rounds; round++)); do
 	GOMAXPROCS=1 go test -run '^$' -bench "${pattern}" -benchmem -cpu 1 -count 1 \
 		-benchtime "${benchtime}" -timeout 30m "${pkgs[@]}" >>"${raw}"
 done
+# By default the end-to-end benchmark runs with the whole set (BENCH
+# unset) or when BENCH names it.
+e2e_default=0
+if [ "${pattern}" = . ] || [[ "${pattern}" == *E2E* ]]; then e2e_default=1; fi
+if [ "${E2E_BENCH:-${e2e_default}}" != 0 ]; then
+	echo "bench.sh: end-to-end benchmark (internal/e2e, real broker${ALERTSYNC_TEST_KAFKA:+ ${ALERTSYNC_TEST_KAFKA}}), about 3 minutes" >&2
+	go test -tags broker -run '^$' -bench 'BenchmarkE2EFreshness' -benchtime 1x -count 1 \
+		-timeout 20m ./internal/e2e >>"${raw}" ||
+		echo "bench.sh: the end-to-end benchmark failed (output in ${raw}); benchfmt reports it" >&2
+fi
 ln -sf "$(basename "${raw}")" .cache/bench/latest.txt
 
 go run ./internal/tools/benchfmt <"${raw}"

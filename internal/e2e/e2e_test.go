@@ -150,6 +150,10 @@ func TestE2E(t *testing.T) {
 
 		// Four open transactions, committed back to back: on E NOMIS
 		// commits first and DPS wins; on F DPS commits first and NOMIS wins.
+		// A few milliseconds apart: conflicts compare commit times at
+		// millisecond precision (a command carries milliseconds), and two
+		// commits in one millisecond are a tie, which goes to DPS
+		// (TestE2EExactTie).
 		nE, dE, dF, nF := nu.begin(t), du.begin(t), du.begin(t), nu.begin(t)
 		nu.update(t, nE, ek, "comment_text = $3", "E as NOMIS saw it")
 		du.update(t, dE, e, [4]bool{true}, "description = $2", "E as DPS saw it")
@@ -158,6 +162,7 @@ func TestE2E(t *testing.T) {
 		first := time.Now()
 		for _, tx := range []pgx.Tx{nE, dE, dF, nF} {
 			require.NoError(t, tx.Commit(context.Background()))
+			time.Sleep(3 * time.Millisecond)
 		}
 		require.Less(t, time.Since(first), time.Second, "the four edits did not commit within one second")
 		l.fromNOMIS += 2

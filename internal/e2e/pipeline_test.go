@@ -67,6 +67,38 @@ type world struct {
 	procs      []*proc
 	started    time.Time
 	bin        string // the alertsync binary
+	// specs are how each process was started, by name, so that a test can
+	// stop one and start it again (restartProc) or run a subcommand with
+	// its environment (componentEnv).
+	specs map[string]componentSpec
+	// logDir holds the processes' logs.
+	logDir string
+}
+
+// componentSpec is how one component process is started.
+type componentSpec struct {
+	args []string
+	env  map[string]string
+}
+
+// worldOptions changes how newWorldWith sets a pipeline up; the zero value
+// sets it up as newWorld does.
+type worldOptions struct {
+	// seed is SQL run on NOMIS after the prisoners' seed, before any
+	// component starts; empty: none.
+	seed string
+	// dpsSeed is SQL run on DPS after its seed, before any component
+	// starts; empty: none.
+	dpsSeed string
+	// initialLoad runs capture nomis with capture.initial_load = auto
+	// (default false: never).
+	initialLoad bool
+	// transformConfig, when set, is passed to transform as --config FILE
+	// (its sync.* switches are reloaded on SIGHUP and when it changes);
+	// empty: no config file.
+	transformConfig string
+	// readyTimeout bounds the wait for every /readyz; 0 means 90s.
+	readyTimeout time.Duration
 }
 
 // proc is one component process and the admin address it logged.
@@ -88,13 +120,25 @@ func (p *proc) adminAddr() string {
 // with bin and waits until each reports ready.
 func newWorld(t *testing.T, bin string, dps, nomis *pgtest.DB) *world {
 	t.Helper()
-	w := &world{dps: dps, nomis: nomis, brokers: kafkatest.Real(t), reg: srfake.New(), bin: bin}
+	return newWorldWith(t, bin, dps, nomis, worldOptions{})
+}
+
+// newWorldWith is newWorld with the changes of opts.
+func newWorldWith(t *testing.T, bin string, dps, nomis *pgtest.DB, opts worldOptions) *world {
+	t.Helper()
+	w := &world{dps: dps, nomis: nomis, brokers: kafkatest.Real(t), reg: srfake.New(), bin: bin, specs: map[string]componentSpec{}}
 	t.Cleanup(w.reg.Close)
 	dps.Exec(t, deploy.DPSSchemaSQL())
 	dps.Exec(t, deploy.DPSSeedSQL())
 	nomis.Exec(t, deploy.NOMISSchemaSQL())
 	nomis.Exec(t, deploy.NOMISSeedSQL())
 	nomis.Exec(t, seedSQL())
+	if opts.seed != "" {
+		nomis.Exec(t, opts.seed)
+	}
+	if opts.dpsSeed != "" {
+		dps.Exec(t, opts.dpsSeed)
+	}
 	require.True(t, pgtest.QueryValue[bool](t, nomis, "SELECT current_setting('track_commit_timestamp')::bool"),
 		"the shared test cluster must run with track_commit_timestamp = on (internal/pgcluster sets it)")
 	require.Equal(t, "logical", pgtest.QueryValue[string](t, dps, "SELECT current_setting('wal_level')"))
@@ -161,7 +205,15 @@ func newWorld(t *testing.T, bin string, dps, nomis *pgtest.DB) *world {
 			"ALERTSYNC_APPLY_NOMIS_SWEEP":     "false",
 		}},
 	}
-	logDir := t.TempDir()
+	for i := range components {
+		switch c := &components[i]; {
+		case c.name == "capture-nomis" && opts.initialLoad:
+			c.env["ALERTSYNC_CAPTURE_INITIAL_LOAD"] = "auto"
+		case c.name == "transform" && opts.transformConfig != "":
+			c.args = append(c.args, "--config", opts.transformConfig)
+		}
+	}
+	w.logDir = t.TempDir()
 	w.started = time.Now()
 	for _, c := range components {
 		env := map[string]string{}
@@ -171,12 +223,17 @@ func newWorld(t *testing.T, bin string, dps, nomis *pgtest.DB) *world {
 		for k, v := range c.env {
 			env[k] = v
 		}
+		w.specs[c.name] = componentSpec{args: c.args, env: env}
 		p := &proc{name: c.name}
-		p.Proc = proctest.Start(t, c.name, bin, c.args, proctest.Env(env), filepath.Join(logDir, c.name+".log"), p.watch)
+		p.Proc = proctest.Start(t, c.name, bin, c.args, proctest.Env(env), filepath.Join(w.logDir, c.name+".log"), p.watch)
 		w.procs = append(w.procs, p)
 	}
 	t.Cleanup(func() { w.stop(t) })
-	w.waitReady(t, 90*time.Second)
+	readyTimeout := opts.readyTimeout
+	if readyTimeout == 0 {
+		readyTimeout = 90 * time.Second
+	}
+	w.waitReady(t, readyTimeout)
 	t.Logf("pipeline ready in %s (topics prefix %s)", time.Since(w.started).Round(time.Millisecond), w.prefix)
 	return w
 }

@@ -47,6 +47,10 @@ var figures = []figure{
 	{Name: "apply.dps.plain_insert", Pkg: "apply/dps", Bench: "BenchmarkApplyDPS/plain_insert", Unit: "commands/s"},
 	{Name: "apply.nomis", Pkg: "apply/nomis", Bench: "BenchmarkApplyNOMIS/apply", Unit: "commands/s", Ref: "apply.nomis.plain_insert"},
 	{Name: "apply.nomis.plain_insert", Pkg: "apply/nomis", Bench: "BenchmarkApplyNOMIS/plain_insert", Unit: "commands/s"},
+	{Name: "e2e.freshness.p99.nomis_to_dps", Pkg: "internal/e2e", Bench: "BenchmarkE2EFreshness/nomis_to_dps", Unit: "ms"},
+	{Name: "e2e.freshness.p99.dps_to_nomis", Pkg: "internal/e2e", Bench: "BenchmarkE2EFreshness/dps_to_nomis", Unit: "ms"},
+	{Name: "e2e.freshness.achieved_rate", Pkg: "internal/e2e", Bench: "BenchmarkE2EFreshness/steady_rate", Unit: "changes/s"},
+	{Name: "e2e.max_rate", Pkg: "internal/e2e", Bench: "BenchmarkE2EFreshness/max_rate", Unit: "changes/s"},
 	{Name: "reconcile", Pkg: "internal/reconcile", Bench: "BenchmarkReconcile/reconcile", Unit: "prisoners/s", Ref: "reconcile.full_scan"},
 	{Name: "reconcile.full_scan", Pkg: "internal/reconcile", Bench: "BenchmarkReconcile/full_scan", Unit: "prisoners/s"},
 }

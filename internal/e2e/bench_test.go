@@ -1,0 +1,304 @@
+//go:build broker
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alertsync/alertsync/internal/pgcluster"
+	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/proctest"
+)
+
+// Benchmark settings.
+const (
+	// benchRate is the steady rate of the freshness figures, in changes per
+	// second in each direction (issue 9: p99 ≤ 500 ms at 500 changes/s).
+	benchRate = 500
+	// benchSteady is how long the steady rate runs.
+	benchSteady = 20 * time.Second
+	// benchStep is how long each rate of the max-rate search runs.
+	benchStep = 8 * time.Second
+	// benchLimit is the p99 freshness the max-rate search allows.
+	benchLimit = time.Second
+	// benchDrain bounds the wait for a step's changes to arrive.
+	benchDrain = 90 * time.Second
+	// benchWorkers is the number of user sessions per side.
+	benchWorkers = 8
+)
+
+// benchRates are the rates (changes/s in each direction) the max-rate search
+// tries above benchRate, in order, until one is not sustained.
+var benchRates = []float64{750, 1000, 1500, 2000, 3000}
+
+// benchBelow are the rates tried, in order, when benchRate itself is not
+// sustained.
+var benchBelow = []float64{250, 100, 50, 25, 10}
+
+// BenchmarkE2EFreshness runs the five components on the real broker and two
+// PostgreSQL clusters (DPS and the NOMIS stand-in). After a short warm-up,
+// NOMIS and DPS users each create benchRate alerts per second for
+// benchSteady; it reports the p99 end-to-end freshness in each direction –
+// target commit time minus source commit time, both read from the stores'
+// commit timestamps (track_commit_timestamp) – as sub-benchmarks
+// nomis_to_dps and dps_to_nomis (ms), and the rate the users reached as
+// steady_rate. Then it changes the rate step by step (benchRates upwards, or
+// benchBelow when benchRate was not sustained; benchStep each) and reports
+// as max_rate the highest rate per direction at which the users kept up
+// (≥ 90% of the rate) and both directions' p99 stayed within benchLimit.
+// Run it once: -benchtime 1x.
+func BenchmarkE2EFreshness(b *testing.B) {
+	brokers := kafkatest.Real(b)
+	bin := proctest.BuildAlertsync(b)
+	dps := pgtest.NewDBOn(b, pgtest.NewCluster(b, pgcluster.Options{Logger: testLogger()}))
+	nomis := pgtest.NewDBOn(b, pgtest.NewCluster(b, pgcluster.Options{Logger: testLogger()}))
+	nomisSide := generatedPrisoners("B", 1, 96)
+	dpsSide := generatedPrisoners("C", 1, 96)
+	rw := newRestartableWorld(b, bin, brokers, dps, nomis, append(append([]prisoner{}, nomisSide...), dpsSide...))
+
+	step := 0
+	measure := func(rate float64, d time.Duration) benchStepResult {
+		step++
+		r := benchStepResult{rate: rate}
+		nu := &actor{side: "NOMIS", pool: nomis.Pool, user: "NOMIS_BENCH", prisoners: nomisSide, workers: benchWorkers, createsOnly: true, tagPrefix: fmt.Sprintf("s%dn-", step)}
+		du := &actor{side: "DPS", pool: dps.Pool, user: "dps.bench@justice.example", prisoners: dpsSide, workers: benchWorkers, createsOnly: true, tagPrefix: fmt.Sprintf("s%dd-", step)}
+		histBefore := [2]histogram{rw.scrapeFreshness(b, "apply-dps"), rw.scrapeFreshness(b, "apply-nomis")}
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		began := time.Now()
+		var wg sync.WaitGroup
+		wg.Go(func() { nu.run(ctx, rate) })
+		wg.Go(func() { du.run(ctx, rate) })
+		wg.Wait()
+		cancel()
+		took := time.Since(began)
+		r.achieved = math.Min(float64(nu.stats.total()), float64(du.stats.total())) / took.Seconds()
+		if f := nu.stats.failed.Load() + du.stats.failed.Load(); f > 0 {
+			b.Fatalf("%d user transactions failed at %.0f changes/s; last: %v / %v", f, rate, nu.stats.lastErr.Load(), du.stats.lastErr.Load())
+		}
+		r.toDPS = rw.freshness(b, nomis, "oms_owner.offender_alerts", "comment_text", dps, "public.alert", "description", nu.tagPrefix)
+		r.toNOMIS = rw.freshness(b, dps, "public.alert", "description", nomis, "oms_owner.offender_alerts", "comment_text", du.tagPrefix)
+		b.Logf("%5.0f changes/s per direction for %s: achieved %.0f/s; freshness NOMIS→DPS %s, DPS→NOMIS %s",
+			rate, took.Round(time.Millisecond), r.achieved, summarize(r.toDPS), summarize(r.toNOMIS))
+		// The applies' own histograms (alertsync_apply_*_freshness_seconds)
+		// as a cross-check of the commit-time measurement.
+		b.Logf("      apply metrics: p99 NOMIS→DPS %s, DPS→NOMIS %s (histogram, interpolated in its buckets)",
+			rw.scrapeFreshness(b, "apply-dps").minus(histBefore[0]).quantile(0.99).Round(time.Millisecond),
+			rw.scrapeFreshness(b, "apply-nomis").minus(histBefore[1]).quantile(0.99).Round(time.Millisecond))
+		return r
+	}
+
+	// Warm up: the first records wait for transform to read the reference
+	// topics (transform.reference_wait) and every client to connect; that
+	// start-up belongs to no rate.
+	measure(20, 3*time.Second)
+	steady := measure(benchRate, benchSteady)
+	maxRate := 0.0
+	if steady.sustained() {
+		maxRate = benchRate
+		for _, rate := range benchRates {
+			if !measure(rate, benchStep).sustained() {
+				break
+			}
+			maxRate = rate
+		}
+	} else {
+		for _, rate := range benchBelow {
+			if measure(rate, benchStep).sustained() {
+				maxRate = rate
+				break
+			}
+		}
+	}
+
+	report := func(name string, v float64, unit string) {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+			}
+			b.ReportMetric(v, unit)
+		})
+	}
+	report("nomis_to_dps", ms(percentile(steady.toDPS, 0.99)), "ms")
+	report("dps_to_nomis", ms(percentile(steady.toNOMIS, 0.99)), "ms")
+	report("steady_rate", steady.achieved, "changes/s")
+	report("max_rate", maxRate, "changes/s")
+}
+
+// benchStepResult is one rate's measurement.
+type benchStepResult struct {
+	rate, achieved float64
+	toDPS, toNOMIS []time.Duration // freshness of each change
+}
+
+// sustained reports whether the users kept up with the rate and both
+// directions' p99 freshness stayed within benchLimit.
+func (r benchStepResult) sustained() bool {
+	return r.achieved >= 0.9*r.rate &&
+		percentile(r.toDPS, 0.99) <= benchLimit && percentile(r.toNOMIS, 0.99) <= benchLimit
+}
+
+// freshness waits until every alert whose text (column srcCol of srcTable
+// in src) starts with prefix has arrived in dstTable of dst (column dstCol
+// holds the same text), then returns per alert the target row's commit time
+// minus the source row's. Both rows are written once (the benchmark only
+// creates), so their xmin is the creating transaction.
+func (rw *restartableWorld) freshness(b *testing.B, src *pgtest.DB, srcTable, srcCol string, dst *pgtest.DB, dstTable, dstCol, prefix string) []time.Duration {
+	b.Helper()
+	read := func(db *pgtest.DB, table, col string) map[string]time.Time {
+		rows, err := db.Pool.Query(context.Background(), fmt.Sprintf(
+			`SELECT %s, pg_xact_commit_timestamp(xmin) FROM %s WHERE %[1]s LIKE $1 || '%%'`, col, table), prefix)
+		if err != nil {
+			b.Fatalf("reading commit times of %s: %v", table, err)
+		}
+		defer rows.Close()
+		out := map[string]time.Time{}
+		for rows.Next() {
+			var text string
+			var at time.Time
+			if err := rows.Scan(&text, &at); err != nil {
+				b.Fatalf("reading commit times of %s: %v", table, err)
+			}
+			out[text] = at
+		}
+		if err := rows.Err(); err != nil {
+			b.Fatalf("reading commit times of %s: %v", table, err)
+		}
+		return out
+	}
+	source := read(src, srcTable, srcCol)
+	deadline := time.Now().Add(benchDrain)
+	for {
+		target := read(dst, dstTable, dstCol)
+		if len(target) >= len(source) {
+			out := make([]time.Duration, 0, len(source))
+			for text, at := range source {
+				got, ok := target[text]
+				if !ok {
+					b.Fatalf("%s: %q reached %s without its source row", prefix, text, dstTable)
+				}
+				out = append(out, got.Sub(at))
+			}
+			return out
+		}
+		if gone := rw.exited(); len(gone) > 0 {
+			b.Fatalf("components exited: %v\n%s", gone, rw.logs())
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: %d of %d changes reached %s within %s\n%s", prefix, len(target), len(source), dstTable, benchDrain, rw.logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// percentile returns the q-quantile of ds (nearest rank), 0 for none.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// histogram is a scraped Prometheus histogram: cumulative count per upper
+// bound (le), +Inf included.
+type histogram map[float64]float64
+
+// scrapeFreshness reads the freshness histogram from process name's
+// /metrics (alertsync_apply_dps_freshness_seconds for apply-dps).
+func (rw *restartableWorld) scrapeFreshness(b *testing.B, name string) histogram {
+	b.Helper()
+	p := rw.procs[rw.index(b, name)]
+	ctx, cancel := withTimeout(5 * time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.adminAddr()+"/metrics", http.NoBody)
+	if err != nil {
+		b.Fatalf("scraping %s: %v", name, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatalf("scraping %s: %v", name, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	prefix := "alertsync_" + strings.ReplaceAll(name, "-", "_") + "_freshness_seconds_bucket{le=\""
+	h := histogram{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		le, count, ok := strings.Cut(rest, "\"} ")
+		if !ok {
+			continue
+		}
+		bound, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(strings.Fields(count)[0], 64)
+		if err1 != nil || err2 != nil {
+			b.Fatalf("scraping %s: bad bucket line %q", name, sc.Text())
+		}
+		h[bound] = n
+	}
+	if err := sc.Err(); err != nil {
+		b.Fatalf("scraping %s: %v", name, err)
+	}
+	if len(h) == 0 {
+		b.Fatalf("scraping %s: no %s… lines in /metrics", name, prefix)
+	}
+	return h
+}
+
+// minus returns h's counts less those of an earlier scrape of the same
+// histogram (a process restart would make them negative: not done here).
+func (h histogram) minus(earlier histogram) histogram {
+	out := histogram{}
+	for le, n := range h {
+		out[le] = n - earlier[le]
+	}
+	return out
+}
+
+// quantile estimates the q-quantile as Prometheus's histogram_quantile
+// does: linear interpolation inside the bucket that holds it.
+func (h histogram) quantile(q float64) time.Duration {
+	bounds := make([]float64, 0, len(h))
+	for le := range h {
+		bounds = append(bounds, le)
+	}
+	slices.Sort(bounds)
+	total := h[math.Inf(1)]
+	if total <= 0 {
+		return 0
+	}
+	rank, lower, below := q*total, 0.0, 0.0
+	for _, le := range bounds {
+		if h[le] >= rank {
+			if math.IsInf(le, 1) {
+				return time.Duration(lower * float64(time.Second))
+			}
+			frac := (rank - below) / math.Max(h[le]-below, 1)
+			return time.Duration((lower + (le-lower)*frac) * float64(time.Second))
+		}
+		lower, below = le, h[le]
+	}
+	return 0
+}
+
+// summarize formats a freshness sample for the log.
+func summarize(ds []time.Duration) string {
+	return fmt.Sprintf("n=%d p50 %s p99 %s max %s", len(ds), percentile(ds, 0.5).Round(time.Millisecond),
+		percentile(ds, 0.99).Round(time.Millisecond), percentile(ds, 1).Round(time.Millisecond))
+}
