@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/demo"
 	"github.com/alertsync/alertsync/internal/testenv/proctest"
@@ -101,6 +103,30 @@ func TestDemo(t *testing.T) {
 		require.Equal(t, nomisTotal+2, before[2], "NOMIS: its alerts, one of its own, one from DPS")
 		time.Sleep(5 * time.Second)
 		require.Equal(t, before, snapshot(), "nothing changes after both inserts have synced")
+	})
+
+	t.Run("a Kafka client and the registry on demo.env's addresses", func(t *testing.T) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(env["KAFKA_BROKERS"], ",")...),
+			kgo.ConsumeTopics("alertsync.outcomes"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		require.NoError(t, err)
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		topics, err := kadm.NewClient(cl).ListTopics(ctx)
+		require.NoError(t, err)
+		for _, name := range []string{"nomis.oms_owner.offender_alerts", "dps.public.alert", "alertsync.commands.dps", "alertsync.commands.nomis", "alertsync.outcomes"} {
+			require.True(t, topics.Has(name), "topic %s listed (have %v)", name, topics.Names())
+		}
+		fs := cl.PollRecords(ctx, 10)
+		require.NoError(t, fs.Err0(), "reading alertsync.outcomes")
+		require.Positive(t, fs.NumRecords(), "outcome records read through the embedded broker")
+		resp, err := http.Get(env["REGISTRY_URL"] + "/subjects") //nolint:noctx // a test against loopback
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Contains(t, string(body), "alertsync.outcomes-value", "the registry lists the subjects")
 	})
 
 	t.Run("SIGKILL and restart lose and repeat nothing", func(t *testing.T) {
