@@ -146,7 +146,6 @@ func (r *Runner) session(ctx context.Context) error {
 	group, owner := r.Group(), r.owner()
 	topic := r.Pipeline.Topics.Name(r.Topic)
 	ws := newWorkers(ctx, r, codec, r.commandSchemas(ctx, codec), cl, rl.poke)
-	defer ws.close()
 	consumer, err := kafka.NewClient(kc, r.Logger, r.registerer(), kgo.ClientID(kc.ClientID+"-"+r.Name),
 		kgo.ConsumerGroup(group),
 		kgo.InstanceID(owner),
@@ -162,6 +161,7 @@ func (r *Runner) session(ctx context.Context) error {
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { ws.stopPartitions(m) }),
 	)
 	if err != nil {
+		ws.close()
 		return &FatalError{err}
 	}
 	defer consumer.Close()
