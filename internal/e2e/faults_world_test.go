@@ -24,14 +24,6 @@ import (
 	"github.com/alertsync/alertsync/internal/testenv/proctest"
 )
 
-// procSpec is how one component process is started, kept so that the
-// fault suite can start it again after killing it.
-type procSpec struct {
-	name string
-	args []string
-	env  map[string]string
-}
-
 // restartableWorld is a world whose processes can be killed, paused and
 // started again with the same configuration (the fault suite and the
 // benchmark build it; newWorld's processes cannot be restarted).
@@ -42,76 +34,9 @@ type restartableWorld struct {
 	runs   map[string]int // starts per process name
 }
 
-// pipelineSpecs returns the five components' start specs for w, the same
-// configuration newWorld uses.
-func pipelineSpecs(w *world) []procSpec {
-	unique := strings.TrimSuffix(w.prefix, ".")
-	slot := "e2e_" + strings.ReplaceAll(unique[len(unique)-8:], "-", "_")
-	common := map[string]string{
-		"ALERTSYNC_KAFKA_BROKERS":             strings.Join(w.brokers, ","),
-		"ALERTSYNC_REGISTRY_URL":              w.reg.URL(),
-		"ALERTSYNC_TOPICS_PREFIX":             w.prefix,
-		"ALERTSYNC_TOPICS_PARTITIONS":         "3",
-		"ALERTSYNC_TOPICS_REPLICATION_FACTOR": "1",
-		"ALERTSYNC_ADMIN_LISTEN":              "127.0.0.1:0",
-		"ALERTSYNC_LOG_FORMAT":                "json",
-		"ALERTSYNC_LOG_LEVEL":                 "info",
-		"ALERTSYNC_SHUTDOWN_TIMEOUT":          "10s",
-	}
-	specs := []procSpec{
-		{"capture-dps", []string{"capture", "dps"}, map[string]string{
-			"ALERTSYNC_DPS_DSN":             w.dps.DSN,
-			"ALERTSYNC_CAPTURE_SLOT":        slot,
-			"ALERTSYNC_CAPTURE_PUBLICATION": slot,
-			"ALERTSYNC_CAPTURE_HEARTBEAT":   "1s",
-		}},
-		{"capture-nomis", []string{"capture", "nomis"}, map[string]string{
-			"ALERTSYNC_NOMIS_DSN":            w.nomis.DSN,
-			"ALERTSYNC_NOMIS_DIALECT":        "postgres",
-			"ALERTSYNC_CAPTURE_INITIAL_LOAD": "never",
-		}},
-		{"transform", []string{"transform"}, map[string]string{
-			"ALERTSYNC_TRANSFORM_GROUP":                   unique + "-transform",
-			"ALERTSYNC_TRANSFORM_REPLICA_ID":              "e2e-1",
-			"ALERTSYNC_TRANSFORM_TRANSACTIONAL_ID_PREFIX": unique + "-tx-",
-			"ALERTSYNC_TRANSFORM_SESSION_TIMEOUT":         faultSessionTimeout.String(),
-		}},
-		{"apply-dps", []string{"apply", "dps"}, map[string]string{
-			"ALERTSYNC_DPS_DSN":               w.dps.DSN,
-			"ALERTSYNC_APPLY_GROUP":           unique + "-apply-dps",
-			"ALERTSYNC_APPLY_OWNER":           "e2e-apply-dps",
-			"ALERTSYNC_APPLY_SESSION_TIMEOUT": faultSessionTimeout.String(),
-			"ALERTSYNC_APPLY_MAX_BACKOFF":     "1s",
-			"ALERTSYNC_APPLY_OUTBOX_INTERVAL": "50ms",
-		}},
-		{"apply-nomis", []string{"apply", "nomis"}, map[string]string{
-			"ALERTSYNC_NOMIS_DSN":             w.nomis.DSN,
-			"ALERTSYNC_NOMIS_DIALECT":         "postgres",
-			"ALERTSYNC_DPS_DSN":               w.dps.DSN,
-			"ALERTSYNC_APPLY_GROUP":           unique + "-apply-nomis",
-			"ALERTSYNC_APPLY_OWNER":           "e2e-apply-nomis",
-			"ALERTSYNC_APPLY_SESSION_TIMEOUT": faultSessionTimeout.String(),
-			"ALERTSYNC_APPLY_MAX_BACKOFF":     "1s",
-			"ALERTSYNC_APPLY_OUTBOX_INTERVAL": "50ms",
-			"ALERTSYNC_APPLY_NOMIS_SWEEP":     "false",
-		}},
-	}
-	for i := range specs {
-		env := map[string]string{}
-		for k, v := range common {
-			env[k] = v
-		}
-		for k, v := range specs[i].env {
-			env[k] = v
-		}
-		specs[i].env = env
-	}
-	return specs
-}
-
-// faultSessionTimeout is the consumer group session timeout of transform
-// and the applies in the fault suite and the benchmark (as in newWorld).
-const faultSessionTimeout = 6 * time.Second
+// faultSessionTimeout is the session timeout the fault suite pauses
+// processes past: the suite's (pipelineSpecs).
+const faultSessionTimeout = sessionTimeout
 
 // newRestartableWorld prepares dps and nomis (schemas, reference data, the
 // given NOMIS prisoners, the suite's ledger tables), then starts the five

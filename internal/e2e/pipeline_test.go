@@ -147,66 +147,9 @@ func newWorldWith(t *testing.T, bin string, dps, nomis *pgtest.DB, opts worldOpt
 	require.NoError(t, err)
 
 	w.prefix = kafkatest.Topic(t, "e2e") + "."
-	unique := strings.TrimSuffix(w.prefix, ".")
-	slot := "e2e_" + strings.ReplaceAll(unique[len(unique)-8:], "-", "_")
-	common := map[string]string{
-		"ALERTSYNC_KAFKA_BROKERS":             strings.Join(w.brokers, ","),
-		"ALERTSYNC_REGISTRY_URL":              w.reg.URL(),
-		"ALERTSYNC_TOPICS_PREFIX":             w.prefix,
-		"ALERTSYNC_TOPICS_PARTITIONS":         "3",
-		"ALERTSYNC_TOPICS_REPLICATION_FACTOR": "1",
-		"ALERTSYNC_ADMIN_LISTEN":              "127.0.0.1:0",
-		"ALERTSYNC_LOG_FORMAT":                "json",
-		"ALERTSYNC_LOG_LEVEL":                 "info",
-		"ALERTSYNC_SHUTDOWN_TIMEOUT":          "10s",
-	}
-	components := []struct {
-		name string
-		args []string
-		env  map[string]string
-	}{
-		{"capture-dps", []string{"capture", "dps"}, map[string]string{
-			"ALERTSYNC_DPS_DSN":             dps.DSN,
-			"ALERTSYNC_CAPTURE_SLOT":        slot,
-			"ALERTSYNC_CAPTURE_PUBLICATION": slot,
-			"ALERTSYNC_CAPTURE_HEARTBEAT":   "1s",
-		}},
-		{"capture-nomis", []string{"capture", "nomis"}, map[string]string{
-			"ALERTSYNC_NOMIS_DSN":     nomis.DSN,
-			"ALERTSYNC_NOMIS_DIALECT": "postgres",
-			// The prisoners were seeded before the journal existed; an
-			// initial load would send a snapshot of each, which is not what
-			// these scenarios count.
-			"ALERTSYNC_CAPTURE_INITIAL_LOAD": "never",
-		}},
-		{"transform", []string{"transform"}, map[string]string{
-			"ALERTSYNC_TRANSFORM_GROUP":                   unique + "-transform",
-			"ALERTSYNC_TRANSFORM_REPLICA_ID":              "e2e-1",
-			"ALERTSYNC_TRANSFORM_TRANSACTIONAL_ID_PREFIX": unique + "-tx-",
-			"ALERTSYNC_TRANSFORM_SESSION_TIMEOUT":         "6s",
-		}},
-		{"apply-dps", []string{"apply", "dps"}, map[string]string{
-			"ALERTSYNC_DPS_DSN":               dps.DSN,
-			"ALERTSYNC_APPLY_GROUP":           unique + "-apply-dps",
-			"ALERTSYNC_APPLY_OWNER":           "e2e-apply-dps",
-			"ALERTSYNC_APPLY_SESSION_TIMEOUT": "6s",
-			"ALERTSYNC_APPLY_MAX_BACKOFF":     "1s",
-			"ALERTSYNC_APPLY_OUTBOX_INTERVAL": "50ms",
-		}},
-		{"apply-nomis", []string{"apply", "nomis"}, map[string]string{
-			"ALERTSYNC_NOMIS_DSN":             nomis.DSN,
-			"ALERTSYNC_NOMIS_DIALECT":         "postgres",
-			"ALERTSYNC_DPS_DSN":               dps.DSN,
-			"ALERTSYNC_APPLY_GROUP":           unique + "-apply-nomis",
-			"ALERTSYNC_APPLY_OWNER":           "e2e-apply-nomis",
-			"ALERTSYNC_APPLY_SESSION_TIMEOUT": "6s",
-			"ALERTSYNC_APPLY_MAX_BACKOFF":     "1s",
-			"ALERTSYNC_APPLY_OUTBOX_INTERVAL": "50ms",
-			"ALERTSYNC_APPLY_NOMIS_SWEEP":     "false",
-		}},
-	}
-	for i := range components {
-		switch c := &components[i]; {
+	specs := pipelineSpecs(w)
+	for i := range specs {
+		switch c := &specs[i]; {
 		case c.name == "capture-nomis" && opts.initialLoad:
 			c.env["ALERTSYNC_CAPTURE_INITIAL_LOAD"] = "auto"
 		case c.name == "transform" && opts.transformConfig != "":
@@ -215,17 +158,10 @@ func newWorldWith(t *testing.T, bin string, dps, nomis *pgtest.DB, opts worldOpt
 	}
 	w.logDir = t.TempDir()
 	w.started = time.Now()
-	for _, c := range components {
-		env := map[string]string{}
-		for k, v := range common {
-			env[k] = v
-		}
-		for k, v := range c.env {
-			env[k] = v
-		}
-		w.specs[c.name] = componentSpec{args: c.args, env: env}
+	for _, c := range specs {
+		w.specs[c.name] = componentSpec{args: c.args, env: c.env}
 		p := &proc{name: c.name}
-		p.Proc = proctest.Start(t, c.name, bin, c.args, proctest.Env(env), filepath.Join(w.logDir, c.name+".log"), p.watch)
+		p.Proc = proctest.Start(t, c.name, bin, c.args, proctest.Env(c.env), filepath.Join(w.logDir, c.name+".log"), p.watch)
 		w.procs = append(w.procs, p)
 	}
 	t.Cleanup(func() { w.stop(t) })
@@ -334,4 +270,87 @@ func (w *world) eventually(t *testing.T, timeout time.Duration, what string, con
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// sessionTimeout is the consumer group session timeout of transform and
+// both applies in the suite (the brokers' minimum is 6 s).
+const sessionTimeout = 6 * time.Second
+
+// procSpec is how one component process is started, kept so that the
+// fault suite can start it again after killing it.
+type procSpec struct {
+	name string
+	args []string
+	env  map[string]string
+}
+
+// pipelineSpecs returns the five components' start specs for w (the
+// environment of each with the shared keys merged in): what newWorld starts
+// and what the fault suite restarts.
+func pipelineSpecs(w *world) []procSpec {
+	unique := strings.TrimSuffix(w.prefix, ".")
+	slot := "e2e_" + strings.ReplaceAll(unique[len(unique)-8:], "-", "_")
+	common := map[string]string{
+		"ALERTSYNC_KAFKA_BROKERS":             strings.Join(w.brokers, ","),
+		"ALERTSYNC_REGISTRY_URL":              w.reg.URL(),
+		"ALERTSYNC_TOPICS_PREFIX":             w.prefix,
+		"ALERTSYNC_TOPICS_PARTITIONS":         "3",
+		"ALERTSYNC_TOPICS_REPLICATION_FACTOR": "1",
+		"ALERTSYNC_ADMIN_LISTEN":              "127.0.0.1:0",
+		"ALERTSYNC_LOG_FORMAT":                "json",
+		"ALERTSYNC_LOG_LEVEL":                 "info",
+		"ALERTSYNC_SHUTDOWN_TIMEOUT":          "10s",
+	}
+	specs := []procSpec{
+		{"capture-dps", []string{"capture", "dps"}, map[string]string{
+			"ALERTSYNC_DPS_DSN":             w.dps.DSN,
+			"ALERTSYNC_CAPTURE_SLOT":        slot,
+			"ALERTSYNC_CAPTURE_PUBLICATION": slot,
+			"ALERTSYNC_CAPTURE_HEARTBEAT":   "1s",
+		}},
+		{"capture-nomis", []string{"capture", "nomis"}, map[string]string{
+			"ALERTSYNC_NOMIS_DSN":     w.nomis.DSN,
+			"ALERTSYNC_NOMIS_DIALECT": "postgres",
+			// The prisoners were seeded before the journal existed; an
+			// initial load would send a snapshot of each, which is not what
+			// the scenarios count (worldOptions.initialLoad turns it on).
+			"ALERTSYNC_CAPTURE_INITIAL_LOAD": "never",
+		}},
+		{"transform", []string{"transform"}, map[string]string{
+			"ALERTSYNC_TRANSFORM_GROUP":                   unique + "-transform",
+			"ALERTSYNC_TRANSFORM_REPLICA_ID":              "e2e-1",
+			"ALERTSYNC_TRANSFORM_TRANSACTIONAL_ID_PREFIX": unique + "-tx-",
+			"ALERTSYNC_TRANSFORM_SESSION_TIMEOUT":         sessionTimeout.String(),
+		}},
+		{"apply-dps", []string{"apply", "dps"}, map[string]string{
+			"ALERTSYNC_DPS_DSN":               w.dps.DSN,
+			"ALERTSYNC_APPLY_GROUP":           unique + "-apply-dps",
+			"ALERTSYNC_APPLY_OWNER":           "e2e-apply-dps",
+			"ALERTSYNC_APPLY_SESSION_TIMEOUT": sessionTimeout.String(),
+			"ALERTSYNC_APPLY_MAX_BACKOFF":     "1s",
+			"ALERTSYNC_APPLY_OUTBOX_INTERVAL": "50ms",
+		}},
+		{"apply-nomis", []string{"apply", "nomis"}, map[string]string{
+			"ALERTSYNC_NOMIS_DSN":             w.nomis.DSN,
+			"ALERTSYNC_NOMIS_DIALECT":         "postgres",
+			"ALERTSYNC_DPS_DSN":               w.dps.DSN,
+			"ALERTSYNC_APPLY_GROUP":           unique + "-apply-nomis",
+			"ALERTSYNC_APPLY_OWNER":           "e2e-apply-nomis",
+			"ALERTSYNC_APPLY_SESSION_TIMEOUT": sessionTimeout.String(),
+			"ALERTSYNC_APPLY_MAX_BACKOFF":     "1s",
+			"ALERTSYNC_APPLY_OUTBOX_INTERVAL": "50ms",
+			"ALERTSYNC_APPLY_NOMIS_SWEEP":     "false",
+		}},
+	}
+	for i := range specs {
+		env := map[string]string{}
+		for k, v := range common {
+			env[k] = v
+		}
+		for k, v := range specs[i].env {
+			env[k] = v
+		}
+		specs[i].env = env
+	}
+	return specs
 }
