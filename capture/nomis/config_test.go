@@ -26,7 +26,7 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, 5000, cfg.Capture.BatchSize)
 	require.Equal(t, 50*time.Millisecond, cfg.Capture.PollMin)
 	require.Equal(t, 2*time.Second, cfg.Capture.PollMax)
-	require.Equal(t, 100*time.Millisecond, cfg.Capture.Settle)
+	require.Equal(t, 20*time.Millisecond, cfg.Capture.Settle)
 	require.True(t, cfg.Capture.Migrate)
 	require.False(t, cfg.Capture.LockWait)
 	require.Equal(t, "Europe/London", cfg.Capture.Timezone)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +75,7 @@ func BenchmarkE2EFreshness(b *testing.B) {
 		nu := &actor{side: "NOMIS", pool: nomis.Pool, user: "NOMIS_BENCH", prisoners: nomisSide, workers: benchWorkers, createsOnly: true, tagPrefix: fmt.Sprintf("s%dn-", step)}
 		du := &actor{side: "DPS", pool: dps.Pool, user: "dps.bench@justice.example", prisoners: dpsSide, workers: benchWorkers, createsOnly: true, tagPrefix: fmt.Sprintf("s%dd-", step)}
 		histBefore := [2]histogram{rw.scrapeFreshness(b, "apply-dps"), rw.scrapeFreshness(b, "apply-nomis")}
+		transformBefore := [2]histogram{rw.transformFreshness(b, "nomis_to_dps"), rw.transformFreshness(b, "dps_to_nomis")}
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		began := time.Now()
 		var wg sync.WaitGroup
@@ -95,6 +97,13 @@ func BenchmarkE2EFreshness(b *testing.B) {
 		b.Logf("      apply metrics: p99 NOMIS→DPS %s, DPS→NOMIS %s (histogram, interpolated in its buckets)",
 			rw.scrapeFreshness(b, "apply-dps").minus(histBefore[0]).quantile(0.99).Round(time.Millisecond),
 			rw.scrapeFreshness(b, "apply-nomis").minus(histBefore[1]).quantile(0.99).Round(time.Millisecond))
+		// How much of it is spent before the applies: source commit to the
+		// commit of the transformer's transaction holding the command.
+		b.Logf("      up to transform: p50/p99 NOMIS→DPS %s / %s, DPS→NOMIS %s / %s (histogram)",
+			rw.transformFreshness(b, "nomis_to_dps").minus(transformBefore[0]).quantile(0.5).Round(time.Millisecond),
+			rw.transformFreshness(b, "nomis_to_dps").minus(transformBefore[0]).quantile(0.99).Round(time.Millisecond),
+			rw.transformFreshness(b, "dps_to_nomis").minus(transformBefore[1]).quantile(0.5).Round(time.Millisecond),
+			rw.transformFreshness(b, "dps_to_nomis").minus(transformBefore[1]).quantile(0.99).Round(time.Millisecond))
 		return r
 	}
 
@@ -102,6 +111,18 @@ func BenchmarkE2EFreshness(b *testing.B) {
 	// topics (transform.reference_wait) and every client to connect; that
 	// start-up belongs to no rate.
 	measure(20, 3*time.Second)
+	if rates := os.Getenv("E2E_RATES"); rates != "" {
+		// Only these rates, for a look at one load (docs/testing-e2e.md).
+		for _, f := range strings.Split(rates, ",") {
+			r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || r <= 0 {
+				b.Fatalf("E2E_RATES: %q is not a rate in changes/s", f)
+			}
+			measure(r, benchStep)
+		}
+		rw.logStages(b)
+		return
+	}
 	steady := measure(benchRate, benchSteady)
 	maxRate := 0.0
 	if steady.sustained() {
@@ -121,6 +142,7 @@ func BenchmarkE2EFreshness(b *testing.B) {
 		}
 	}
 
+	rw.logStages(b)
 	report := func(name string, v float64, unit string) {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
@@ -132,6 +154,28 @@ func BenchmarkE2EFreshness(b *testing.B) {
 	report("dps_to_nomis", ms(percentile(steady.toNOMIS, 0.99)), "ms")
 	report("steady_rate", steady.achieved, "changes/s")
 	report("max_rate", maxRate, "changes/s")
+}
+
+// logStages logs the components' own histograms over the whole run, to see
+// which stage takes the time: transaction and batch sizes and times of the
+// transformer and the applies, the NOMIS capture's journal reads and the
+// DPS capture's produce latency.
+func (rw *restartableWorld) logStages(b *testing.B) {
+	b.Helper()
+	for _, m := range []struct{ proc, metric string }{
+		{"capture-nomis", "alertsync_capture_nomis_poll_duration_seconds"},
+		{"capture-dps", "alertsync_capture_dps_produce_latency_seconds"},
+		{"transform", "alertsync_transform_transaction_seconds"},
+		{"transform", "alertsync_transform_batch_records"},
+		{"apply-dps", "alertsync_apply_dps_batch_seconds"},
+		{"apply-dps", "alertsync_apply_dps_batch_commands"},
+		{"apply-nomis", "alertsync_apply_nomis_batch_seconds"},
+		{"apply-nomis", "alertsync_apply_nomis_batch_commands"},
+	} {
+		h := rw.scrapeHistogram(b, m.proc, m.metric, "")
+		b.Logf("stage %s: n=%.0f p50 %.4g p90 %.4g p99 %.4g", m.metric, h[math.Inf(1)],
+			h.quantile(0.5).Seconds(), h.quantile(0.9).Seconds(), h.quantile(0.99).Seconds())
+	}
 }
 
 // benchStepResult is one rate's measurement.
@@ -221,6 +265,27 @@ type histogram map[float64]float64
 // /metrics (alertsync_apply_dps_freshness_seconds for apply-dps).
 func (rw *restartableWorld) scrapeFreshness(b *testing.B, name string) histogram {
 	b.Helper()
+	metric := "alertsync_" + strings.ReplaceAll(name, "-", "_") + "_freshness_seconds"
+	h := rw.scrapeHistogram(b, name, metric, "")
+	if len(h) == 0 {
+		b.Fatalf("scraping %s: no %s in /metrics", name, metric)
+	}
+	return h
+}
+
+// transformFreshness reads the transformer's freshness histogram of one
+// direction (empty before its first command).
+func (rw *restartableWorld) transformFreshness(b *testing.B, direction string) histogram {
+	b.Helper()
+	return rw.scrapeHistogram(b, "transform", "alertsync_transform_freshness_seconds", `direction="`+direction+`",`)
+}
+
+// scrapeHistogram reads histogram metric from process name's /metrics
+// (empty when the series is not there);
+// labels, when not empty, are the series' labels before le, as they print
+// (`direction="nomis_to_dps",`).
+func (rw *restartableWorld) scrapeHistogram(b *testing.B, name, metric, labels string) histogram {
+	b.Helper()
 	p := rw.procs[rw.index(b, name)]
 	ctx, cancel := withTimeout(5 * time.Second)
 	defer cancel()
@@ -233,7 +298,7 @@ func (rw *restartableWorld) scrapeFreshness(b *testing.B, name string) histogram
 		b.Fatalf("scraping %s: %v", name, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	prefix := "alertsync_" + strings.ReplaceAll(name, "-", "_") + "_freshness_seconds_bucket{le=\""
+	prefix := metric + "_bucket{" + labels + "le=\""
 	h := histogram{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -254,9 +319,6 @@ func (rw *restartableWorld) scrapeFreshness(b *testing.B, name string) histogram
 	}
 	if err := sc.Err(); err != nil {
 		b.Fatalf("scraping %s: %v", name, err)
-	}
-	if len(h) == 0 {
-		b.Fatalf("scraping %s: no %s… lines in /metrics", name, prefix)
 	}
 	return h
 }
