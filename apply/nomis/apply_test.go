@@ -3,6 +3,7 @@ package nomis
 import (
 	"context"
 	"errors"
+	"github.com/alertsync/alertsync/deploy"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -647,4 +648,38 @@ func TestDPSSideKeyWinsAfterReplace(t *testing.T) {
 		require.Equal(t, id, pgtest.QueryValue[string](t, h.db,
 			"SELECT dps_alert_id::text FROM alertsync.alertsync_alert_mapping WHERE offender_book_id = 10 AND alert_seq = 3"))
 	})
+}
+
+// TestNotCreatedWhenDeletedInDPS: a create of an alert that DPS has deleted
+// since (here, as a prisoner resync of the sync does it: a soft delete that
+// sends no command to NOMIS) is SKIPPED deleted_in_dps and writes nothing to
+// NOMIS, as when an old command comes back from `dlq redrive`; an alert DPS
+// still has is created.
+func TestNotCreatedWhenDeletedInDPS(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.dps.Exec(t, deploy.DPSSeedSQL())
+	r := h.start(t)
+	dpsAlert := func(id string, deleted bool) {
+		h.dps.Exec(t, `INSERT INTO public.alert (id, alert_code_id, prison_number, description, active_from, created_at, deleted_at, version)
+			SELECT $1::uuid, c.id, 'A1234BC', 'in DPS', DATE '2024-03-01', TIMESTAMP '2024-03-01 10:30:00',
+			       CASE WHEN $2 THEN TIMESTAMP '2024-03-02 09:00:00' END, 0
+			  FROM public.alert_code c WHERE c.code = 'XA'`, id, deleted)
+	}
+	gone, kept := newID(t), newID(t)
+	dpsAlert(gone, true)
+	dpsAlert(kept, false)
+	c1 := h.cmd(rules.KindUpsert, "A1234BC", gone, nil, dpsState("XA", march1, "deleted in DPS since"))
+	c2 := h.cmd(rules.KindUpsert, "A1234BC", kept, nil, dpsState("XA", march1, "still in DPS"))
+	h.send(t, c1, c2)
+	h.waitApplied(t, r, 2)
+
+	out := h.outcomes(t, 2)
+	require.Equal(t, "SKIPPED", out[c1.ID][0].Value["outcome"], "%+v", out[c1.ID][0].Value)
+	require.Equal(t, map[string]any{"string": ReasonDeletedInDPS}, out[c1.ID][0].Value["reason"])
+	require.Equal(t, "APPLIED", out[c2.ID][0].Value["outcome"], "%+v", out[c2.ID][0].Value)
+	require.Equal(t, "still in DPS", pgtest.QueryValue[string](t, h.db,
+		"SELECT string_agg(comment_text, ',') FROM oms_owner.offender_alerts WHERE offender_book_id = 10"), "only the alert DPS still has")
+	require.Zero(t, pgtest.QueryValue[int](t, h.db,
+		"SELECT count(*)::int FROM alertsync.alertsync_alert_mapping WHERE dps_alert_id = $1::uuid", gone))
 }

@@ -76,6 +76,7 @@ func newHarnessOn(t testing.TB, brokers []string) *harness {
 	require.NoError(t, err)
 	h.db.Exec(t, fixtureSQL)
 	h.dps = pgtest.NewDB(t)
+	h.dps.Exec(t, deploy.DPSSchemaSQL()) // apply nomis reads public.alert
 	dpsSet, err := migrate.Named("dps")
 	require.NoError(t, err)
 	_, err = migrate.Up(context.Background(), h.dps.SQL(t), dpsSet, migrate.Latest)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -114,17 +113,22 @@ func (a *Apply) Run(ctx context.Context) error {
 		defer dps.Close()
 	}
 	if a.cfg.Own.DPSLookup {
-		st.dpsKey = func(ctx context.Context, id string) (*nomisKey, error) {
-			var k nomisKey
-			err := dps.QueryRow(ctx, `SELECT nomis_booking_id, nomis_alert_seq FROM alertsync.alert_mapping
-				WHERE dps_alert_id = $1::uuid AND nomis_booking_id IS NOT NULL AND NOT deleted`, id).Scan(&k.book, &k.seq)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil, nil
-			}
+		st.dpsSide = func(ctx context.Context, id string) (dpsView, error) {
+			var book *int64
+			var seq *int32
+			var out dpsView
+			err := dps.QueryRow(ctx, `SELECT m.nomis_booking_id, m.nomis_alert_seq, a.deleted_at IS NOT NULL
+				  FROM (SELECT $1::uuid AS id) q
+				  LEFT JOIN public.alert a ON a.id = q.id
+				  LEFT JOIN alertsync.alert_mapping m ON m.dps_alert_id = q.id AND m.nomis_booking_id IS NOT NULL AND NOT m.deleted`,
+				id).Scan(&book, &seq, &out.deleted)
 			if err != nil {
-				return nil, fmt.Errorf("reading the DPS-side mapping of alert %s: %w", id, err)
+				return dpsView{}, fmt.Errorf("reading alert %s and its DPS-side mapping: %w", id, err)
 			}
-			return &k, nil
+			if book != nil && seq != nil {
+				out.key = &nomisKey{book: *book, seq: *seq}
+			}
+			return out, nil
 		}
 	}
 	if a.cfg.Own.Sweep {

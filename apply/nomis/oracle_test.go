@@ -359,7 +359,7 @@ func TestOracleStatements(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newOraWorld(t)
 			if tt.dpsKey != nil {
-				w.st.dpsKey = func(context.Context, string) (*nomisKey, error) { return tt.dpsKey, nil }
+				w.st.dpsSide = func(context.Context, string) (dpsView, error) { return dpsView{key: tt.dpsKey}, nil }
 			}
 			if tt.setup != nil {
 				tt.setup(w.f)

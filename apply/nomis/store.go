@@ -29,9 +29,10 @@ const SyncModule = "DPS_SYNCHRONISATION"
 // apply.Outbox.
 type store struct {
 	dialect // Claim, Pending, Published
-	// dpsKey returns the NOMIS key the DPS-side mapping holds for a DPS
-	// alert id (nil when it holds none); nil when no DPS database is set.
-	dpsKey func(ctx context.Context, dpsID string) (*nomisKey, error)
+	// dpsSide reads what DPS holds for a DPS alert id: the NOMIS key of
+	// its DPS-side mapping and whether the alert is deleted; nil when no
+	// DPS database is set.
+	dpsSide func(ctx context.Context, dpsID string) (dpsView, error)
 
 	mu    sync.Mutex
 	codes map[string]string // REFERENCE_CODES alert code → its parent type
@@ -172,6 +173,10 @@ const (
 	ReasonNoCurrentBooking = "no_current_booking" // the prisoner has no booking with BOOKING_SEQ 1
 	ReasonUnknownCode      = "unknown_code"       // the code is not an ALERT_CODE in REFERENCE_CODES
 	ReasonMalformed        = "malformed_command"  // a decoded command without a usable DPS id or prison number
+	// ReasonDeletedInDPS: an upsert that would create the NOMIS row of an
+	// alert DPS has deleted since (a later DPS change; for a delete by the
+	// sync itself, such as a prisoner resync, no command follows).
+	ReasonDeletedInDPS = "deleted_in_dps"
 )
 
 // malformed checks a command's kind and what the bookkeeping columns need

@@ -41,10 +41,32 @@ type row struct {
 	commitTime *time.Time // commit time of the row's last change; nil when unknown
 }
 
+// dpsView is what DPS holds for a command's alert: the NOMIS key of its
+// DPS-side mapping (nil: none) and whether the alert is deleted there (false
+// also when DPS has no such alert).
+type dpsView struct {
+	key     *nomisKey
+	deleted bool
+}
+
 // lookup resolves the command's alert, locking its mapping row and its
 // NOMIS row: by DPS id through the mapping, else by the NOMIS key the
-// command carries when no mapping row holds that key.
-func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command) (*link, *row, error) {
+// command carries when no mapping row holds that key. It also returns
+// what DPS holds for the alert now (zero without a DPS database).
+func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command) (*link, *row, dpsView, error) {
+	var side dpsView
+	if s.dpsSide != nil {
+		var err error
+		if side, err = s.dpsSide(ctx, *c.DPSAlertID); err != nil {
+			return nil, nil, side, err
+		}
+	}
+	l, r, err := s.resolve(ctx, tx, c, side)
+	return l, r, side, err
+}
+
+// resolve is lookup's work, given what DPS holds for the alert.
+func (s *store) resolve(ctx context.Context, tx writeTx, c *rules.Command, side dpsView) (*link, *row, error) {
 	l, err := tx.mapping(ctx, *c.DPSAlertID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the mapping of alert %s: %w", *c.DPSAlertID, err)
@@ -57,7 +79,7 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command) (*link
 		// names the old row, or the key under another (since replaced) DPS
 		// alert. The DPS-side key is the newer: follow it, taking the key
 		// from any other alert's mapping here (setLink re-points ours).
-		moved, err := s.followDPSKey(ctx, tx, c, l)
+		moved, err := s.followDPSKey(ctx, tx, c, l, side.key)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -72,10 +94,8 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command) (*link
 		var k *nomisKey
 		if c.NOMISBookingID != nil && c.NOMISAlertSeq != nil {
 			k = &nomisKey{book: *c.NOMISBookingID, seq: *c.NOMISAlertSeq}
-		} else if s.dpsKey != nil {
-			if k, err = s.dpsKey(ctx, *c.DPSAlertID); err != nil {
-				return nil, nil, err
-			}
+		} else {
+			k = side.key
 		}
 		if k == nil {
 			return nil, nil, nil
@@ -99,18 +119,14 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command) (*link
 	return l, r, nil
 }
 
-// followDPSKey returns the link to the NOMIS key the DPS-side mapping holds
-// for the command's alert when it differs from l's and its row exists (nil
-// when it holds none, the same, a key without a row, or there is no DPS
-// lookup), after releasing that key from any other alert's mapping here.
-// The returned link keeps l's positions.
-func (s *store) followDPSKey(ctx context.Context, tx writeTx, c *rules.Command, l *link) (*link, error) {
-	if s.dpsKey == nil {
+// followDPSKey returns the link to k, the NOMIS key the DPS-side mapping
+// holds for the command's alert, when it differs from l's and its row
+// exists (nil when k is nil, the same, or a key without a row), after
+// releasing that key from any other alert's mapping here. The returned
+// link keeps l's positions.
+func (s *store) followDPSKey(ctx context.Context, tx writeTx, c *rules.Command, l *link, k *nomisKey) (*link, error) {
+	if k == nil || l != nil && l.key == *k {
 		return nil, nil
-	}
-	k, err := s.dpsKey(ctx, *c.DPSAlertID)
-	if err != nil || k == nil || l != nil && l.key == *k {
-		return nil, err
 	}
 	// Only to a row that is there: a DPS-side key whose row NOMIS has
 	// since deleted names nothing to follow (the alert is created again,
@@ -186,12 +202,19 @@ func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command) (resul
 	if c.After == nil {
 		return result{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
 	}
-	l, r, err := s.lookup(ctx, tx, c)
+	l, r, side, err := s.lookup(ctx, tx, c)
 	if err != nil {
 		return result{}, err
 	}
 	if stale(l, c.SourcePosition) {
 		return done(apply.Skipped, apply.ReasonStale, c, &l.key), nil
+	}
+	if r == nil && side.deleted {
+		// DPS has deleted the alert since this change: creating it would
+		// bring back what DPS no longer has. A user's delete follows as a
+		// command of its own; a delete by the sync (a prisoner resync that
+		// found the alert missing from the current booking) does not.
+		return done(apply.Skipped, ReasonDeletedInDPS, c, nil), nil
 	}
 	if r == nil {
 		reason := ""
@@ -288,7 +311,7 @@ func (s *store) update(ctx context.Context, tx writeTx, c *rules.Command, r *row
 // delete deletes the command's alert from NOMIS (a hard delete) and marks
 // its mapping deleted.
 func (s *store) delete(ctx context.Context, tx writeTx, c *rules.Command) (result, error) {
-	l, r, err := s.lookup(ctx, tx, c)
+	l, r, _, err := s.lookup(ctx, tx, c)
 	if err != nil {
 		return result{}, err
 	}

@@ -521,13 +521,17 @@ func TestE2EBadInput(t *testing.T) {
 		unbooked = prisoner{"B4002QB", 402, 4402} // no current booking
 		refused  = prisoner{"B4003QC", 403, 4403} // a row DPS refuses
 		long     = prisoner{"B4004QD", 404, 4404} // an over-long DPS description
+		late     = prisoner{"B4005QE", 405, 4405} // no current booking, redriven after the resync
 	)
-	seed := scenarioPrisonersSQL(unknown, refused, long) + fmt.Sprintf(`
+	seed := scenarioPrisonersSQL(unknown, refused, long) + `
+INSERT INTO oms_owner.reference_codes (domain, code, description, list_seq, active_flag, parent_domain, parent_code)
+VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X');`
+	for _, p := range []prisoner{unbooked, late} {
+		seed += fmt.Sprintf(`
 INSERT INTO oms_owner.offenders (offender_id, offender_id_display, root_offender_id) VALUES (%[1]d, '%[2]s', %[1]d);
 INSERT INTO oms_owner.offender_bookings (offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
-VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LEI');
-INSERT INTO oms_owner.reference_codes (domain, code, description, list_seq, active_flag, parent_domain, parent_code)
-VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X');`, unbooked.offender, unbooked.number, unbooked.booking)
+VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LEI');`, p.offender, p.number, p.booking)
+	}
 	// A DPS rule NOMIS does not have: DPS refuses alerts authorised by
 	// "UNVERIFIED".
 	const refuseSQL = `ALTER TABLE public.alert ADD CONSTRAINT e2e_refuse_unverified CHECK (authorised_by IS DISTINCT FROM 'UNVERIFIED')`
@@ -548,6 +552,8 @@ VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X')
 		unbookedID = du.create(t, tx, unbooked.number, "XA", "For a prisoner with no booking", "")
 	})
 	du.do(t, func(tx pgx.Tx) { du.update(t, tx, unbookedID, [4]bool{true}, "description = $2", "No booking, edited") })
+	var lateID string
+	du.do(t, func(tx pgx.Tx) { lateID = du.create(t, tx, late.number, "XA", "No booking, redriven late", "") })
 	longText := strings.Repeat("é", 4000) // 4000 characters DPS accepts, 8000 bytes NOMIS cannot hold
 	du.do(t, func(tx pgx.Tx) { du.create(t, tx, long.number, "XA", longText, "") })
 
@@ -555,7 +561,7 @@ VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X')
 		var entries []dlqEntry
 		w.eventually(t, 45*time.Second, "the bad input in the DLQ", func() string {
 			entries = w.dlqList(t)
-			if len(entries) < 7 {
+			if len(entries) < 8 {
 				return fmt.Sprintf("%d DLQ entries: %+v", len(entries), entries)
 			}
 			return ""
@@ -588,7 +594,8 @@ VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X')
 			}
 			return ""
 		})
-		require.Len(t, entries, 7, "nothing else in the DLQ")
+		require.Equal(t, map[string]int{"refused held=false hold=open": 1}, countDLQ(entries, "apply-nomis", "dps:"+lateID))
+		require.Len(t, entries, 8, "nothing else in the DLQ")
 		require.Zero(t, pgtest.QueryValue[int](t, w.dps, "SELECT count(*)::int FROM public.alert WHERE prison_number IN ($1, $2)", unknown.number, refused.number))
 	})
 
@@ -608,9 +615,11 @@ VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X')
 		// put the alert on the booking before that snapshot is read, or
 		// the resync would soft-delete the DPS alert NOMIS does not have
 		// yet (see the report of this test in docs/testing-e2e.md).
-		nomisSession(t, w.nomis, "OIDADMIS", "", fmt.Sprintf(`INSERT INTO oms_owner.offender_bookings
-			(offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
-			VALUES (%[1]d, date_trunc('second', now() AT TIME ZONE 'Europe/London'), %[2]d, %[2]d, 1, 'Y', 'MDI')`, unbooked.booking, unbooked.offender))
+		for _, p := range []prisoner{unbooked, late} {
+			nomisSession(t, w.nomis, "OIDADMIS", "", fmt.Sprintf(`INSERT INTO oms_owner.offender_bookings
+				(offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
+				VALUES (%[1]d, date_trunc('second', now() AT TIME ZONE 'Europe/London'), %[2]d, %[2]d, 1, 'Y', 'MDI')`, p.booking, p.offender))
+		}
 		out, errOut, code = w.cli(t, "apply-nomis", nil, "dlq", "redrive", "--stage", "apply-nomis", "--alert-key", "dps:"+unbookedID)
 		require.Zero(t, code, "dlq redrive apply-nomis:\n%s\n%s", out, errOut)
 		t.Logf("redrive apply-nomis:\n%s", out)
@@ -619,6 +628,35 @@ VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X')
 		w.synced(t, unbooked.number, "the new booking's resync")
 		require.Equal(t, "No booking, edited", pgtest.QueryValue[string](t, w.nomis,
 			"SELECT comment_text FROM oms_owner.offender_alerts WHERE offender_book_id = $1", unbooked.booking))
+
+		// The other prisoner's alert is redriven only after the resync,
+		// which (NOMIS being authoritative for the new booking, which does
+		// not have it) soft-deleted it in DPS: the redriven create must
+		// not bring it back into NOMIS.
+		w.eventually(t, syncWait, "the resync's soft delete in DPS", func() string {
+			if !pgtest.QueryValue[bool](t, w.dps, "SELECT deleted_at IS NOT NULL FROM public.alert WHERE id = $1::uuid", lateID) {
+				return "alert " + lateID + " not deleted in DPS"
+			}
+			return ""
+		})
+		out, errOut, code = w.cli(t, "apply-nomis", nil, "dlq", "redrive", "--stage", "apply-nomis", "--alert-key", "dps:"+lateID)
+		require.Zero(t, code, "dlq redrive apply-nomis after the resync:\n%s\n%s", out, errOut)
+		t.Logf("redrive apply-nomis after the resync:\n%s", out)
+		w.eventually(t, syncWait, "the late redrive skipped", func() string {
+			n := 0
+			for _, o := range w.readTraffic(t).outcomes {
+				if o.prisonNumber == late.number && o.result == "SKIPPED" && o.reason == "deleted_in_dps" {
+					n++
+				}
+			}
+			if n == 0 {
+				return "no SKIPPED deleted_in_dps outcome for the late redrive: " + w.outcomesOf(t, late.number)
+			}
+			return ""
+		})
+		require.Zero(t, pgtest.QueryValue[int](t, w.nomis,
+			"SELECT count(*)::int FROM oms_owner.offender_alerts WHERE offender_book_id = $1", late.booking), "the redrive brought the alert back")
+		w.synced(t, late.number, "the late redrive")
 
 		// The unknown code: DPS learns it. The transformer's entries are
 		// not redriven (docs/dlq.md "Not supported yet")…
@@ -643,7 +681,7 @@ VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X')
 		for _, e := range w.dlqList(t) {
 			require.NotEqual(t, "open", e.Hold, "a hold is still open: %+v", e)
 		}
-		require.Empty(t, compareStores(t, w, unknown.number, unbooked.number, refused.number), "NOMIS and DPS differ")
+		require.Empty(t, compareStores(t, w, unknown.number, unbooked.number, refused.number, late.number), "NOMIS and DPS differ")
 		before := w.storeState(t)
 		time.Sleep(quietFor)
 		require.Equal(t, before, w.storeState(t), "alert rows changed after the pipeline went quiet (a loop?)")
