@@ -134,6 +134,48 @@ func TestE2E(t *testing.T) {
 			"SELECT audit_module_name FROM oms_owner.offender_alerts WHERE offender_book_id = $1", p.booking), "the sync's NOMIS writes are marked")
 	})
 
+	t.Run("expiry sweep", func(t *testing.T) {
+		// An alert lapses by date with no change to any row, so no command
+		// tells NOMIS; the daily sweep of apply nomis does (DOMAIN.md). A
+		// DPS alert cannot be made to lapse here without waiting for
+		// midnight; an alert NOMIS still shows ACTIVE past its expiry date
+		// is the same state: DPS has it ended, NOMIS active.
+		p := prisoners[4]
+		var a nomisKey
+		nu.do(t, func(tx pgx.Tx) { a = nu.create(t, tx, p, "X", "XA", "Ended yesterday, still ACTIVE in NOMIS", "") })
+		nu.do(t, func(tx pgx.Tx) {
+			nu.update(t, tx, a, "alert_date = $3::date, expiry_date = $4::date", daysFromToday(-10), daysFromToday(-1))
+		})
+		l.nomis(2)
+		// Not "synced": until the sweep, NOMIS shows it ACTIVE and DPS ended.
+		w.eventually(t, syncWait, "the alert in DPS, ended yesterday", func() string {
+			if got := pgtest.QueryValue[string](t, w.dps, "SELECT coalesce(max(to_char(active_to, 'YYYY-MM-DD')), '') FROM public.alert WHERE prison_number = $1",
+				p.number); got != daysFromToday(-1) {
+				return "DPS active_to " + got
+			}
+			return ""
+		})
+		version := pgtest.QueryValue[int](t, w.dps, "SELECT version FROM public.alert WHERE prison_number = $1", p.number)
+
+		// The sweep, as ops run it (`apply nomis --sweep-now`, with the
+		// running apply's configuration) while the pipeline runs.
+		out, errOut, code := w.cli(t, "apply-nomis", nil, "apply", "nomis", "--sweep-now")
+		require.Zero(t, code, "apply nomis --sweep-now:\n%s\n%s", out, errOut)
+		require.Contains(t, out, ", 1 NOMIS alerts set INACTIVE", "the sweep: %s", out)
+		require.Equal(t, "INACTIVE|DPS_SYNCHRONISATION", pgtest.QueryValue[string](t, w.nomis,
+			"SELECT concat_ws('|', alert_status, audit_module_name) FROM oms_owner.offender_alerts WHERE offender_book_id = $1 AND alert_seq = $2",
+			a.booking, a.seq), "the sweep's write is the sync's")
+		w.synced(t, p.number, "the expiry sweep")
+		// The sweep's write is the sync's: it comes back to DPS as nothing
+		// (no command; the ledger's count is checked in "no loops").
+		time.Sleep(2 * time.Second)
+		require.Equal(t, version, pgtest.QueryValue[int](t, w.dps, "SELECT version FROM public.alert WHERE prison_number = $1", p.number),
+			"the DPS alert changed after the sweep")
+		out, _, code = w.cli(t, "apply-nomis", nil, "apply", "nomis", "--sweep-now")
+		require.Zero(t, code)
+		require.Contains(t, out, ", 0 NOMIS alerts set INACTIVE", "a second sweep changes nothing: %s", out)
+	})
+
 	t.Run("both sides edit the same alert within the same second", func(t *testing.T) {
 		p := prisoners[2]
 		var e, f string

@@ -40,6 +40,7 @@ var prisoners = []prisoner{
 	{"A1002EB", 102, 1102},
 	{"A1003EC", 103, 1103},
 	{"A1004ED", 104, 1104},
+	{"A1005EE", 105, 1105},
 }
 
 // seedSQL gives each prisoner a current booking (BOOKING_SEQ 1) and an older
