@@ -113,22 +113,8 @@ func (a *Apply) Run(ctx context.Context) error {
 		defer dps.Close()
 	}
 	if a.cfg.Own.DPSLookup {
-		st.dpsSide = func(ctx context.Context, id string) (dpsView, error) {
-			var book *int64
-			var seq *int32
-			var out dpsView
-			err := dps.QueryRow(ctx, `SELECT m.nomis_booking_id, m.nomis_alert_seq, a.deleted_at IS NOT NULL
-				  FROM (SELECT $1::uuid AS id) q
-				  LEFT JOIN public.alert a ON a.id = q.id
-				  LEFT JOIN alertsync.alert_mapping m ON m.dps_alert_id = q.id AND m.nomis_booking_id IS NOT NULL AND NOT m.deleted`,
-				id).Scan(&book, &seq, &out.deleted)
-			if err != nil {
-				return dpsView{}, fmt.Errorf("reading alert %s and its DPS-side mapping: %w", id, err)
-			}
-			if book != nil && seq != nil {
-				out.key = &nomisKey{book: *book, seq: *seq}
-			}
-			return out, nil
+		st.dpsViews = func(ctx context.Context, ids []string) (map[string]dpsView, error) {
+			return readDPSViews(ctx, dps, ids)
 		}
 	}
 	if a.cfg.Own.Sweep {
@@ -233,4 +219,35 @@ func (a *Apply) openDPS(ctx context.Context, name string, maxConns int32) (*pgxp
 		return nil, fmt.Errorf("connecting to DPS: %w", err)
 	}
 	return pool, nil
+}
+
+// readDPSViews reads, in one query, whether DPS has deleted each of the
+// alerts ids and the NOMIS key of each one's DPS-side mapping.
+func readDPSViews(ctx context.Context, dps *pgxpool.Pool, ids []string) (map[string]dpsView, error) {
+	rows, err := dps.Query(ctx, `SELECT q.id::text, m.nomis_booking_id, m.nomis_alert_seq, a.deleted_at IS NOT NULL
+		  FROM unnest($1::uuid[]) AS q(id)
+		  LEFT JOIN public.alert a ON a.id = q.id
+		  LEFT JOIN alertsync.alert_mapping m ON m.dps_alert_id = q.id AND m.nomis_booking_id IS NOT NULL AND NOT m.deleted`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading %d alerts and their DPS-side mappings: %w", len(ids), err)
+	}
+	defer rows.Close()
+	out := make(map[string]dpsView, len(ids))
+	for rows.Next() {
+		var id string
+		var book *int64
+		var seq *int32
+		var v dpsView
+		if err := rows.Scan(&id, &book, &seq, &v.deleted); err != nil {
+			return nil, fmt.Errorf("reading alerts and their DPS-side mappings: %w", err)
+		}
+		if book != nil && seq != nil {
+			v.key = &nomisKey{book: *book, seq: *seq}
+		}
+		out[id] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading alerts and their DPS-side mappings: %w", err)
+	}
+	return out, nil
 }

@@ -359,7 +359,13 @@ func TestOracleStatements(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newOraWorld(t)
 			if tt.dpsKey != nil {
-				w.st.dpsSide = func(context.Context, string) (dpsView, error) { return dpsView{key: tt.dpsKey}, nil }
+				w.st.dpsViews = func(_ context.Context, ids []string) (map[string]dpsView, error) {
+					out := map[string]dpsView{}
+					for _, id := range ids {
+						out[id] = dpsView{key: tt.dpsKey}
+					}
+					return out, nil
+				}
 			}
 			if tt.setup != nil {
 				tt.setup(w.f)

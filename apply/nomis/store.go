@@ -29,10 +29,11 @@ const SyncModule = "DPS_SYNCHRONISATION"
 // apply.Outbox.
 type store struct {
 	dialect // Claim, Pending, Published
-	// dpsSide reads what DPS holds for a DPS alert id: the NOMIS key of
-	// its DPS-side mapping and whether the alert is deleted; nil when no
-	// DPS database is set.
-	dpsSide func(ctx context.Context, dpsID string) (dpsView, error)
+	// dpsViews reads what DPS holds for DPS alert ids, in one query: the
+	// NOMIS key of each one's DPS-side mapping and whether the alert is
+	// deleted (ids DPS does not know may be left out); nil when no DPS
+	// database is set.
+	dpsViews func(ctx context.Context, dpsIDs []string) (map[string]dpsView, error)
 
 	mu    sync.Mutex
 	codes map[string]string // REFERENCE_CODES alert code → its parent type
@@ -60,6 +61,9 @@ func (s *store) apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next
 	}
 	defer tx.rollback(context.WithoutCancel(ctx))
 	b := &batch{tx: tx, outbox: make([]apply.OutboxRow, 0, len(cmds))}
+	if b.dps, err = s.readDPS(ctx, cmds); err != nil {
+		return nil, err
+	}
 	outs := make([]apply.Outcome, 0, len(cmds))
 	for i := range cmds {
 		o, err := s.one(ctx, b, &cmds[i])
@@ -88,10 +92,34 @@ func (e *transientError) Unwrap() error { return e.err }
 // Transient reports true: the batch may be retried (apply.Transient).
 func (e *transientError) Transient() bool { return true }
 
-// batch is one apply transaction and the outcomes collected for its
-// outbox row.
+// readDPS reads what DPS holds for the alerts of the batch's well-formed
+// commands (nil without a DPS database): one query per batch, not per
+// command.
+func (s *store) readDPS(ctx context.Context, cmds []apply.Cmd) (map[string]dpsView, error) {
+	if s.dpsViews == nil {
+		return nil, nil
+	}
+	ids := make([]string, 0, len(cmds))
+	seen := make(map[string]bool, len(cmds))
+	for i := range cmds {
+		c := &cmds[i]
+		if c.Err != nil || malformed(&c.Command) != nil || seen[*c.DPSAlertID] {
+			continue
+		}
+		seen[*c.DPSAlertID] = true
+		ids = append(ids, *c.DPSAlertID)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return s.dpsViews(ctx, ids)
+}
+
+// batch is one apply transaction, what DPS holds for its alerts and the
+// outcomes collected for its outbox row.
 type batch struct {
 	tx     writeTx
+	dps    map[string]dpsView // by DPS alert id; nil without a DPS database
 	outbox []apply.OutboxRow
 }
 
@@ -140,9 +168,9 @@ func (s *store) one(ctx context.Context, b *batch, c *apply.Cmd) (apply.Outcome,
 	if err == nil {
 		switch c.Kind {
 		case rules.KindUpsert:
-			r, err = s.upsert(ctx, tx, &c.Command)
+			r, err = s.upsert(ctx, tx, &c.Command, b.dps[*c.DPSAlertID])
 		case rules.KindDelete:
-			r, err = s.delete(ctx, tx, &c.Command)
+			r, err = s.delete(ctx, tx, &c.Command, b.dps[*c.DPSAlertID])
 		default:
 			err = &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
 		}

@@ -51,22 +51,9 @@ type dpsView struct {
 
 // lookup resolves the command's alert, locking its mapping row and its
 // NOMIS row: by DPS id through the mapping, else by the NOMIS key the
-// command carries when no mapping row holds that key. It also returns
-// what DPS holds for the alert now (zero without a DPS database).
-func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command) (*link, *row, dpsView, error) {
-	var side dpsView
-	if s.dpsSide != nil {
-		var err error
-		if side, err = s.dpsSide(ctx, *c.DPSAlertID); err != nil {
-			return nil, nil, side, err
-		}
-	}
-	l, r, err := s.resolve(ctx, tx, c, side)
-	return l, r, side, err
-}
-
-// resolve is lookup's work, given what DPS holds for the alert.
-func (s *store) resolve(ctx context.Context, tx writeTx, c *rules.Command, side dpsView) (*link, *row, error) {
+// command carries when no mapping row holds that key; side is what DPS
+// holds for the alert (zero without a DPS database).
+func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command, side dpsView) (*link, *row, error) {
 	l, err := tx.mapping(ctx, *c.DPSAlertID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the mapping of alert %s: %w", *c.DPSAlertID, err)
@@ -198,11 +185,11 @@ func done(res apply.Result, reason string, c *rules.Command, k *nomisKey) result
 }
 
 // upsert creates or updates the command's alert.
-func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command) (result, error) {
+func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, side dpsView) (result, error) {
 	if c.After == nil {
 		return result{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
 	}
-	l, r, side, err := s.lookup(ctx, tx, c)
+	l, r, err := s.lookup(ctx, tx, c, side)
 	if err != nil {
 		return result{}, err
 	}
@@ -310,8 +297,8 @@ func (s *store) update(ctx context.Context, tx writeTx, c *rules.Command, r *row
 
 // delete deletes the command's alert from NOMIS (a hard delete) and marks
 // its mapping deleted.
-func (s *store) delete(ctx context.Context, tx writeTx, c *rules.Command) (result, error) {
-	l, r, _, err := s.lookup(ctx, tx, c)
+func (s *store) delete(ctx context.Context, tx writeTx, c *rules.Command, side dpsView) (result, error) {
+	l, r, err := s.lookup(ctx, tx, c, side)
 	if err != nil {
 		return result{}, err
 	}

@@ -90,6 +90,7 @@ func BenchmarkE2EFreshness(b *testing.B) {
 		}
 		r.toDPS = rw.freshness(b, nomis, "oms_owner.offender_alerts", "comment_text", dps, "public.alert", "description", nu.tagPrefix)
 		r.toNOMIS = rw.freshness(b, dps, "public.alert", "description", nomis, "oms_owner.offender_alerts", "comment_text", du.tagPrefix)
+		defer rw.quiesce(b) // after the logs below
 		b.Logf("%5.0f changes/s per direction for %s: achieved %.0f/s; freshness NOMIS→DPS %s, DPS→NOMIS %s",
 			rate, took.Round(time.Millisecond), r.achieved, summarize(r.toDPS), summarize(r.toNOMIS))
 		// The applies' own histograms (alertsync_apply_*_freshness_seconds)
@@ -154,6 +155,32 @@ func BenchmarkE2EFreshness(b *testing.B) {
 	report("dps_to_nomis", ms(percentile(steady.toNOMIS, 0.99)), "ms")
 	report("steady_rate", steady.achieved, "changes/s")
 	report("max_rate", maxRate, "changes/s")
+}
+
+// quiesce waits until capture nomis has published its whole journal. Its
+// journal also holds apply nomis's writes (the echoes of DPS → NOMIS, sent
+// as sync records and dropped by the transformer), which a step's own wait
+// (freshness) does not cover; after a step the machine could not keep up
+// with, the next step would otherwise start behind that backlog.
+func (rw *restartableWorld) quiesce(b *testing.B) {
+	b.Helper()
+	began := time.Now()
+	deadline := began.Add(benchDrain)
+	zero := 0 // consecutive empty readings (the gauge is updated every second or so)
+	for zero < 2 {
+		if time.Now().After(deadline) {
+			b.Fatalf("capture nomis's journal did not drain within %s", benchDrain)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if rw.metric(b, "capture-nomis", "alertsync_capture_nomis_journal_backlog_rows", "") == 0 {
+			zero++
+		} else {
+			zero = 0
+		}
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		b.Logf("      capture nomis's journal drained %s after the step", took.Round(time.Millisecond))
+	}
 }
 
 // logStages logs the components' own histograms over the whole run, to see

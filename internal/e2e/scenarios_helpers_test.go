@@ -23,7 +23,7 @@ import (
 )
 
 // procByName returns the running process of component name.
-func (w *world) procByName(t *testing.T, name string) *proc {
+func (w *world) procByName(t testing.TB, name string) *proc {
 	t.Helper()
 	for _, p := range w.procs {
 		if p.name == name {
@@ -94,7 +94,7 @@ func (w *world) cli(t *testing.T, name string, extra map[string]string, args ...
 // metric scrapes component name's /metrics and returns the value of the
 // first sample of metric whose labels contain labels ("" for any); -1 when
 // there is none.
-func (w *world) metric(t *testing.T, name, metric, labels string) float64 {
+func (w *world) metric(t testing.TB, name, metric, labels string) float64 {
 	t.Helper()
 	addr := w.procByName(t, name).adminAddr()
 	require.NotEmpty(t, addr, "%s has no admin address", name)
