@@ -3,7 +3,6 @@ package nomis
 import (
 	"context"
 	"errors"
-	"github.com/alertsync/alertsync/deploy"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertsync/alertsync/apply"
+	"github.com/alertsync/alertsync/deploy"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/transform/rules"

@@ -224,10 +224,15 @@ func (a *Apply) openDPS(ctx context.Context, name string, maxConns int32) (*pgxp
 // readDPSViews reads, in one query, whether DPS has deleted each of the
 // alerts ids and the NOMIS key of each one's DPS-side mapping.
 func readDPSViews(ctx context.Context, dps *pgxpool.Pool, ids []string) (map[string]dpsView, error) {
-	rows, err := dps.Query(ctx, `SELECT q.id::text, m.nomis_booking_id, m.nomis_alert_seq, a.deleted_at IS NOT NULL
+	// Joined on the mapping's key alone, the rest tested after: a filter
+	// in the join makes the planner misjudge a table not analyzed yet (see
+	// capture nomis's AlertContexts).
+	rows, err := dps.Query(ctx, `SELECT q.id::text,
+		       CASE WHEN NOT m.deleted THEN m.nomis_booking_id END, CASE WHEN NOT m.deleted THEN m.nomis_alert_seq END,
+		       a.deleted_at IS NOT NULL
 		  FROM unnest($1::uuid[]) AS q(id)
 		  LEFT JOIN public.alert a ON a.id = q.id
-		  LEFT JOIN alertsync.alert_mapping m ON m.dps_alert_id = q.id AND m.nomis_booking_id IS NOT NULL AND NOT m.deleted`, ids)
+		  LEFT JOIN alertsync.alert_mapping m ON m.dps_alert_id = q.id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading %d alerts and their DPS-side mappings: %w", len(ids), err)
 	}
