@@ -52,18 +52,16 @@ type dialect interface {
 // writeTx is one apply transaction: the command writes, the mapping and
 // positions, holds, conflicts, the batch's outcomes and the fenced offset.
 // Not safe for concurrent use. After an error from any method but
-// savepoint/rollbackToSavepoint the caller rolls back (or rolls back to
+// rollbackToSavepoint the caller rolls back (or rolls back to
 // the command's savepoint when the error is a refusal).
 type writeTx interface {
-	// savepoint starts (or moves) the command's savepoint;
-	// releaseSavepoint ends it with its writes kept; rollbackToSavepoint
-	// undoes the writes since it, the transaction going on.
-	savepoint(ctx context.Context) error
-	releaseSavepoint(ctx context.Context) error
+	// beginCommand starts the command's savepoint (ending the previous
+	// command's, its writes kept; the commit ends the last one) and makes
+	// user the NOMIS user of the writes that follow (the audit and journal
+	// triggers read it). rollbackToSavepoint undoes the writes since the
+	// savepoint, the transaction going on.
+	beginCommand(ctx context.Context, user string) error
 	rollbackToSavepoint(ctx context.Context) error
-	// setUser makes user the NOMIS user of the writes that follow (the
-	// audit and journal triggers read it).
-	setUser(ctx context.Context, user string) error
 	// bumpHold counts one more command held behind hold key and returns
 	// the command the hold started with; held is false when there is no
 	// such hold.

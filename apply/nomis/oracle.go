@@ -581,13 +581,15 @@ type oracleTx struct {
 
 func (t *oracleTx) rollback(context.Context) { _ = t.tx.Rollback() }
 
-func (t *oracleTx) savepoint(ctx context.Context) error {
-	_, err := t.tx.ExecContext(ctx, oraSavepointSQL)
-	return err
+// beginCommand moves the savepoint (Oracle has no RELEASE SAVEPOINT: a
+// savepoint of the same name replaces the previous one) and sets the audit
+// user.
+func (t *oracleTx) beginCommand(ctx context.Context, user string) error {
+	if _, err := t.tx.ExecContext(ctx, oraSavepointSQL); err != nil {
+		return err
+	}
+	return t.setUser(ctx, user)
 }
-
-// releaseSavepoint does nothing: Oracle has no RELEASE SAVEPOINT.
-func (t *oracleTx) releaseSavepoint(context.Context) error { return nil }
 
 func (t *oracleTx) rollbackToSavepoint(ctx context.Context) error {
 	_, err := t.tx.ExecContext(ctx, oraRollbackToSQL)

@@ -68,20 +68,29 @@ func (d *standin) begin(ctx context.Context) (writeTx, error) {
 
 // standinTx is a stand-in transaction.
 type standinTx struct {
-	d  *standin
-	tx pgx.Tx
+	d         *standin
+	tx        pgx.Tx
+	inCommand bool // a command's savepoint is open
 }
 
 func (t *standinTx) rollback(ctx context.Context) { _ = t.tx.Rollback(ctx) }
 
-func (t *standinTx) savepoint(ctx context.Context) error {
-	_, err := t.tx.Exec(ctx, "SAVEPOINT alertsync_command")
-	return err
-}
-
-func (t *standinTx) releaseSavepoint(ctx context.Context) error {
-	_, err := t.tx.Exec(ctx, "RELEASE SAVEPOINT alertsync_command")
-	return err
+// beginCommand releases the previous command's savepoint, starts this
+// one's and sets the audit user in one round trip (the simple protocol
+// allows several statements; pgx interpolates the user). The savepoint is
+// released, not stacked: each one left open is a subtransaction, and more
+// than 64 in a transaction slow every snapshot of the server.
+func (t *standinTx) beginCommand(ctx context.Context, user string) error {
+	const start = "SAVEPOINT alertsync_command; SELECT set_config('nomis.audit_user_id', $1, true)"
+	q := start
+	if t.inCommand {
+		q = "RELEASE SAVEPOINT alertsync_command; " + start
+	}
+	if _, err := t.tx.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol, user); err != nil {
+		return err
+	}
+	t.inCommand = true
+	return nil
 }
 
 func (t *standinTx) rollbackToSavepoint(ctx context.Context) error {
@@ -91,13 +100,6 @@ func (t *standinTx) rollbackToSavepoint(ctx context.Context) error {
 
 // setUser sets nomis.audit_user_id, local to the transaction (and undone
 // with the command's savepoint).
-func (t *standinTx) setUser(ctx context.Context, user string) error {
-	if _, err := t.tx.Exec(ctx, "SELECT set_config('nomis.audit_user_id', $1, true)", user); err != nil {
-		return fmt.Errorf("setting the audit user: %w", err)
-	}
-	return nil
-}
-
 func (t *standinTx) bumpHold(ctx context.Context, key string) (string, bool, error) {
 	var first string
 	err := t.tx.QueryRow(ctx, `UPDATE alertsync.alertsync_dlq_holds SET held_commands = held_commands + 1, updated_at = now()

@@ -158,27 +158,22 @@ func (s *store) one(ctx context.Context, b *batch, c *apply.Cmd) (apply.Outcome,
 			return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "held", Error: "held behind command " + first, HeldBehind: &first}, "")
 		}
 	}
-	if err := tx.savepoint(ctx); err != nil {
-		return apply.Outcome{}, fmt.Errorf("opening a savepoint: %w", err)
+	// The command's savepoint, and the NOMIS user of its writes, read by
+	// the audit and journal triggers.
+	if err := tx.beginCommand(ctx, commandUser(&c.Command)); err != nil {
+		return apply.Outcome{}, fmt.Errorf("starting a command's savepoint: %w", err)
 	}
-	// The NOMIS user of this command's writes, read by the audit and
-	// journal triggers.
-	err := tx.setUser(ctx, commandUser(&c.Command))
 	var r result
-	if err == nil {
-		switch c.Kind {
-		case rules.KindUpsert:
-			r, err = s.upsert(ctx, tx, &c.Command, b.dps[*c.DPSAlertID])
-		case rules.KindDelete:
-			r, err = s.delete(ctx, tx, &c.Command, b.dps[*c.DPSAlertID])
-		default:
-			err = &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
-		}
+	var err error
+	switch c.Kind {
+	case rules.KindUpsert:
+		r, err = s.upsert(ctx, tx, &c.Command, b.dps[*c.DPSAlertID])
+	case rules.KindDelete:
+		r, err = s.delete(ctx, tx, &c.Command, b.dps[*c.DPSAlertID])
+	default:
+		err = &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
 	}
 	if err == nil {
-		if err := tx.releaseSavepoint(ctx); err != nil {
-			return apply.Outcome{}, fmt.Errorf("releasing a savepoint: %w", err)
-		}
 		r.CommandID = c.ID
 		return r.Outcome, s.record(ctx, b, c, r, nil, "")
 	}
