@@ -133,7 +133,10 @@ func (tr faultTraffic) answered() int {
 //     changes (none lost, none made up);
 //   - every command applied: at least one APPLIED outcome, and any other
 //     outcome of it only a repeat (APPLIED again: an outbox row published
-//     twice) or a SKIPPED stale_position (a redelivered command); no DLQ;
+//     twice) or a SKIPPED stale_position (a redelivered command); no DLQ.
+//     Except: a command to NOMIS for an alert DPS has deleted may be
+//     SKIPPED deleted_in_dps (its create came after the delete) and then
+//     unknown_alert (its later changes);
 //   - per NOMIS alert, one DPS audit event of source NOMIS per change (no
 //     duplicate effect); one mapping row per created alert on each side;
 //     as many alert rows as were created (DPS) or are live (NOMIS).
@@ -159,26 +162,41 @@ func (w *world) checkExactlyOnce(t *testing.T, led ledgers, tr faultTraffic) [][
 	byCmd := traffic{outcomes: tr.outcomes}.outcomesByCommand()
 	results := map[string]int{}
 	repeats := 0
+	deletedInDPS := w.deletedDPSAlerts(t)
+	inNOMIS := map[string]bool{}   // DPS alerts a command to NOMIS was applied for
+	neverMade := map[string]bool{} // DPS alerts with a command to NOMIS skipped as gone
 	for id := range mergeKeys(toDPS, toNOMIS) {
 		outs := byCmd[id]
-		applied := 0
+		applied, gone := 0, 0
 		for _, o := range outs {
 			key := o.target + " " + o.result + " " + o.reason
 			switch {
 			case o.result == "APPLIED" && o.reason == "":
 				applied++
+				if o.target == "NOMIS" {
+					inNOMIS[toNOMIS[id].dpsID] = true
+				}
 				if applied > 1 {
 					repeats++
 					continue
 				}
 			case o.result == "SKIPPED" && o.reason == "stale_position":
 				repeats++
+			case o.target == "NOMIS" && o.result == "SKIPPED" && (o.reason == "deleted_in_dps" || o.reason == "unknown_alert"):
+				// A DPS alert created (and maybe edited) and deleted
+				// before apply nomis got to its create: the create is
+				// not made (DPS has deleted the alert since), so its
+				// later changes meet no NOMIS alert. Only for an alert
+				// DPS has deleted.
+				require.True(t, deletedInDPS[toNOMIS[id].dpsID], "command %s: %s for an alert DPS has not deleted (all outcomes: %+v)", id, key, outs)
+				neverMade[toNOMIS[id].dpsID] = true
+				gone++
 			default:
 				require.Failf(t, "unexpected outcome", "command %s: %s (all outcomes: %+v)", id, key, outs)
 			}
 			results[key]++
 		}
-		require.Positive(t, applied, "command %s was never applied: outcomes %+v", id, outs)
+		require.Positive(t, applied+gone, "command %s was never applied: outcomes %+v", id, outs)
 		delete(byCmd, id)
 	}
 	require.Empty(t, byCmd, "outcomes of commands never sent")
@@ -214,8 +232,15 @@ func (w *world) checkExactlyOnce(t *testing.T, led ledgers, tr faultTraffic) [][
 
 	mapDPS := pgtest.QueryValue[int](t, w.dps, `SELECT count(*)::int FROM alertsync.alert_mapping WHERE mapping_type = 'NOMIS_CREATED'`)
 	require.Equal(t, led.byOp["NOMIS create"], mapDPS, "DPS mapping rows of alerts created from NOMIS against NOMIS creates")
+	// An alert whose every command to NOMIS was skipped as gone was never
+	// made in NOMIS; one with a skipped later command after an applied
+	// create was (its delete is what the skip is).
+	for id := range inNOMIS {
+		delete(neverMade, id)
+	}
 	mapNOMIS := pgtest.QueryValue[int](t, w.nomis, `SELECT count(*)::int FROM alertsync.alertsync_alert_mapping WHERE mapping_type = 'DPS_CREATED'`)
-	require.Equal(t, led.byOp["DPS create"], mapNOMIS, "NOMIS mapping rows of alerts created from DPS against DPS creates")
+	require.Equal(t, led.byOp["DPS create"]-len(neverMade), mapNOMIS,
+		"NOMIS mapping rows of alerts created from DPS against DPS creates less the %d deleted in DPS before apply nomis made them", len(neverMade))
 	dpsRows := pgtest.QueryValue[int](t, w.dps, `SELECT count(*)::int FROM public.alert`)
 	require.Equal(t, led.byOp["DPS create"]+led.byOp["NOMIS create"], dpsRows, "DPS alert rows (live or soft-deleted) against creates on both sides")
 	nomisRows := pgtest.QueryValue[int](t, w.nomis, `SELECT count(*)::int FROM oms_owner.offender_alerts`)
@@ -226,6 +251,7 @@ func (w *world) checkExactlyOnce(t *testing.T, led ledgers, tr faultTraffic) [][
 		{"commands to DPS (records / distinct)", fmt.Sprintf("%d / %d", len(tr.toDPS), len(toDPS))},
 		{"commands to NOMIS (records / distinct)", fmt.Sprintf("%d / %d", len(tr.toNOMIS), len(toNOMIS))},
 		{"outcomes (records)", fmt.Sprintf("%d", len(tr.outcomes))},
+		{"DPS alerts deleted before apply nomis made them", fmt.Sprintf("%d", len(neverMade))},
 		{"outcomes by target, result, reason", strings.ReplaceAll(describe(results), "\n", "; ")},
 		{"repeated deliveries (outcomes beyond the first APPLIED)", fmt.Sprintf("%d", repeats)},
 		{"DPS audit events of source NOMIS", fmt.Sprintf("%d", sumValues(audits))},
@@ -325,4 +351,20 @@ func (w *world) requireOneAlertPerNOMISKey(t *testing.T) {
 	}
 	sort.Strings(both)
 	assert.Empty(t, both, "NOMIS keys linked to two alerts, one created from each side")
+}
+
+// deletedDPSAlerts returns the ids of the DPS alerts deleted in DPS.
+func (w *world) deletedDPSAlerts(t *testing.T) map[string]bool {
+	t.Helper()
+	rows, err := w.dps.Pool.Query(context.Background(), "SELECT id::text FROM public.alert WHERE deleted_at IS NOT NULL")
+	require.NoError(t, err)
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		out[id] = true
+	}
+	require.NoError(t, rows.Err())
+	return out
 }
