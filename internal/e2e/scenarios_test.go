@@ -522,8 +522,14 @@ func TestE2EBadInput(t *testing.T) {
 		refused  = prisoner{"B4003QC", 403, 4403} // a row DPS refuses
 		long     = prisoner{"B4004QD", 404, 4404} // an over-long DPS description
 		late     = prisoner{"B4005QE", 405, 4405} // no current booking, redriven after the resync
+		longN    = prisoner{"B4006QF", 406, 4406} // a NOMIS comment longer than DPS holds
 	)
-	seed := scenarioPrisonersSQL(unknown, refused, long) + `
+	// NOMIS's COMMENT_TEXT widened (as MAX_STRING_SIZE=EXTENDED with a
+	// byte-length column would allow): a comment of more than 4000
+	// characters, which DPS cannot hold.
+	seed := scenarioPrisonersSQL(unknown, refused, long, longN) + `
+ALTER TABLE oms_owner.offender_alerts DROP CONSTRAINT offender_alerts_comment_bytes, ALTER COLUMN comment_text TYPE varchar(8000);`
+	seed += `
 INSERT INTO oms_owner.reference_codes (domain, code, description, list_seq, active_flag, parent_domain, parent_code)
 VALUES ('ALERT_CODE', 'XZZ', 'Security - new local code', 99, 'Y', 'ALERT', 'X');`
 	for _, p := range []prisoner{unbooked, late} {
@@ -554,6 +560,8 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 	du.do(t, func(tx pgx.Tx) { du.update(t, tx, unbookedID, [4]bool{true}, "description = $2", "No booking, edited") })
 	var lateID string
 	du.do(t, func(tx pgx.Tx) { lateID = du.create(t, tx, late.number, "XA", "No booking, redriven late", "") })
+	var longNKey nomisKey
+	nu.do(t, func(tx pgx.Tx) { longNKey = nu.create(t, tx, longN, "X", "XA", strings.Repeat("n", 4500), "") })
 	longText := strings.Repeat("é", 4000) // 4000 characters DPS accepts, 8000 bytes NOMIS cannot hold
 	du.do(t, func(tx pgx.Tx) { du.create(t, tx, long.number, "XA", longText, "") })
 
@@ -561,7 +569,7 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 		var entries []dlqEntry
 		w.eventually(t, 45*time.Second, "the bad input in the DLQ", func() string {
 			entries = w.dlqList(t)
-			if len(entries) < 8 {
+			if len(entries) < 9 {
 				return fmt.Sprintf("%d DLQ entries: %+v", len(entries), entries)
 			}
 			return ""
@@ -571,7 +579,7 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 		// to the DLQ (the transformer holds nothing, docs/transform.md).
 		require.Equal(t, map[string]int{"mapping held=false hold=": 2}, countDLQ(entries, "transform", key(unknownKey)))
 		for _, e := range entries {
-			if e.Stage == "transform" {
+			if e.Stage == "transform" && e.AlertKey == key(unknownKey) {
 				require.Contains(t, e.Error, "XZZ", "the reason names the code")
 			}
 		}
@@ -595,7 +603,17 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 			return ""
 		})
 		require.Equal(t, map[string]int{"refused held=false hold=open": 1}, countDLQ(entries, "apply-nomis", "dps:"+lateID))
-		require.Len(t, entries, 8, "nothing else in the DLQ")
+		// The over-long NOMIS comment: the transformer's DLQ, with the
+		// length, never the text.
+		require.Equal(t, map[string]int{"mapping held=false hold=": 1}, countDLQ(entries, "transform", key(longNKey)))
+		for _, e := range entries {
+			if e.AlertKey == key(longNKey) {
+				require.Contains(t, e.Error, "text_too_long")
+				require.Contains(t, e.Error, "4500 characters")
+				require.NotContains(t, e.Error, "nnnn")
+			}
+		}
+		require.Len(t, entries, 9, "nothing else in the DLQ")
 		require.Zero(t, pgtest.QueryValue[int](t, w.dps, "SELECT count(*)::int FROM public.alert WHERE prison_number IN ($1, $2)", unknown.number, refused.number))
 	})
 
@@ -675,13 +693,19 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 		})
 		nu.do(t, func(tx pgx.Tx) { nu.update(t, tx, unknownKey, "comment_text = $3", "New local code, known to DPS now") })
 		w.synced(t, unknown.number, "the unknown code's alert after the fix")
+
+		// The over-long comment: a NOMIS user shortens it; that change
+		// syncs (its before-image is not checked).
+		nu.do(t, func(tx pgx.Tx) { nu.update(t, tx, longNKey, "comment_text = $3", "Shortened to fit DPS") })
+		w.synced(t, longN.number, "the shortened NOMIS comment")
+		require.Equal(t, "Shortened to fit DPS", pgtest.QueryValue[string](t, w.dps, "SELECT description FROM public.alert WHERE prison_number = $1", longN.number))
 	})
 
 	t.Run("holds closed, stores agree, reconcile", func(t *testing.T) {
 		for _, e := range w.dlqList(t) {
 			require.NotEqual(t, "open", e.Hold, "a hold is still open: %+v", e)
 		}
-		require.Empty(t, compareStores(t, w, unknown.number, unbooked.number, refused.number, late.number), "NOMIS and DPS differ")
+		require.Empty(t, compareStores(t, w, unknown.number, unbooked.number, refused.number, late.number, longN.number), "NOMIS and DPS differ")
 		before := w.storeState(t)
 		time.Sleep(quietFor)
 		require.Equal(t, before, w.storeState(t), "alert rows changed after the pipeline went quiet (a loop?)")

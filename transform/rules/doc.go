@@ -38,6 +38,7 @@
 //	no prison number                        DLQ missing_prison_number
 //	missing/out-of-range date or ts_ms      DLQ malformed_date
 //	ALERT_STATUS not ACTIVE/INACTIVE        DLQ malformed_status
+//	COMMENT_TEXT > 4000 characters (after)  DLQ text_too_long
 //
 // Fields, NOMIS → DPS: ALERT_CODE → code; ALERT_TYPE → type_code (the
 // code's type when empty); ALERT_DATE, EXPIRY_DATE (timestamps of the

@@ -58,6 +58,7 @@ const (
 	ReasonMissingImage                          // the op's before or after image is missing
 	ReasonUnsupportedOp                         // an op the rules do not map (t, or unknown)
 	ReasonMissingField                          // a required field is empty
+	ReasonTextTooLong                           // a text longer than the target holds, where the mapping does not cut it
 )
 
 // String returns a stable name of r, fit for a metric label.
@@ -77,6 +78,8 @@ func (r Reason) String() string {
 		return "unsupported_op"
 	case ReasonMissingField:
 		return "missing_field"
+	case ReasonTextTooLong:
+		return "text_too_long"
 	}
 	return "unknown"
 }

@@ -1,5 +1,10 @@
 package rules
 
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
 // NOMISAlert maps a change of OFFENDER_ALERTS to a command for DPS. It
 // returns the command, or the Drop reason it produces none, or an *Error
 // for the DLQ.
@@ -162,6 +167,14 @@ func (r *Rules) nomisState(row *NOMISAlertRow, needCode bool, endedOn *Date, use
 	}
 	if st.Code == "" {
 		return st, mapErr(ReasonMissingField, field+".alert_code", "empty")
+	}
+	if needCode && st.Description != nil {
+		// Not a before-image: the change that shortens an over-long
+		// comment must get through.
+		if n := utf8.RuneCountInString(*st.Description); n > MaxDescriptionChars {
+			return st, mapErr(ReasonTextTooLong, field+".comment_text",
+				fmt.Sprintf("%d characters, DPS holds at most %d", n, MaxDescriptionChars))
+		}
 	}
 	if needCode {
 		c, ok := r.codes.Lookup(st.Code)

@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -117,6 +119,18 @@ func TestNOMISAlert(t *testing.T) {
 		{name: "missing prison number to DLQ", op: OpCreate, mutate: func(ch *NOMISAlertChange) { ch.Context.OffenderNo = nil }, reason: ReasonMissingPrisonNumber},
 		{name: "empty prison number to DLQ", op: OpUpdate, mutate: func(ch *NOMISAlertChange) { ch.Context.OffenderNo = ptr("") }, reason: ReasonMissingPrisonNumber},
 		{name: "unknown code to DLQ", op: OpCreate, mutate: func(ch *NOMISAlertChange) { ch.After.AlertCode = "NOPE" }, reason: ReasonUnknownCode},
+		{name: "comment of 4000 characters (8000 bytes) accepted", op: OpCreate, mutate: func(ch *NOMISAlertChange) {
+			ch.After.CommentText = ptr(strings.Repeat("é", MaxDescriptionChars))
+		}, check: func(t *testing.T, c Command) {
+			require.Equal(t, MaxDescriptionChars, utf8.RuneCountInString(*c.After.Description))
+		}},
+		{name: "comment longer than DPS holds to DLQ", op: OpUpdate, mutate: func(ch *NOMISAlertChange) {
+			ch.After.CommentText = ptr(strings.Repeat("x", MaxDescriptionChars+1))
+		}, reason: ReasonTextTooLong},
+		{name: "over-long comment in the before-image only: the shortening syncs", op: OpUpdate, mutate: func(ch *NOMISAlertChange) {
+			ch.Before.CommentText = ptr(strings.Repeat("x", MaxDescriptionChars+1))
+			ch.After.CommentText = ptr("shortened")
+		}, check: func(t *testing.T, c Command) { require.Equal(t, "shortened", *c.After.Description) }},
 		{name: "unknown code on delete still deletes", op: OpDelete, mutate: func(ch *NOMISAlertChange) { ch.Before.AlertCode = "NOPE" },
 			check: func(t *testing.T, c Command) { require.Equal(t, KindDelete, c.Kind) }},
 		{name: "inactive code accepted", op: OpCreate, mutate: func(ch *NOMISAlertChange) { ch.After.AlertCode = "XOLD" },
@@ -314,6 +328,9 @@ func TestNOMISSnapshot(t *testing.T) {
 			require.Empty(t, c.Alerts)
 		}},
 		{name: "snapshot without prison number to DLQ", mutate: func(s *NOMISSnapshot) { s.OffenderNo = "" }, reason: ReasonMissingPrisonNumber},
+		{name: "snapshot with a comment longer than DPS holds to DLQ", mutate: func(s *NOMISSnapshot) {
+			s.Alerts[1].Row.CommentText = ptr(strings.Repeat("x", MaxDescriptionChars+1))
+		}, reason: ReasonTextTooLong},
 		{name: "snapshot with an unknown code to DLQ", mutate: func(s *NOMISSnapshot) { s.Alerts[1].Row.AlertCode = "NOPE" }, reason: ReasonUnknownCode},
 		{name: "snapshot with a malformed date to DLQ", mutate: func(s *NOMISSnapshot) { s.Alerts[2].Row.AlertDate = time.Time{} }, reason: ReasonMalformedDate},
 	}

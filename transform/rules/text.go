@@ -8,9 +8,14 @@ import (
 
 // Limits of NOMIS columns the DPS → NOMIS direction writes.
 const (
-	MaxCommentBytes    = 4000 // COMMENT_TEXT: VARCHAR2(4000), bytes of UTF-8
-	MaxAuthorisedBytes = 40   // AUTHORIZE_PERSON_TEXT: VARCHAR2(40), bytes
-	MaxNOMISUserBytes  = 32   // CREATE_USER_ID, MODIFY_USER_ID: VARCHAR2(32)
+	MaxCommentBytes = 4000 // COMMENT_TEXT: VARCHAR2(4000), bytes of UTF-8
+	// MaxDescriptionChars is DPS's limit of description, in characters
+	// (DOMAIN.md "Validation limits"). A NOMIS comment fits unless NOMIS
+	// holds more than 4000 bytes (MAX_STRING_SIZE=EXTENDED, or a widened
+	// column): such a comment goes to the DLQ rather than being cut.
+	MaxDescriptionChars = 4000
+	MaxAuthorisedBytes  = 40 // AUTHORIZE_PERSON_TEXT: VARCHAR2(40), bytes
+	MaxNOMISUserBytes   = 32 // CREATE_USER_ID, MODIFY_USER_ID: VARCHAR2(32)
 )
 
 // userKeep is how many bytes of a too-long user id ShortenUser keeps before
