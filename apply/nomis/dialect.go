@@ -55,22 +55,19 @@ type dialect interface {
 // rollbackToSavepoint the caller rolls back (or rolls back to
 // the command's savepoint when the error is a refusal).
 type writeTx interface {
-	// beginCommand starts the command's savepoint (ending the previous
-	// command's, its writes kept; the commit ends the last one) and makes
-	// user the NOMIS user of the writes that follow (the audit and journal
-	// triggers read it). rollbackToSavepoint undoes the writes since the
-	// savepoint, the transaction going on.
-	beginCommand(ctx context.Context, user string) error
+	// startCommand begins a command. It counts the command held when a
+	// hold on holdKey is open (held, with the command the hold started
+	// with; the caller then only records it held, whatever else was
+	// done). Otherwise it has started the command's savepoint (ending the
+	// previous command's, its writes kept; the commit ends the last one),
+	// made user the NOMIS user of the writes that follow (the audit and
+	// journal triggers read it) and read and locked the mapping row of DPS
+	// alert dpsID (nil: none). rollbackToSavepoint undoes the writes since
+	// the savepoint, the transaction going on.
+	startCommand(ctx context.Context, holdKey, user, dpsID string) (commandStart, error)
 	rollbackToSavepoint(ctx context.Context) error
-	// bumpHold counts one more command held behind hold key and returns
-	// the command the hold started with; held is false when there is no
-	// such hold.
-	bumpHold(ctx context.Context, key string) (first string, held bool, err error)
 	// startHold starts a hold on key unless one exists.
 	startHold(ctx context.Context, h hold) error
-	// mapping reads and locks the mapping row of DPS alert dpsID; nil when
-	// there is none.
-	mapping(ctx context.Context, dpsID string) (*link, error)
 	// keyMapped reports whether some mapping row (deleted or not) holds k.
 	keyMapped(ctx context.Context, k nomisKey) (bool, error)
 	// releaseKey removes the mapping rows of DPS alerts other than dpsID
@@ -142,4 +139,11 @@ type mappingWrite struct {
 	kind         string // mappingDPSCreated or mappingNOMISCreated, for a new row
 	pos          rules.Position
 	deleted      bool
+}
+
+// commandStart is what writeTx.startCommand found.
+type commandStart struct {
+	held       bool
+	heldBehind string // the first command of the hold, when held
+	link       *link  // the alert's mapping row, locked; nil: none (or held)
 }

@@ -581,14 +581,33 @@ type oracleTx struct {
 
 func (t *oracleTx) rollback(context.Context) { _ = t.tx.Rollback() }
 
-// beginCommand moves the savepoint (Oracle has no RELEASE SAVEPOINT: a
-// savepoint of the same name replaces the previous one) and sets the audit
-// user.
-func (t *oracleTx) beginCommand(ctx context.Context, user string) error {
-	if _, err := t.tx.ExecContext(ctx, oraSavepointSQL); err != nil {
-		return err
+// startCommand runs the hold check and, unless the command is held, moves
+// the savepoint (Oracle has no RELEASE SAVEPOINT: a savepoint of the same
+// name replaces the previous one), sets the audit user and reads the
+// mapping, one statement after the other.
+func (t *oracleTx) startCommand(ctx context.Context, holdKey, user, dpsID string) (commandStart, error) {
+	var st commandStart
+	if holdKey != "" {
+		first, held, err := t.bumpHold(ctx, holdKey)
+		if err != nil {
+			return st, fmt.Errorf("checking holds: %w", err)
+		}
+		if held {
+			return commandStart{held: true, heldBehind: first}, nil
+		}
 	}
-	return t.setUser(ctx, user)
+	if _, err := t.tx.ExecContext(ctx, oraSavepointSQL); err != nil {
+		return st, fmt.Errorf("opening a savepoint: %w", err)
+	}
+	if err := t.setUser(ctx, user); err != nil {
+		return st, err
+	}
+	l, err := t.mapping(ctx, dpsID)
+	if err != nil {
+		return st, fmt.Errorf("reading the mapping of alert %s: %w", dpsID, err)
+	}
+	st.link = l
+	return st, nil
 }
 
 func (t *oracleTx) rollbackToSavepoint(ctx context.Context) error {

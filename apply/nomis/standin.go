@@ -75,22 +75,61 @@ type standinTx struct {
 
 func (t *standinTx) rollback(ctx context.Context) { _ = t.tx.Rollback(ctx) }
 
-// beginCommand releases the previous command's savepoint, starts this
-// one's and sets the audit user in one round trip (the simple protocol
-// allows several statements; pgx interpolates the user). The savepoint is
+// startCommand sends the hold check, the end of the previous command's
+// savepoint, this one's, the audit user and the mapping read in one round
+// trip (a pipelined batch): they do not depend on each other, and a held
+// command only wastes a savepoint and a row lock. The savepoint is
 // released, not stacked: each one left open is a subtransaction, and more
 // than 64 in a transaction slow every snapshot of the server.
-func (t *standinTx) beginCommand(ctx context.Context, user string) error {
-	const start = "SAVEPOINT alertsync_command; SELECT set_config('nomis.audit_user_id', $1, true)"
-	q := start
+func (t *standinTx) startCommand(ctx context.Context, holdKey, user, dpsID string) (commandStart, error) {
+	b := &pgx.Batch{}
+	if holdKey != "" {
+		b.Queue(standinBumpHoldSQL, holdKey)
+	}
 	if t.inCommand {
-		q = "RELEASE SAVEPOINT alertsync_command; " + start
+		b.Queue("RELEASE SAVEPOINT alertsync_command")
 	}
-	if _, err := t.tx.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol, user); err != nil {
-		return err
+	b.Queue("SAVEPOINT alertsync_command")
+	b.Queue("SELECT set_config('nomis.audit_user_id', $1, true)", user)
+	b.Queue(standinMappingSQL, dpsID)
+	br := t.tx.SendBatch(ctx, b)
+	var st commandStart
+	err := func() error {
+		if holdKey != "" {
+			err := br.QueryRow().Scan(&st.heldBehind)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return fmt.Errorf("checking holds: %w", err)
+			default:
+				st.held = true
+			}
+		}
+		if t.inCommand {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("releasing the last command's savepoint: %w", err)
+			}
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("opening a savepoint: %w", err)
+		}
+		t.inCommand = true
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("setting the audit user: %w", err)
+		}
+		l, err := scanMapping(br.QueryRow())
+		if err != nil {
+			return fmt.Errorf("reading the mapping of alert %s: %w", dpsID, err)
+		}
+		if !st.held {
+			st.link = l
+		}
+		return nil
+	}()
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
 	}
-	t.inCommand = true
-	return nil
+	return st, err
 }
 
 func (t *standinTx) rollbackToSavepoint(ctx context.Context) error {
@@ -100,15 +139,8 @@ func (t *standinTx) rollbackToSavepoint(ctx context.Context) error {
 
 // setUser sets nomis.audit_user_id, local to the transaction (and undone
 // with the command's savepoint).
-func (t *standinTx) bumpHold(ctx context.Context, key string) (string, bool, error) {
-	var first string
-	err := t.tx.QueryRow(ctx, `UPDATE alertsync.alertsync_dlq_holds SET held_commands = held_commands + 1, updated_at = now()
-		WHERE hold_key = $1 RETURNING first_command_id`, key).Scan(&first)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	return first, err == nil, err
-}
+const standinBumpHoldSQL = `UPDATE alertsync.alertsync_dlq_holds SET held_commands = held_commands + 1, updated_at = now()
+		WHERE hold_key = $1 RETURNING first_command_id`
 
 func (t *standinTx) startHold(ctx context.Context, h hold) error {
 	_, err := t.tx.Exec(ctx, `INSERT INTO alertsync.alertsync_dlq_holds (hold_key, prison_number, first_command_id, reason)
@@ -116,15 +148,17 @@ func (t *standinTx) startHold(ctx context.Context, h hold) error {
 	return err
 }
 
-func (t *standinTx) mapping(ctx context.Context, dpsID string) (*link, error) {
+const standinMappingSQL = `SELECT offender_book_id, alert_seq, dps_commit_pos, dps_change_pos, deleted_at
+		  FROM alertsync.alertsync_alert_mapping WHERE dps_alert_id = $1::uuid FOR UPDATE`
+
+// scanMapping reads a row of standinMappingSQL; nil when there is none.
+func scanMapping(row pgx.Row) (*link, error) {
 	var (
 		l       = link{mapped: true}
 		cp, chp *int64
 		deleted *time.Time
 	)
-	err := t.tx.QueryRow(ctx, `SELECT offender_book_id, alert_seq, dps_commit_pos, dps_change_pos, deleted_at
-		  FROM alertsync.alertsync_alert_mapping WHERE dps_alert_id = $1::uuid FOR UPDATE`, dpsID).
-		Scan(&l.key.book, &l.key.seq, &cp, &chp, &deleted)
+	err := row.Scan(&l.key.book, &l.key.seq, &cp, &chp, &deleted)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -148,28 +148,21 @@ func (s *store) one(ctx context.Context, b *batch, c *apply.Cmd) (apply.Outcome,
 		r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}}
 		return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "refused", Error: ref.Error()}, "")
 	}
-	if key != "" {
-		first, held, err := tx.bumpHold(ctx, key)
-		if err != nil {
-			return apply.Outcome{}, fmt.Errorf("checking holds: %w", err)
-		}
-		if held {
-			r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}}
-			return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "held", Error: "held behind command " + first, HeldBehind: &first}, "")
-		}
+	st, err := tx.startCommand(ctx, key, commandUser(&c.Command), *c.DPSAlertID)
+	if err != nil {
+		return apply.Outcome{}, fmt.Errorf("starting a command: %w", err)
 	}
-	// The command's savepoint, and the NOMIS user of its writes, read by
-	// the audit and journal triggers.
-	if err := tx.beginCommand(ctx, commandUser(&c.Command)); err != nil {
-		return apply.Outcome{}, fmt.Errorf("starting a command's savepoint: %w", err)
+	if st.held {
+		first := st.heldBehind
+		r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Skipped, Reason: apply.ReasonHeld}}
+		return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "held", Error: "held behind command " + first, HeldBehind: &first}, "")
 	}
 	var r result
-	var err error
 	switch c.Kind {
 	case rules.KindUpsert:
-		r, err = s.upsert(ctx, tx, &c.Command, b.dps[*c.DPSAlertID])
+		r, err = s.upsert(ctx, tx, &c.Command, st.link, b.dps[*c.DPSAlertID])
 	case rules.KindDelete:
-		r, err = s.delete(ctx, tx, &c.Command, b.dps[*c.DPSAlertID])
+		r, err = s.delete(ctx, tx, &c.Command, st.link, b.dps[*c.DPSAlertID])
 	default:
 		err = &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
 	}

@@ -49,15 +49,11 @@ type dpsView struct {
 	deleted bool
 }
 
-// lookup resolves the command's alert, locking its mapping row and its
-// NOMIS row: by DPS id through the mapping, else by the NOMIS key the
-// command carries when no mapping row holds that key; side is what DPS
-// holds for the alert (zero without a DPS database).
-func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command, side dpsView) (*link, *row, error) {
-	l, err := tx.mapping(ctx, *c.DPSAlertID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the mapping of alert %s: %w", *c.DPSAlertID, err)
-	}
+// lookup resolves the command's alert, locking its NOMIS row: by DPS id
+// through l, its mapping row (read and locked by startCommand; nil: none),
+// else by the NOMIS key the command carries when no mapping row holds that
+// key; side is what DPS holds for the alert (zero without a DPS database).
+func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command, l *link, side dpsView) (*link, *row, error) {
 	if l == nil || !l.deleted {
 		// A prisoner replace in DPS (the resync after a new booking, a
 		// recall, a moved booking or a merge) re-points the DPS-side
@@ -185,11 +181,11 @@ func done(res apply.Result, reason string, c *rules.Command, k *nomisKey) result
 }
 
 // upsert creates or updates the command's alert.
-func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, side dpsView) (result, error) {
+func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, mapped *link, side dpsView) (result, error) {
 	if c.After == nil {
 		return result{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
 	}
-	l, r, err := s.lookup(ctx, tx, c, side)
+	l, r, err := s.lookup(ctx, tx, c, mapped, side)
 	if err != nil {
 		return result{}, err
 	}
@@ -297,8 +293,8 @@ func (s *store) update(ctx context.Context, tx writeTx, c *rules.Command, r *row
 
 // delete deletes the command's alert from NOMIS (a hard delete) and marks
 // its mapping deleted.
-func (s *store) delete(ctx context.Context, tx writeTx, c *rules.Command, side dpsView) (result, error) {
-	l, r, err := s.lookup(ctx, tx, c, side)
+func (s *store) delete(ctx context.Context, tx writeTx, c *rules.Command, mapped *link, side dpsView) (result, error) {
+	l, r, err := s.lookup(ctx, tx, c, mapped, side)
 	if err != nil {
 		return result{}, err
 	}
