@@ -105,7 +105,7 @@ func TestBadInputToDLQ(t *testing.T) {
 
 	h.produceRaw(t, schemas.TopicNOMISOffenderAlerts, []byte("not avro"), []byte("not avro either"))
 	h.produceRaw(t, schemas.TopicDPSAlert, []byte{0, 0, 0, 0x7f, 0x7f, 1}, []byte{0, 0, 0, 0x7f, 0x7f, 2}) // unknown schema id
-	h.nomisAlert(t, rules.OpCreate, "A1234BC", 10, 1, "NOPE", nil, 1)                                      // unknown code
+	h.nomisAlert(t, rules.OpCreate, "A1234BC", 10, 1, "NOPE", nil, 1)                                      // unknown code, no ALERT_TYPE to pass it on with
 	missing := rules.NOMISAlertChange{Op: rules.OpCreate, Source: h.nextSource(false),
 		Session: &rules.NOMISSession{Module: fixture.Ptr("OCDALERT")}, Context: &rules.NOMISContext{BookingSeq: fixture.Ptr(int32(1))}}
 	row := fixture.NOMISRowOf(12, 1, "XA", "X")

@@ -575,11 +575,14 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 			return ""
 		})
 		t.Logf("DLQ: %+v", entries)
-		// The transformer does not know XZZ: both records of the alert go
-		// to the DLQ (the transformer holds nothing, docs/transform.md).
-		require.Equal(t, map[string]int{"mapping held=false hold=": 2}, countDLQ(entries, "transform", key(unknownKey)))
+		// Neither the transformer nor DPS knows XZZ: the transformer
+		// passes the NOMIS alert on with its NOMIS type, apply dps refuses
+		// the create (unknown_code, naming the code) and holds the edit.
+		require.Equal(t, map[string]int{"refused held=false hold=open": 1, "held held=true hold=open": 1},
+			countDLQ(entries, "apply-dps", key(unknownKey)))
 		for _, e := range entries {
-			if e.Stage == "transform" && e.AlertKey == key(unknownKey) {
+			if e.AlertKey == key(unknownKey) && !e.Held {
+				require.Contains(t, e.Error, "unknown_code")
 				require.Contains(t, e.Error, "XZZ", "the reason names the code")
 			}
 		}
@@ -676,26 +679,23 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 			"SELECT count(*)::int FROM oms_owner.offender_alerts WHERE offender_book_id = $1", late.booking), "the redrive brought the alert back")
 		w.synced(t, late.number, "the late redrive")
 
-		// The unknown code: DPS learns it. The transformer's entries are
-		// not redriven (docs/dlq.md "Not supported yet")…
+		// The unknown code: DPS learns it, then apply dps's held commands
+		// are redriven.
 		w.dps.Exec(t, `INSERT INTO public.alert_code (alert_type_id, code, description, restricted, list_sequence, created_at, created_by)
 			SELECT id, 'XZZ', 'Security - new local code', false, 99, now(), 'e2e' FROM public.alert_type WHERE code = 'X'`)
+		out, errOut, code = w.cli(t, "apply-dps", nil, "dlq", "redrive", "--stage", "apply-dps", "--alert-key", key(unknownKey))
+		require.Zero(t, code, "dlq redrive of the unknown code's alert:\n%s\n%s", out, errOut)
+		w.synced(t, unknown.number, "the unknown code's alert after the fix")
+		require.Equal(t, "New local code, edited", pgtest.QueryValue[string](t, w.dps, "SELECT description FROM public.alert WHERE prison_number = $1", unknown.number))
+
+		// The transformer's entries (the over-long comment below) are not
+		// redriven (docs/dlq.md "Not supported yet")…
 		out, errOut, code = w.cli(t, "apply-dps", nil, "dlq", "redrive", "--stage", "transform", "--all")
 		require.NotZero(t, code, "dlq redrive --stage transform is documented as refused:\n%s\n%s", out, errOut)
-		// …so the alert syncs with its next NOMIS change, once the
-		// transformer has the code.
-		w.eventually(t, syncWait, "transform knows XZZ", func() string {
-			if v := w.metric(t, "transform", "alertsync_transform_reference_codes", ""); v < 1 ||
-				pgtest.QueryValue[int](t, w.dps, "SELECT count(*)::int FROM public.alert_code") != int(v) {
-				return fmt.Sprintf("alertsync_transform_reference_codes = %v", v)
-			}
-			return ""
-		})
-		nu.do(t, func(tx pgx.Tx) { nu.update(t, tx, unknownKey, "comment_text = $3", "New local code, known to DPS now") })
-		w.synced(t, unknown.number, "the unknown code's alert after the fix")
 
-		// The over-long comment: a NOMIS user shortens it; that change
-		// syncs (its before-image is not checked).
+		// …the fix of the over-long comment is its next change: a NOMIS
+		// user shortens it, and that change syncs (its before-image is not
+		// checked).
 		nu.do(t, func(tx pgx.Tx) { nu.update(t, tx, longNKey, "comment_text = $3", "Shortened to fit DPS") })
 		w.synced(t, longN.number, "the shortened NOMIS comment")
 		require.Equal(t, "Shortened to fit DPS", pgtest.QueryValue[string](t, w.dps, "SELECT description FROM public.alert WHERE prison_number = $1", longN.number))

@@ -118,7 +118,15 @@ func TestNOMISAlert(t *testing.T) {
 		{name: "no context dropped as not current", op: OpCreate, mutate: func(ch *NOMISAlertChange) { ch.Context = nil }, drop: DropNotCurrentBooking},
 		{name: "missing prison number to DLQ", op: OpCreate, mutate: func(ch *NOMISAlertChange) { ch.Context.OffenderNo = nil }, reason: ReasonMissingPrisonNumber},
 		{name: "empty prison number to DLQ", op: OpUpdate, mutate: func(ch *NOMISAlertChange) { ch.Context.OffenderNo = ptr("") }, reason: ReasonMissingPrisonNumber},
-		{name: "unknown code to DLQ", op: OpCreate, mutate: func(ch *NOMISAlertChange) { ch.After.AlertCode = "NOPE" }, reason: ReasonUnknownCode},
+		{name: "unknown code passes with its NOMIS type (apply dps decides)", op: OpCreate, mutate: func(ch *NOMISAlertChange) { ch.After.AlertCode = "NOPE" },
+			check: func(t *testing.T, c Command) {
+				require.Equal(t, KindUpsert, c.Kind)
+				require.Equal(t, "NOPE", c.After.Code)
+				require.Equal(t, "X", c.After.TypeCode)
+			}},
+		{name: "unknown code without a type to DLQ", op: OpUpdate, mutate: func(ch *NOMISAlertChange) {
+			ch.After.AlertCode, ch.After.AlertType = "NOPE", ""
+		}, reason: ReasonUnknownCode},
 		{name: "comment of 4000 characters (8000 bytes) accepted", op: OpCreate, mutate: func(ch *NOMISAlertChange) {
 			ch.After.CommentText = ptr(strings.Repeat("é", MaxDescriptionChars))
 		}, check: func(t *testing.T, c Command) {
