@@ -11,12 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
-	"github.com/alertsync/alertsync/internal/testenv/topictest"
-	"github.com/alertsync/alertsync/schemas"
 )
 
 // ledgers is what the users of both sides committed, read back from the
@@ -57,53 +53,10 @@ func readLedgers(t *testing.T, w *world) ledgers {
 	return l
 }
 
-// faultCommand is what the fault suite reads of a command record.
-type faultCommand struct {
-	id, kind, origin, dpsID, nomisKey string
-}
-
-// faultTraffic is every command and outcome record so far, and the DLQ's
-// size.
-type faultTraffic struct {
-	toDPS, toNOMIS []faultCommand
-	outcomes       []outcome
-	dlq            int64
-}
-
-// readFaultTraffic reads the command and outcome topics to their ends.
-func (w *world) readFaultTraffic(t *testing.T) faultTraffic {
-	t.Helper()
-	adm := kadm.NewClient(kafkatest.Client(t, w.brokers))
-	rd := topictest.Reader{Brokers: w.brokers, Registry: w.srcl, ReadCommitted: true}
-	read := func(topic string) []topictest.Record {
-		name := w.prefix + topic
-		return rd.ToEnds(t, name, topictest.EndOffsets(context.Background(), t, adm, name))
-	}
-	commands := func(topic string) []faultCommand {
-		var out []faultCommand
-		for _, r := range read(topic) {
-			c := faultCommand{id: text(r.Value["command_id"]), kind: text(r.Value["kind"]),
-				origin: text(r.Value["origin_side"]), dpsID: text(r.Value["dps_alert_id"])}
-			if b, s := text(r.Value["nomis_booking_id"]), text(r.Value["nomis_alert_seq"]); b != "" && s != "" {
-				c.nomisKey = b + "/" + s
-			}
-			out = append(out, c)
-		}
-		return out
-	}
-	tr := faultTraffic{toDPS: commands(schemas.TopicCommandsDPS), toNOMIS: commands(schemas.TopicCommandsNOMIS)}
-	for _, r := range read(schemas.TopicOutcomes) {
-		tr.outcomes = append(tr.outcomes, outcome{commandID: text(r.Value["command_id"]), target: text(r.Value["target"]),
-			result: text(r.Value["outcome"]), reason: text(r.Value["reason"]), prisonNumber: text(r.Value["prison_number"])})
-	}
-	tr.dlq = topictest.Sum(topictest.EndOffsets(context.Background(), t, adm, w.prefix+schemas.TopicDLQ))
-	return tr
-}
-
 // distinct returns the commands by id (a change sent again after a fault
 // carries the same deterministic id).
-func (tr faultTraffic) distinct(cmds []faultCommand) map[string]faultCommand {
-	out := map[string]faultCommand{}
+func (tr traffic) distinct(cmds []command) map[string]command {
+	out := map[string]command{}
 	for _, c := range cmds {
 		out[c.id] = c
 	}
@@ -111,13 +64,13 @@ func (tr faultTraffic) distinct(cmds []faultCommand) map[string]faultCommand {
 }
 
 // answered counts the distinct commands that have an outcome.
-func (tr faultTraffic) answered() int {
+func (tr traffic) answered() int {
 	has := map[string]bool{}
 	for _, o := range tr.outcomes {
 		has[o.commandID] = true
 	}
 	n := 0
-	for id := range tr.distinct(append(append([]faultCommand{}, tr.toDPS...), tr.toNOMIS...)) {
+	for id := range tr.distinct(append(append([]command{}, tr.toDPS...), tr.toNOMIS...)) {
 		if has[id] {
 			n++
 		}
@@ -140,7 +93,7 @@ func (tr faultTraffic) answered() int {
 //   - per NOMIS alert, one DPS audit event of source NOMIS per change (no
 //     duplicate effect); one mapping row per created alert on each side;
 //     as many alert rows as were created (DPS) or are live (NOMIS).
-func (w *world) checkExactlyOnce(t *testing.T, led ledgers, tr faultTraffic) [][2]string {
+func (w *world) checkExactlyOnce(t *testing.T, led ledgers, tr traffic) [][2]string {
 	t.Helper()
 	for _, c := range tr.toDPS {
 		require.Equal(t, "NOMIS", c.origin, "a command to DPS that did not come from NOMIS (a loop): %+v", c)

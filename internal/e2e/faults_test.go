@@ -139,9 +139,9 @@ func TestFaults(t *testing.T) {
 	t.Logf("ledger: %s; commits whose answer was lost but which committed: %v", strings.ReplaceAll(describe(led.byOp), "\n", ", "), lostAnswers)
 
 	settleStart := time.Now()
-	var tr faultTraffic
+	var tr traffic
 	complete := rw.settled(t, faultSettle, "every user change delivered and answered", func() string {
-		tr = rw.readFaultTraffic(t)
+		tr = rw.readTraffic(t)
 		got := fmt.Sprintf("%d of %d NOMIS changes and %d of %d DPS changes have a command, %d of %d commands an outcome",
 			len(tr.distinct(tr.toDPS)), led.total("NOMIS"), len(tr.distinct(tr.toNOMIS)), led.total("DPS"), tr.answered(), len(tr.distinct(tr.toDPS))+len(tr.distinct(tr.toNOMIS)))
 		if len(tr.distinct(tr.toDPS)) < led.total("NOMIS") || len(tr.distinct(tr.toNOMIS)) < led.total("DPS") ||
@@ -162,7 +162,7 @@ func TestFaults(t *testing.T) {
 
 	before := rw.storeState(t)
 	time.Sleep(quietFor)
-	after := rw.readFaultTraffic(t)
+	after := rw.readTraffic(t)
 	require.Equal(t, before, rw.storeState(t), "alert rows changed after the pipeline went quiet (a loop?)")
 	require.Equal(t, len(tr.toDPS), len(after.toDPS), "commands to DPS kept coming")
 	require.Equal(t, len(tr.toNOMIS), len(after.toNOMIS), "commands to NOMIS kept coming")

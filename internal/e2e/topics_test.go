@@ -16,9 +16,10 @@ import (
 	"github.com/alertsync/alertsync/schemas"
 )
 
-// command is what the suite reads of a command record.
+// command is what the suites read of a command record (nomisKey:
+// "<booking>/<seq>" when it carries one).
 type command struct {
-	id, kind, origin, prisonNumber string
+	id, kind, origin, prisonNumber, dpsID, nomisKey string
 }
 
 // outcome is what the suite reads of an outcome record.
@@ -46,8 +47,12 @@ func (w *world) readTraffic(t *testing.T) traffic {
 	commands := func(topic string) []command {
 		var out []command
 		for _, r := range read(topic) {
-			out = append(out, command{id: text(r.Value["command_id"]), kind: text(r.Value["kind"]),
-				origin: text(r.Value["origin_side"]), prisonNumber: text(r.Value["prison_number"])})
+			c := command{id: text(r.Value["command_id"]), kind: text(r.Value["kind"]), origin: text(r.Value["origin_side"]),
+				prisonNumber: text(r.Value["prison_number"]), dpsID: text(r.Value["dps_alert_id"])}
+			if b, s := text(r.Value["nomis_booking_id"]), text(r.Value["nomis_alert_seq"]); b != "" && s != "" {
+				c.nomisKey = b + "/" + s
+			}
+			out = append(out, c)
 		}
 		return out
 	}
