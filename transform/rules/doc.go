@@ -34,9 +34,10 @@
 //	DPS u of an already soft-deleted alert  Drop unchanged
 //	u changing no carried field             Drop unchanged
 //	t, unknown op, missing image            DLQ unsupported_op / missing_image
-//	NOMIS c/u/r code not in Codes           UPSERT with the row's ALERT_TYPE (apply dps
-//	                                        refuses a code DPS lacks, and holds); no type: DLQ
-//	snapshot or DPS code not in Codes       DLQ unknown_code
+//	NOMIS code not in Codes (c/u/r, snapshot) the command with the row's ALERT_TYPE (apply
+//	                                        dps refuses a code DPS lacks, and holds); no
+//	                                        type: DLQ unknown_code
+//	DPS code id not in Codes                DLQ unknown_code
 //	no prison number                        DLQ missing_prison_number
 //	missing/out-of-range date or ts_ms      DLQ malformed_date
 //	ALERT_STATUS not ACTIVE/INACTIVE        DLQ malformed_status

@@ -65,7 +65,7 @@ func (r *Rules) NOMISAlert(ch *NOMISAlertChange) (Command, Drop, error) {
 		user = ch.Session.User
 	}
 	if ch.Before != nil {
-		st, err := r.nomisState(ch.Before, codesAny, nil, nil, "before")
+		st, err := r.nomisState(ch.Before, false, nil, nil, "before")
 		if err != nil {
 			return Command{}, DropNone, err
 		}
@@ -79,7 +79,7 @@ func (r *Rules) NOMISAlert(ch *NOMISAlertChange) (Command, Drop, error) {
 			d := DateIn(ch.Source.CommitTime, r.loc)
 			endedOn = &d
 		}
-		st, err := r.nomisState(ch.After, codesTyped, endedOn, user, "after")
+		st, err := r.nomisState(ch.After, true, endedOn, user, "after")
 		if err != nil {
 			return Command{}, DropNone, err
 		}
@@ -131,7 +131,7 @@ func (r *Rules) NOMISSnapshot(s *NOMISSnapshot) (Command, Drop, error) {
 	}
 	for i := range s.Alerts {
 		a := &s.Alerts[i]
-		st, err := r.nomisState(&a.Row, codesKnown, nil, nil, "alerts.row")
+		st, err := r.nomisState(&a.Row, true, nil, nil, "alerts.row")
 		if err != nil {
 			return Command{}, DropNone, err
 		}
@@ -149,29 +149,16 @@ func inactiveOpenEnded(row *NOMISAlertRow) bool {
 	return row != nil && row.AlertStatus == "INACTIVE" && row.ExpiryDate == nil
 }
 
-// codeRule is what nomisState asks of an alert code.
-type codeRule int8
-
-const (
-	// codesAny: any code (a before-image, which only describes).
-	codesAny codeRule = iota
-	// codesTyped: a code the reference data does not have passes when the
-	// row names its type: apply dps, which checks DPS's own table, refuses
-	// it if DPS does not have it either, holds the alert's later changes
-	// and can redrive them once the code exists (an alert change).
-	codesTyped
-	// codesKnown: the code must be in the reference data (a snapshot,
-	// replaced as a whole, cannot be partly held).
-	codesKnown
-)
-
-// nomisState maps an OFFENDER_ALERTS row to an AlertState. codes: what
-// the alert code must be (the type of a known code fills a missing
-// ALERT_TYPE; an after-image is also checked for a comment DPS cannot
-// hold). endedOn: active_to of an INACTIVE row
+// nomisState maps an OFFENDER_ALERTS row to an AlertState. after: the row
+// is what an alert becomes (an after-image or a snapshot row), not a
+// before-image, which only describes: its code must be known to the
+// reference data unless the row names its type (then apply dps, which
+// checks DPS's own table, refuses a code DPS lacks and holds the alert, to
+// be redriven once the code exists), and its comment must fit DPS. The
+// type of a known code fills a missing ALERT_TYPE. endedOn: active_to of an INACTIVE row
 // without expiry (nil: left open, see doc.go). user: the session's user,
 // the fallback for missing audit users. field names the image in errors.
-func (r *Rules) nomisState(row *NOMISAlertRow, codes codeRule, endedOn *Date, user *string, field string) (AlertState, error) {
+func (r *Rules) nomisState(row *NOMISAlertRow, after bool, endedOn *Date, user *string, field string) (AlertState, error) {
 	st := AlertState{
 		Code:         row.AlertCode,
 		TypeCode:     row.AlertType,
@@ -186,7 +173,7 @@ func (r *Rules) nomisState(row *NOMISAlertRow, codes codeRule, endedOn *Date, us
 	if st.Code == "" {
 		return st, mapErr(ReasonMissingField, field+".alert_code", "empty")
 	}
-	if codes != codesAny && st.Description != nil {
+	if after && st.Description != nil {
 		// Not a before-image: the change that shortens an over-long
 		// comment must get through.
 		if n := utf8.RuneCountInString(*st.Description); n > MaxDescriptionChars {
@@ -194,10 +181,10 @@ func (r *Rules) nomisState(row *NOMISAlertRow, codes codeRule, endedOn *Date, us
 				fmt.Sprintf("%d characters, DPS holds at most %d", n, MaxDescriptionChars))
 		}
 	}
-	if codes != codesAny {
+	if after {
 		c, ok := r.codes.Lookup(st.Code)
 		switch {
-		case !ok && (codes == codesKnown || st.TypeCode == ""):
+		case !ok && st.TypeCode == "":
 			return st, mapErr(ReasonUnknownCode, field+".alert_code", "code "+st.Code+" is not in the reference data")
 		case ok && st.TypeCode == "":
 			st.TypeCode = c.Type

@@ -339,7 +339,11 @@ func TestNOMISSnapshot(t *testing.T) {
 		{name: "snapshot with a comment longer than DPS holds to DLQ", mutate: func(s *NOMISSnapshot) {
 			s.Alerts[1].Row.CommentText = ptr(strings.Repeat("x", MaxDescriptionChars+1))
 		}, reason: ReasonTextTooLong},
-		{name: "snapshot with an unknown code to DLQ", mutate: func(s *NOMISSnapshot) { s.Alerts[1].Row.AlertCode = "NOPE" }, reason: ReasonUnknownCode},
+		{name: "snapshot with an unknown code passes with its NOMIS type (apply dps decides)", mutate: func(s *NOMISSnapshot) { s.Alerts[1].Row.AlertCode = "NOPE" },
+			check: func(t *testing.T, c Command) { require.Equal(t, "NOPE", c.Alerts[1].State.Code) }},
+		{name: "snapshot with an unknown code and no type to DLQ", mutate: func(s *NOMISSnapshot) {
+			s.Alerts[1].Row.AlertCode, s.Alerts[1].Row.AlertType = "NOPE", ""
+		}, reason: ReasonUnknownCode},
 		{name: "snapshot with a malformed date to DLQ", mutate: func(s *NOMISSnapshot) { s.Alerts[2].Row.AlertDate = time.Time{} }, reason: ReasonMalformedDate},
 	}
 	for _, tc := range tests {
