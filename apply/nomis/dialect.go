@@ -62,9 +62,12 @@ type writeTx interface {
 	// previous command's, its writes kept; the commit ends the last one),
 	// made user the NOMIS user of the writes that follow (the audit and
 	// journal triggers read it) and read and locked the mapping row of DPS
-	// alert dpsID (nil: none). rollbackToSavepoint undoes the writes since
-	// the savepoint, the transaction going on.
-	startCommand(ctx context.Context, holdKey, user, dpsID string) (commandStart, error)
+	// alert dpsID (nil: none). With bookingOf (a create's prison number)
+	// it may also read and lock that prisoner's current booking, as
+	// currentBooking does, saving the create a round trip.
+	// rollbackToSavepoint undoes the writes since the savepoint, the
+	// transaction going on.
+	startCommand(ctx context.Context, holdKey, user, dpsID, bookingOf string) (commandStart, error)
 	rollbackToSavepoint(ctx context.Context) error
 	// startHold starts a hold on key unless one exists.
 	startHold(ctx context.Context, h hold) error
@@ -144,6 +147,15 @@ type mappingWrite struct {
 // commandStart is what writeTx.startCommand found.
 type commandStart struct {
 	held       bool
-	heldBehind string // the first command of the hold, when held
-	link       *link  // the alert's mapping row, locked; nil: none (or held)
+	heldBehind string   // the first command of the hold, when held
+	link       *link    // the alert's mapping row, locked; nil: none (or held)
+	booking    *booking // the current booking read with it; nil: not read
+}
+
+// booking is a prisoner's current booking as currentBooking reads it; ok
+// is false when there is none.
+type booking struct {
+	book int64
+	root *int64
+	ok   bool
 }

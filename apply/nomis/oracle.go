@@ -584,8 +584,9 @@ func (t *oracleTx) rollback(context.Context) { _ = t.tx.Rollback() }
 // startCommand runs the hold check and, unless the command is held, moves
 // the savepoint (Oracle has no RELEASE SAVEPOINT: a savepoint of the same
 // name replaces the previous one), sets the audit user and reads the
-// mapping, one statement after the other.
-func (t *oracleTx) startCommand(ctx context.Context, holdKey, user, dpsID string) (commandStart, error) {
+// mapping, one statement after the other; the current booking is read
+// when the create needs it (bookingOf is not used).
+func (t *oracleTx) startCommand(ctx context.Context, holdKey, user, dpsID, _ string) (commandStart, error) {
 	var st commandStart
 	if holdKey != "" {
 		first, held, err := t.bumpHold(ctx, holdKey)

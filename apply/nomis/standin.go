@@ -81,7 +81,7 @@ func (t *standinTx) rollback(ctx context.Context) { _ = t.tx.Rollback(ctx) }
 // command only wastes a savepoint and a row lock. The savepoint is
 // released, not stacked: each one left open is a subtransaction, and more
 // than 64 in a transaction slow every snapshot of the server.
-func (t *standinTx) startCommand(ctx context.Context, holdKey, user, dpsID string) (commandStart, error) {
+func (t *standinTx) startCommand(ctx context.Context, holdKey, user, dpsID, bookingOf string) (commandStart, error) {
 	b := &pgx.Batch{}
 	if holdKey != "" {
 		b.Queue(standinBumpHoldSQL, holdKey)
@@ -92,6 +92,9 @@ func (t *standinTx) startCommand(ctx context.Context, holdKey, user, dpsID strin
 	b.Queue("SAVEPOINT alertsync_command")
 	b.Queue("SELECT set_config('nomis.audit_user_id', $1, true)", user)
 	b.Queue(standinMappingSQL, dpsID)
+	if bookingOf != "" {
+		b.Queue(standinBookingSQL, bookingOf)
+	}
 	br := t.tx.SendBatch(ctx, b)
 	var st commandStart
 	err := func() error {
@@ -123,6 +126,13 @@ func (t *standinTx) startCommand(ctx context.Context, holdKey, user, dpsID strin
 		}
 		if !st.held {
 			st.link = l
+		}
+		if bookingOf != "" {
+			bk, err := scanBooking(br.QueryRow())
+			if err != nil {
+				return fmt.Errorf("reading the current booking of %s: %w", bookingOf, err)
+			}
+			st.booking = &bk
 		}
 		return nil
 	}()
@@ -234,19 +244,25 @@ func (t *standinTx) alertParent(ctx context.Context, code string) (string, bool,
 // parent check takes no row lock), so a NOMIS user inserting without
 // locking the booking cannot deadlock with it.
 func (t *standinTx) currentBooking(ctx context.Context, prisonNumber string) (int64, *int64, bool, error) {
-	var (
-		book int64
-		root *int64
-	)
-	err := t.tx.QueryRow(ctx, `SELECT b.offender_book_id, b.root_offender_id
+	b, err := scanBooking(t.tx.QueryRow(ctx, standinBookingSQL, prisonNumber))
+	return b.book, b.root, b.ok, err
+}
+
+const standinBookingSQL = `SELECT b.offender_book_id, b.root_offender_id
 		  FROM oms_owner.offenders o JOIN oms_owner.offender_bookings b ON b.offender_id = o.offender_id
 		 WHERE o.offender_id_display = $1 AND b.booking_seq = 1
 		 ORDER BY b.booking_begin_date DESC, b.offender_book_id DESC
-		 LIMIT 1 FOR NO KEY UPDATE OF b`, prisonNumber).Scan(&book, &root)
+		 LIMIT 1 FOR NO KEY UPDATE OF b`
+
+// scanBooking reads a row of standinBookingSQL (ok false when none).
+func scanBooking(row pgx.Row) (booking, error) {
+	var b booking
+	err := row.Scan(&b.book, &b.root)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil, false, nil
+		return booking{}, nil
 	}
-	return book, root, err == nil, err
+	b.ok = err == nil
+	return b, err
 }
 
 // insertAlert: a NOMIS user who allocated the same sequence without

@@ -148,7 +148,13 @@ func (s *store) one(ctx context.Context, b *batch, c *apply.Cmd) (apply.Outcome,
 		r := result{Outcome: apply.Outcome{CommandID: c.ID, Result: apply.Failed, Reason: ref.Reason}}
 		return r.Outcome, s.record(ctx, b, c, r, &apply.DLQReason{Kind: "refused", Error: ref.Error()}, "")
 	}
-	st, err := tx.startCommand(ctx, key, commandUser(&c.Command), *c.DPSAlertID)
+	// A command without a before-image is DPS's create: it will most
+	// likely insert, and needs the prisoner's current booking.
+	bookingOf := ""
+	if c.Kind == rules.KindUpsert && c.Before == nil {
+		bookingOf = c.PrisonNumber
+	}
+	st, err := tx.startCommand(ctx, key, commandUser(&c.Command), *c.DPSAlertID, bookingOf)
 	if err != nil {
 		return apply.Outcome{}, fmt.Errorf("starting a command: %w", err)
 	}
@@ -160,7 +166,7 @@ func (s *store) one(ctx context.Context, b *batch, c *apply.Cmd) (apply.Outcome,
 	var r result
 	switch c.Kind {
 	case rules.KindUpsert:
-		r, err = s.upsert(ctx, tx, &c.Command, st.link, b.dps[*c.DPSAlertID])
+		r, err = s.upsert(ctx, tx, &c.Command, st, b.dps[*c.DPSAlertID])
 	case rules.KindDelete:
 		r, err = s.delete(ctx, tx, &c.Command, st.link, b.dps[*c.DPSAlertID])
 	default:

@@ -181,11 +181,11 @@ func done(res apply.Result, reason string, c *rules.Command, k *nomisKey) result
 }
 
 // upsert creates or updates the command's alert.
-func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, mapped *link, side dpsView) (result, error) {
+func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, started commandStart, side dpsView) (result, error) {
 	if c.After == nil {
 		return result{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
 	}
-	l, r, err := s.lookup(ctx, tx, c, mapped, side)
+	l, r, err := s.lookup(ctx, tx, c, started.link, side)
 	if err != nil {
 		return result{}, err
 	}
@@ -209,7 +209,7 @@ func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, mapped
 			}
 			reason = apply.ReasonWon
 		}
-		return s.create(ctx, tx, c, l, reason)
+		return s.create(ctx, tx, c, l, reason, started.booking)
 	}
 	reason := ""
 	if c.Before != nil && !matches(r, c.Before, true) {
@@ -234,7 +234,7 @@ func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, mapped
 
 // create inserts c.After on the prisoner's current booking and maps it
 // there (moving the mapping of an alert whose row is gone).
-func (s *store) create(ctx context.Context, tx writeTx, c *rules.Command, l *link, reason string) (result, error) {
+func (s *store) create(ctx context.Context, tx writeTx, c *rules.Command, l *link, reason string, read *booking) (result, error) {
 	st := c.After
 	typ, err := s.alertType(ctx, tx, st.Code, st.TypeCode)
 	if err != nil {
@@ -242,11 +242,15 @@ func (s *store) create(ctx context.Context, tx writeTx, c *rules.Command, l *lin
 	}
 	// The current booking, locked: NOMIS writers that lock it before
 	// allocating ALERT_SEQ wait for this transaction (the dialects say how
-	// they lock it).
-	book, root, ok, err := tx.currentBooking(ctx, c.PrisonNumber)
-	if err != nil {
-		return result{}, fmt.Errorf("reading the current booking of %s: %w", c.PrisonNumber, err)
+	// they lock it). startCommand may have read it (read).
+	if read == nil {
+		var bk booking
+		if bk.book, bk.root, bk.ok, err = tx.currentBooking(ctx, c.PrisonNumber); err != nil {
+			return result{}, fmt.Errorf("reading the current booking of %s: %w", c.PrisonNumber, err)
+		}
+		read = &bk
 	}
+	book, root, ok := read.book, read.root, read.ok
 	if !ok {
 		return result{}, &apply.Refusal{Reason: ReasonNoCurrentBooking, Msg: "prisoner " + c.PrisonNumber + " has no current booking in NOMIS"}
 	}
