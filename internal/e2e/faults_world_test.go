@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,19 +67,9 @@ func newRestartableWorld(tb testing.TB, bin string, brokers []string, dps, nomis
 	return rw
 }
 
-// seedPrisonersSQL gives each prisoner a current booking and an older one,
-// as seedSQL does for the scenarios' prisoners.
-func seedPrisonersSQL(ps []prisoner) string {
-	var b strings.Builder
-	for _, p := range ps {
-		fmt.Fprintf(&b, `
-INSERT INTO oms_owner.offenders (offender_id, offender_id_display, root_offender_id) VALUES (%[1]d, '%[2]s', %[1]d);
-INSERT INTO oms_owner.offender_bookings (offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
-VALUES (%[3]d, TIMESTAMP '2025-03-01 10:00:00', %[1]d, %[1]d, 1, 'Y', 'MDI'),
-       (%[3]d + 1000000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LEI');`, p.offender, p.number, p.booking)
-	}
-	return b.String()
-}
+// seedPrisonersSQL gives each prisoner a current booking and an older one
+// (booking + 1000000: generated bookings start at 1000000).
+func seedPrisonersSQL(ps []prisoner) string { return prisonersSQL(1000000, ps...) }
 
 // generatedPrisoners returns n prisoners numbered from first, with prison
 // numbers letter + 4 digits + "FA" (e.g. F0001FA) and ids derived from the

@@ -43,19 +43,23 @@ var prisoners = []prisoner{
 	{"A1005EE", 105, 1105},
 }
 
-// seedSQL gives each prisoner a current booking (BOOKING_SEQ 1) and an older
-// one, written by a NOMIS user before capture exists (so not journaled).
-func seedSQL() string {
+// prisonersSQL gives each of ps a current booking (BOOKING_SEQ 1) and an
+// older one (booking + older, BOOKING_SEQ 2), written by a NOMIS user before
+// capture exists (so not journaled).
+func prisonersSQL(older int64, ps ...prisoner) string {
 	var b strings.Builder
-	for _, p := range prisoners {
+	for _, p := range ps {
 		fmt.Fprintf(&b, `
 INSERT INTO oms_owner.offenders (offender_id, offender_id_display, root_offender_id) VALUES (%[1]d, '%[2]s', %[1]d);
 INSERT INTO oms_owner.offender_bookings (offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
 VALUES (%[3]d, TIMESTAMP '2025-03-01 10:00:00', %[1]d, %[1]d, 1, 'Y', 'MDI'),
-       (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LEI');`, p.offender, p.number, p.booking)
+       (%[3]d + %[4]d, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LEI');`, p.offender, p.number, p.booking, older)
 	}
 	return b.String()
 }
+
+// seedSQL seeds the suite's prisoners, the older booking at booking + 5000.
+func seedSQL() string { return scenarioPrisonersSQL(prisoners...) }
 
 // world is one running pipeline: the two databases (possibly one database
 // holding both), the registry, and the five processes.

@@ -21,17 +21,7 @@ import (
 
 // scenarioPrisonersSQL seeds ps in NOMIS as seedSQL does: a current booking
 // (BOOKING_SEQ 1) and an older one (booking + 5000, BOOKING_SEQ 2) each.
-func scenarioPrisonersSQL(ps ...prisoner) string {
-	var b strings.Builder
-	for _, p := range ps {
-		fmt.Fprintf(&b, `
-INSERT INTO oms_owner.offenders (offender_id, offender_id_display, root_offender_id) VALUES (%[1]d, '%[2]s', %[1]d);
-INSERT INTO oms_owner.offender_bookings (offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
-VALUES (%[3]d, TIMESTAMP '2025-03-01 10:00:00', %[1]d, %[1]d, 1, 'Y', 'MDI'),
-       (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LEI');`, p.offender, p.number, p.booking)
-	}
-	return b.String()
-}
+func scenarioPrisonersSQL(ps ...prisoner) string { return prisonersSQL(5000, ps...) }
 
 // nomisSession runs statements in one transaction of a NOMIS session whose
 // module is module (and, when set, whose additional info is info), as the
