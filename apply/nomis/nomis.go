@@ -33,6 +33,7 @@ type Config struct {
 
 // Options is the "apply_nomis" section.
 type Options struct {
+	SetPath   bool `key:"set_path" default:"true" doc:"Apply a batch of commands with one read and one write round trip (multi-row statements per table and NOMIS user) on the PostgreSQL stand-in; a batch with a case it leaves to the statement path (a refused write, a sequence a NOMIS user took meanwhile, a mapping key moved from an alert the batch changed) is redone command by command, counted in alertsync_apply_nomis_statement_path_batches_total. Off: always command by command. Oracle always goes command by command."`
 	DPSLookup bool `key:"dps_lookup" default:"true" doc:"Look up the NOMIS key of a DPS alert that came from NOMIS in the DPS-side mapping (dps.dsn, read-only) when the NOMIS-side mapping has none. Turning it off makes a DPS change of such an alert create a second NOMIS alert: only for tests on a NOMIS alone."`
 	// Sweep, SweepAt and SweepBatch drive the expiry sweep (sweep.go).
 	Sweep      bool   `key:"sweep" default:"true" doc:"Run the daily expiry sweep: set ALERT_STATUS = 'INACTIVE' (as the sync) on the NOMIS rows of mapped DPS alerts whose active_to has passed, which no DPS change ever reports. Reads DPS through dps.dsn (read-only). Off: run it with 'alertsync apply nomis --sweep-now' instead."`
@@ -104,6 +105,31 @@ func (a *Apply) Run(ctx context.Context) error {
 		return err
 	}
 	st := newStore(d)
+	st.setPath = a.cfg.Own.SetPath
+	redone := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertsync_apply_nomis_statement_path_batches_total",
+		Help: "Batches the set path left to the statement path, by why: case (a case it leaves to it) or refused (a write the database refused)."},
+		[]string{"why"})
+	paths := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertsync_apply_nomis_committed_batches_total",
+		Help: "Batches committed, by the path that applied them: set (multi-row statements) or statement (command by command)."},
+		[]string{"path"})
+	if a.deps.Admin != nil {
+		a.deps.Admin.Registry().MustRegister(redone, paths)
+	}
+	st.onPath = func(set bool) {
+		if set {
+			paths.WithLabelValues("set").Inc()
+		} else {
+			paths.WithLabelValues("statement").Inc()
+		}
+	}
+	st.onRedo = func(err error) {
+		why := "refused"
+		if errors.Is(err, errStatementPath) {
+			why = "case"
+		}
+		redone.WithLabelValues(why).Inc()
+		a.deps.Logger.Debug("batch redone on the statement path", "why", why)
+	}
 	var dps *pgxpool.Pool
 	if a.cfg.Own.DPSLookup || a.cfg.Own.Sweep {
 		dpsConns := int32(min(a.cfg.Apply.Parallelism, 64)) + 1 //nolint:gosec // validated to 1..64: the partitions' lookups, the sweep

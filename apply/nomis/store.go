@@ -34,9 +34,16 @@ type store struct {
 	// deleted (ids DPS does not know may be left out); nil when no DPS
 	// database is set.
 	dpsViews func(ctx context.Context, dpsIDs []string) (map[string]dpsView, error)
+	// setPath applies batches on the set path (set.go) where the dialect
+	// has one; onRedo, when set, hears of each batch redone on the
+	// statement path, with why, and onPath of the path each committed batch
+	// took.
+	setPath bool
+	onRedo  func(error)
+	onPath  func(set bool)
 
 	mu    sync.Mutex
-	codes map[string]string // REFERENCE_CODES alert code → its parent type
+	codes map[string]string // REFERENCE_CODES alert code → its parent ("": NULL)
 }
 
 // newStore returns the store over d.
@@ -52,6 +59,39 @@ func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next
 }
 
 func (s *store) apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64) ([]apply.Outcome, error) {
+	views, err := s.readDPS(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	if s.setPath {
+		outs, err := s.applyTx(ctx, f, cmds, next, views, true)
+		if err == nil || !s.redo(err) {
+			return outs, err
+		}
+		if s.onRedo != nil {
+			s.onRedo(err)
+		}
+	}
+	return s.applyTx(ctx, f, cmds, next, views, false)
+}
+
+// redo reports whether a batch that failed on the set path with err is
+// redone on the statement path: a case left to it, or a write the database
+// refused (on the statement path the command alone fails).
+func (s *store) redo(err error) bool {
+	if errors.Is(err, errStatementPath) {
+		return true
+	}
+	if errors.Is(err, apply.ErrFenced) {
+		return false
+	}
+	_, refused := s.refusal(err)
+	return refused
+}
+
+// applyTx applies cmds in one transaction, on the set path when set and
+// the dialect has one, else command by command.
+func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64, views map[string]dpsView, set bool) ([]apply.Outcome, error) {
 	// begin marks the transaction as the sync before any write: NOMIS's
 	// audit triggers and the journal trigger read the module from the
 	// session.
@@ -60,23 +100,31 @@ func (s *store) apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next
 		return nil, err
 	}
 	defer tx.rollback(context.WithoutCancel(ctx))
-	b := &batch{tx: tx, outbox: make([]apply.OutboxRow, 0, len(cmds))}
-	if b.dps, err = s.readDPS(ctx, cmds); err != nil {
-		return nil, err
-	}
-	outs := make([]apply.Outcome, 0, len(cmds))
-	for i := range cmds {
-		o, err := s.one(ctx, b, &cmds[i])
-		if err != nil {
+	var outs []apply.Outcome
+	if st, ok := tx.(setTx); ok && set {
+		if outs, err = s.applySet(ctx, st, cmds, views); err != nil {
 			return nil, err
 		}
-		outs = append(outs, o)
-	}
-	if err := tx.writeOutbox(ctx, b.outbox); err != nil {
-		return nil, err
+	} else {
+		b := &batch{tx: tx, dps: views, outbox: make([]apply.OutboxRow, 0, len(cmds))}
+		outs = make([]apply.Outcome, 0, len(cmds))
+		for i := range cmds {
+			o, err := s.one(ctx, b, &cmds[i])
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, o)
+		}
+		if err := tx.writeOutbox(ctx, b.outbox); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.commitFenced(ctx, f, next); err != nil {
 		return nil, err
+	}
+	if s.onPath != nil {
+		_, ok := tx.(setTx)
+		s.onPath(ok && set)
 	}
 	return outs, nil
 }
@@ -250,18 +298,7 @@ func commandUser(c *rules.Command) string {
 // record adds the outcome (and DLQ entry) of c to the batch's outbox row;
 // a FAILED command with a hold key starts a hold.
 func (s *store) record(ctx context.Context, b *batch, c *apply.Cmd, r result, d *apply.DLQReason, holdOn string) error {
-	alertKey := ""
-	if d != nil {
-		alertKey = holdKey(c)
-	}
-	row := apply.OutboxRowOf(c, r.Outcome, d, alertKey)
-	if row.DPSAlertID != nil && uuid.Validate(*row.DPSAlertID) != nil {
-		row.DPSAlertID = nil // a malformed command's id is no DPS alert
-	}
-	if r.key != nil {
-		book, seq := r.key.book, r.key.seq
-		row.NOMISBookingID, row.NOMISAlertSeq = &book, &seq
-	}
+	row := outboxRow(c, r, d)
 	b.outbox = append(b.outbox, row)
 	if r.Result == apply.Failed && holdOn != "" {
 		if err := b.tx.startHold(ctx, hold{key: holdOn, prisonNumber: fit(c.PrisonNumber, 10), firstCommand: fit(row.CommandID, 64), reason: r.Reason}); err != nil {
@@ -279,14 +316,12 @@ func fit(s string, n int) string {
 	return string([]rune(s)[:n])
 }
 
-// alertType returns the NOMIS type (REFERENCE_CODES parent) of alert code
-// code, refusing a code NOMIS does not have. Known codes are cached.
+// alertType returns the NOMIS type of alert code code: its REFERENCE_CODES
+// parent, else fallback. A code NOMIS does not have is refused. Known codes
+// are cached.
 func (s *store) alertType(ctx context.Context, tx writeTx, code, fallback string) (string, error) {
-	s.mu.Lock()
-	typ, ok := s.codes[code]
-	s.mu.Unlock()
-	if ok {
-		return typ, nil
+	if parent, ok := s.cachedParent(code); ok {
+		return typeOf(parent, fallback), nil
 	}
 	parent, ok, err := tx.alertParent(ctx, code)
 	if err != nil {
@@ -295,15 +330,33 @@ func (s *store) alertType(ctx context.Context, tx writeTx, code, fallback string
 	if !ok {
 		return "", &apply.Refusal{Reason: ReasonUnknownCode, Msg: "alert code " + code + " is not in NOMIS's REFERENCE_CODES"}
 	}
-	typ = fallback
+	s.cacheParent(code, parent)
+	return typeOf(parent, fallback), nil
+}
+
+// typeOf is the ALERT_TYPE of a code with REFERENCE_CODES parent parent
+// ("": NULL, then fallback).
+func typeOf(parent, fallback string) string {
 	if parent != "" {
-		typ = parent
+		return parent
 	}
+	return fallback
+}
+
+// cachedParent returns the cached parent of a known alert code.
+func (s *store) cachedParent(code string) (string, bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	parent, ok := s.codes[code]
+	return parent, ok
+}
+
+// cacheParent caches the parent of a known alert code ("": NULL).
+func (s *store) cacheParent(code, parent string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.codes == nil {
 		s.codes = map[string]string{}
 	}
-	s.codes[code] = typ
-	s.mu.Unlock()
-	return typ, nil
+	s.codes[code] = parent
 }
