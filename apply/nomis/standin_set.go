@@ -67,14 +67,16 @@ func (t *standinTx) readSet(ctx context.Context, q setQuery) (*setRead, error) {
 	books, seqs := keyArrays(q.keys)
 	prisoners := slices.Sorted(slices.Values(q.prisoners)) // bookings locked in one order
 	b := &pgx.Batch{}
+	// Bookings before alert rows, the order of a NOMIS user who locks the
+	// booking to add an alert: the two cannot deadlock.
 	b.Queue(setHoldsSQL, q.holdKeys)
 	b.Queue(setLinksSQL, q.dpsIDs)
-	b.Queue(setOwnersSQL, books, seqs)
-	b.Queue(setRowsSQL, books, seqs, q.dpsIDs)
 	if len(prisoners) > 0 {
 		b.Queue(setBookingsSQL, prisoners)
 		b.Queue(setNextSeqSQL, prisoners)
 	}
+	b.Queue(setOwnersSQL, books, seqs)
+	b.Queue(setRowsSQL, books, seqs, q.dpsIDs)
 	if len(q.codes) > 0 {
 		b.Queue(setCodesSQL, q.codes)
 	}
@@ -110,46 +112,6 @@ func readSetResults(br pgx.BatchResults, rd *setRead, q setQuery, prisoners []st
 		}
 		rd.links[id] = l
 		rd.owners[l.key] = id
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := eachRow(br, "the mappings of NOMIS keys", func(r pgx.Rows) error {
-		var (
-			k  nomisKey
-			id string
-		)
-		if err := r.Scan(&k.book, &k.seq, &id); err != nil {
-			return err
-		}
-		rd.owners[k] = id
-		return nil
-	}); err != nil {
-		return err
-	}
-	for _, k := range q.keys {
-		rd.rows[k] = nil
-	}
-	for _, l := range rd.links {
-		rd.rows[l.key] = nil
-	}
-	if err := eachRow(br, "alerts", func(r pgx.Rows) error {
-		var (
-			a        row
-			from     time.Time
-			to       *time.Time
-			commitTS *time.Time
-		)
-		if err := r.Scan(&a.key.book, &a.key.seq, &a.code, &a.status, &from, &to, &a.comment, &a.authorised, &commitTS); err != nil {
-			return err
-		}
-		a.from = rules.DateIn(from, time.UTC)
-		if to != nil {
-			d := rules.DateIn(*to, time.UTC)
-			a.to = &d
-		}
-		a.commitTime = commitTS
-		rd.rows[a.key] = &a
 		return nil
 	}); err != nil {
 		return err
@@ -193,6 +155,46 @@ func readSetResults(br pgx.BatchResults, rd *setRead, q setQuery, prisoners []st
 				return fmt.Errorf("no next ALERT_SEQ read for the current booking of %s: %w", n, errStatementPath)
 			}
 		}
+	}
+	if err := eachRow(br, "the mappings of NOMIS keys", func(r pgx.Rows) error {
+		var (
+			k  nomisKey
+			id string
+		)
+		if err := r.Scan(&k.book, &k.seq, &id); err != nil {
+			return err
+		}
+		rd.owners[k] = id
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range q.keys {
+		rd.rows[k] = nil
+	}
+	for _, l := range rd.links {
+		rd.rows[l.key] = nil
+	}
+	if err := eachRow(br, "alerts", func(r pgx.Rows) error {
+		var (
+			a        row
+			from     time.Time
+			to       *time.Time
+			commitTS *time.Time
+		)
+		if err := r.Scan(&a.key.book, &a.key.seq, &a.code, &a.status, &from, &to, &a.comment, &a.authorised, &commitTS); err != nil {
+			return err
+		}
+		a.from = rules.DateIn(from, time.UTC)
+		if to != nil {
+			d := rules.DateIn(*to, time.UTC)
+			a.to = &d
+		}
+		a.commitTime = commitTS
+		rd.rows[a.key] = &a
+		return nil
+	}); err != nil {
+		return err
 	}
 	if len(q.codes) > 0 {
 		return eachRow(br, "alert codes", func(r pgx.Rows) error {
