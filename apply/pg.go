@@ -69,7 +69,7 @@ func (b *PGBookkeeping) outboxInsert() string {
 
 // WriteOutbox writes the outcomes of a transaction's batch to the outbox,
 // as one row, in tx. Nothing is written for no rows.
-func (b *PGBookkeeping) WriteOutbox(ctx context.Context, tx pgx.Tx, rows []OutboxRow) error {
+func (b *PGBookkeeping) WriteOutbox(ctx context.Context, tx PGTx, rows []OutboxRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -183,13 +183,36 @@ func AtOrBefore(p rules.Position, last *rules.Position) bool {
 // transaction, if f still holds (ErrFenced otherwise, nothing committed),
 // and commits. The failure points apply.before_commit and
 // apply.after_commit are around the commit.
-func (b *PGBookkeeping) CommitFenced(ctx context.Context, tx pgx.Tx, f Fence, next int64) error {
-	tag, err := tx.Exec(ctx, `UPDATE `+b.Offsets+` SET next_offset = $5, updated_at = now()
-		WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND fence_epoch = $4`,
-		f.Group, f.Topic, f.Partition, f.Epoch, next)
+func (b *PGBookkeeping) CommitFenced(ctx context.Context, tx PGTx, f Fence, next int64) error {
+	tag, err := tx.Exec(ctx, b.fenceSQL(), f.Group, f.Topic, f.Partition, f.Epoch, next)
 	if err != nil {
 		return fmt.Errorf("storing the consumed offset: %w", err)
 	}
+	return CommitChecked(ctx, tx, tag)
+}
+
+// PGTx is what the bookkeeping needs of a transaction (a pgx.Tx has it).
+type PGTx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Commit(ctx context.Context) error
+}
+
+func (b *PGBookkeeping) fenceSQL() string {
+	return `UPDATE ` + b.Offsets + ` SET next_offset = $5, updated_at = now()
+		WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND fence_epoch = $4`
+}
+
+// QueueFence queues CommitFenced's offset write on batch; its result goes
+// to CommitChecked.
+func (b *PGBookkeeping) QueueFence(batch *pgx.Batch, f Fence, next int64) {
+	batch.Queue(b.fenceSQL(), f.Group, f.Topic, f.Partition, f.Epoch, next)
+}
+
+// CommitChecked commits tx if tag, the result of the offset write, shows
+// the fence held (ErrFenced otherwise, nothing committed), with the
+// failure points apply.before_commit and apply.after_commit around the
+// commit.
+func CommitChecked(ctx context.Context, tx PGTx, tag pgconn.CommandTag) error {
 	if tag.RowsAffected() != 1 {
 		return ErrFenced
 	}

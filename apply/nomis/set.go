@@ -34,9 +34,13 @@ type setTx interface {
 	// readSet reads and locks what q names (see setQuery) in one round
 	// trip.
 	readSet(ctx context.Context, q setQuery) (*setRead, error)
-	// writeSet writes a decided batch in one round trip; errStatementPath
-	// when an insert found its ALERT_SEQ taken.
+	// writeSet writes a decided batch and stores w.next as w.fence's
+	// partition's next offset, in one round trip; errStatementPath when an
+	// insert found its ALERT_SEQ taken.
 	writeSet(ctx context.Context, w *setWrites) error
+	// commitSet commits after writeSet: apply.ErrFenced (nothing committed)
+	// when the fence did not hold; the failure points of commitFenced.
+	commitSet(ctx context.Context) error
 }
 
 // setQuery is what a batch reads.
@@ -98,6 +102,8 @@ type setWrites struct {
 	holds     []hold
 	heldCount map[string]int
 	outbox    []apply.OutboxRow
+	fence     apply.Fence
+	next      int64
 }
 
 // release removes the mapping rows of DPS alerts other than dpsID from key.
@@ -120,7 +126,7 @@ type setPlan struct {
 }
 
 // applySet decides and writes cmds on the set path of tx.
-func (s *store) applySet(ctx context.Context, tx setTx, cmds []apply.Cmd, views map[string]dpsView) ([]apply.Outcome, error) {
+func (s *store) applySet(ctx context.Context, tx setTx, f apply.Fence, cmds []apply.Cmd, next int64, views map[string]dpsView) ([]apply.Outcome, error) {
 	read, err := tx.readSet(ctx, s.setQuery(cmds, views))
 	if err != nil {
 		return nil, err
@@ -133,7 +139,7 @@ func (s *store) applySet(ctx context.Context, tx setTx, cmds []apply.Cmd, views 
 	for k, id := range read.owners {
 		p.owners[k] = id
 	}
-	p.w.heldCount = map[string]int{}
+	p.w.heldCount, p.w.fence, p.w.next = map[string]int{}, f, next
 	p.w.outbox = make([]apply.OutboxRow, 0, len(cmds))
 	outs := make([]apply.Outcome, 0, len(cmds))
 	for i := range cmds {
@@ -147,6 +153,9 @@ func (s *store) applySet(ctx context.Context, tx setTx, cmds []apply.Cmd, views 
 		return nil, err
 	}
 	if err := tx.writeSet(ctx, &p.w); err != nil {
+		return nil, err
+	}
+	if err := tx.commitSet(ctx); err != nil {
 		return nil, err
 	}
 	return outs, nil

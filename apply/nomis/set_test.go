@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -287,4 +288,67 @@ func equivalence(t *testing.T, seed uint64) {
 		require.Positive(t, results[want], "the workload makes %q outcomes", want)
 	}
 	require.Positive(t, pgtest.QueryValue[int](t, set.h.db, "SELECT count(*)::int FROM oms_owner.offender_alerts WHERE alert_seq > 4"))
+}
+
+// TestPipedTx: a stand-in transaction sends its BEGIN and its marking as
+// the sync with its first statement, whatever that is; one that sent
+// nothing commits without a round trip; a transaction the server aborted
+// does not commit; a rollback undoes what was sent; the connection goes
+// back to the pool every time.
+func TestPipedTx(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	ctx := context.Background()
+	begin := func() *pipedTx {
+		conn, err := db.Pool.Acquire(ctx)
+		require.NoError(t, err)
+		tx := &pipedTx{conn: conn}
+		t.Cleanup(func() { tx.Rollback(ctx) }) // a no-op once ended; else the pool's close would wait
+		return tx
+	}
+	idle := func() {
+		t.Helper()
+		require.Zero(t, db.Pool.Stat().AcquiredConns(), "connection released")
+	}
+
+	tx := begin()
+	require.NoError(t, tx.Commit(ctx))
+	idle()
+	require.ErrorIs(t, tx.Commit(ctx), pgx.ErrTxClosed)
+
+	tx = begin()
+	var module string
+	require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('nomis.audit_module_name')").Scan(&module))
+	require.Equal(t, SyncModule, module, "marked as the sync")
+	_, err := tx.Exec(ctx, "SELECT 1/0")
+	require.Error(t, err)
+	require.ErrorIs(t, tx.Commit(ctx), pgx.ErrTxCommitRollback)
+	idle()
+
+	tx = begin()
+	_, err = tx.Exec(ctx, "CREATE TABLE piped (x int)") // the first statement: BEGIN goes with it
+	require.NoError(t, err)
+	b := &pgx.Batch{}
+	b.Queue("INSERT INTO piped VALUES (1)")
+	b.Queue("SELECT current_setting('nomis.audit_module_name')")
+	br := tx.SendBatch(ctx, b)
+	_, err = br.Exec()
+	require.NoError(t, err)
+	require.NoError(t, br.QueryRow().Scan(&module))
+	require.Equal(t, SyncModule, module)
+	require.NoError(t, br.Close())
+	tx.Rollback(ctx)
+	idle()
+	require.Zero(t, pgtest.QueryValue[int](t, db, "SELECT count(*)::int FROM pg_class WHERE relname = 'piped'"), "rolled back")
+
+	db.Exec(t, "CREATE TABLE piped (x int)")
+	tx = begin()
+	b = &pgx.Batch{}
+	b.Queue("INSERT INTO piped VALUES (1)")
+	b.Queue("INSERT INTO piped VALUES (2)")
+	br = tx.SendBatch(ctx, b) // a batch first: BEGIN and the marking go before it
+	require.NoError(t, br.Close())
+	require.NoError(t, tx.Commit(ctx))
+	idle()
+	require.Equal(t, 2, pgtest.QueryValue[int](t, db, "SELECT count(*)::int FROM piped"))
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/alertsync/alertsync/apply"
@@ -54,26 +55,139 @@ func (d *standin) prepare(ctx context.Context) error {
 func (d *standin) refusal(err error) (*apply.Refusal, bool) { return apply.AsRefusal(err) }
 func (d *standin) transient(err error) bool                 { return apply.Transient(err) }
 
+// begin takes a connection; the transaction's BEGIN and its marking as the
+// sync go with its first statements (pipedTx), costing no round trip of
+// their own.
 func (d *standin) begin(ctx context.Context) (writeTx, error) {
-	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("beginning a transaction: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT set_config('nomis.audit_module_name', $1, true)", SyncModule); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("marking the transaction as the sync: %w", err)
-	}
-	return &standinTx{d: d, tx: tx}, nil
+	return &standinTx{d: d, tx: &pipedTx{conn: conn}}, nil
 }
 
 // standinTx is a stand-in transaction.
 type standinTx struct {
 	d         *standin
-	tx        pgx.Tx
-	inCommand bool // a command's savepoint is open
+	tx        *pipedTx
+	inCommand bool              // a command's savepoint is open
+	fenced    pgconn.CommandTag // the offset write of writeSet
 }
 
-func (t *standinTx) rollback(ctx context.Context) { _ = t.tx.Rollback(ctx) }
+// pipedTx is a read-committed transaction on a pooled connection whose
+// BEGIN, and the marking of the transaction as the sync (module
+// DPS_SYNCHRONISATION), are sent in one pipeline with its first
+// statements. Commit and Rollback release the connection.
+type pipedTx struct {
+	conn  *pgxpool.Conn
+	begun bool // BEGIN sent
+	ended bool // committed or rolled back: the connection is released
+}
+
+// pipedBegin is what a pipedTx sends before its first statement.
+var pipedBegin = []string{"BEGIN ISOLATION LEVEL READ COMMITTED", "SELECT set_config('nomis.audit_module_name', '" + SyncModule + "', true)"}
+
+// SendBatch sends b, preceded by BEGIN and the marking when they are not
+// sent yet.
+func (t *pipedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if t.begun {
+		return t.conn.SendBatch(ctx, b)
+	}
+	t.begun = true
+	first := make([]*pgx.QueuedQuery, 0, len(pipedBegin)+len(b.QueuedQueries))
+	for _, sql := range pipedBegin {
+		first = append(first, &pgx.QueuedQuery{SQL: sql})
+	}
+	b.QueuedQueries = append(first, b.QueuedQueries...)
+	br := t.conn.SendBatch(ctx, b)
+	for range pipedBegin {
+		if _, err := br.Exec(); err != nil {
+			return &failedBatch{br: br, err: fmt.Errorf("beginning a transaction marked as the sync: %w", err)}
+		}
+	}
+	return br
+}
+
+func (t *pipedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.begun {
+		return t.conn.Exec(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br := t.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+func (t *pipedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if !t.begun {
+		if _, err := t.Exec(ctx, "SELECT 1"); err != nil {
+			return errRow{err}
+		}
+	}
+	return t.conn.QueryRow(ctx, sql, args...)
+}
+
+// Commit commits (nothing to do when nothing was sent) and releases the
+// connection; a transaction the server had aborted reports
+// pgx.ErrTxCommitRollback.
+func (t *pipedTx) Commit(ctx context.Context) error {
+	if t.ended {
+		return pgx.ErrTxClosed
+	}
+	t.ended = true
+	defer t.conn.Release()
+	if !t.begun {
+		return nil
+	}
+	tag, err := t.conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// Rollback rolls back and releases the connection; a no-op after Commit.
+// A connection left in a transaction (the ROLLBACK failed) is closed by
+// the pool on release.
+func (t *pipedTx) Rollback(ctx context.Context) {
+	if t.ended {
+		return
+	}
+	t.ended = true
+	if t.begun {
+		_, _ = t.conn.Exec(ctx, "ROLLBACK")
+	}
+	t.conn.Release()
+}
+
+// failedBatch is the results of a batch whose BEGIN failed: every result
+// is that error.
+type failedBatch struct {
+	br  pgx.BatchResults
+	err error
+}
+
+func (f *failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, f.err }
+func (f *failedBatch) Query() (pgx.Rows, error)         { return nil, f.err }
+func (f *failedBatch) QueryRow() pgx.Row                { return errRow{f.err} }
+func (f *failedBatch) Close() error {
+	_ = f.br.Close()
+	return f.err
+}
+func (f *failedBatch) Tx() pgx.Tx { return nil }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+func (t *standinTx) rollback(ctx context.Context) { t.tx.Rollback(ctx) }
 
 // startCommand sends the hold check, the end of the previous command's
 // savepoint, this one's, the audit user and the mapping read in one round

@@ -361,10 +361,12 @@ func (t *standinTx) writeSet(ctx context.Context, w *setWrites) error {
 		b.Queue(setHeldSQL, keys, counts)
 	}
 	t.d.QueueOutbox(b, w.outbox)
+	t.d.QueueFence(b, w.fence, w.next)
+	n := b.Len()
 	br := t.tx.SendBatch(ctx, b)
 	var err error
 	taken := false
-	for i, next := 0, 0; i < b.Len() && err == nil; i++ {
+	for i, next := 0, 0; i < n && err == nil; i++ {
 		var tag pgconn.CommandTag
 		tag, err = br.Exec()
 		if err == nil && next < len(inserts) && inserts[next] == i {
@@ -372,6 +374,9 @@ func (t *standinTx) writeSet(ctx context.Context, w *setWrites) error {
 				taken = true // a NOMIS user took a sequence meanwhile: the statement path takes the next
 			}
 			next++
+		}
+		if i == n-1 {
+			t.fenced = tag
 		}
 	}
 	if cerr := br.Close(); err == nil {
@@ -381,6 +386,10 @@ func (t *standinTx) writeSet(ctx context.Context, w *setWrites) error {
 		err = fmt.Errorf("inserting alerts: an ALERT_SEQ was taken meanwhile: %w", errStatementPath)
 	}
 	return err
+}
+
+func (t *standinTx) commitSet(ctx context.Context) error {
+	return apply.CommitChecked(ctx, t.tx, t.fenced)
 }
 
 func (t *standinTx) queueInserts(b *pgx.Batch, w *setWrites, keys []nomisKey) {

@@ -100,9 +100,11 @@ func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, ne
 		return nil, err
 	}
 	defer tx.rollback(context.WithoutCancel(ctx))
+	st, hasSet := tx.(setTx)
+	set = set && hasSet
 	var outs []apply.Outcome
-	if st, ok := tx.(setTx); ok && set {
-		if outs, err = s.applySet(ctx, st, cmds, views); err != nil {
+	if set {
+		if outs, err = s.applySet(ctx, st, f, cmds, next, views); err != nil {
 			return nil, err
 		}
 	} else {
@@ -118,13 +120,12 @@ func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, ne
 		if err := tx.writeOutbox(ctx, b.outbox); err != nil {
 			return nil, err
 		}
-	}
-	if err := tx.commitFenced(ctx, f, next); err != nil {
-		return nil, err
+		if err := tx.commitFenced(ctx, f, next); err != nil {
+			return nil, err
+		}
 	}
 	if s.onPath != nil {
-		_, ok := tx.(setTx)
-		s.onPath(ok && set)
+		s.onPath(set)
 	}
 	return outs, nil
 }

@@ -203,6 +203,9 @@ func (rw *restartableWorld) logStages(b *testing.B) {
 		b.Logf("stage %s: n=%.0f p50 %.4g p90 %.4g p99 %.4g", m.metric, h[math.Inf(1)],
 			h.quantile(0.5).Seconds(), h.quantile(0.9).Seconds(), h.quantile(0.99).Seconds())
 	}
+	b.Logf("apply nomis batches: %s; redone on the statement path: %s",
+		strings.Join(rw.scrape(b, "apply-nomis", "alertsync_apply_nomis_committed_batches_total"), ", "),
+		strings.Join(rw.scrape(b, "apply-nomis", "alertsync_apply_nomis_statement_path_batches_total"), ", "))
 }
 
 // benchStepResult is one rate's measurement.
@@ -313,6 +316,27 @@ func (rw *restartableWorld) transformFreshness(b *testing.B, direction string) h
 // (`direction="nomis_to_dps",`).
 func (rw *restartableWorld) scrapeHistogram(b *testing.B, name, metric, labels string) histogram {
 	b.Helper()
+	prefix := metric + "_bucket{" + labels + "le=\""
+	h := histogram{}
+	for _, line := range rw.scrape(b, name, prefix) {
+		le, count, ok := strings.Cut(strings.TrimPrefix(line, prefix), "\"} ")
+		if !ok {
+			continue
+		}
+		bound, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(strings.Fields(count)[0], 64)
+		if err1 != nil || err2 != nil {
+			b.Fatalf("scraping %s: bad bucket line %q", name, line)
+		}
+		h[bound] = n
+	}
+	return h
+}
+
+// scrape returns the lines of process name's /metrics that start with
+// prefix.
+func (rw *restartableWorld) scrape(b *testing.B, name, prefix string) []string {
+	b.Helper()
 	p := rw.procs[rw.index(b, name)]
 	ctx, cancel := withTimeout(5 * time.Second)
 	defer cancel()
@@ -325,29 +349,17 @@ func (rw *restartableWorld) scrapeHistogram(b *testing.B, name, metric, labels s
 		b.Fatalf("scraping %s: %v", name, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	prefix := metric + "_bucket{" + labels + "le=\""
-	h := histogram{}
+	var lines []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), prefix)
-		if !ok {
-			continue
+		if strings.HasPrefix(sc.Text(), prefix) {
+			lines = append(lines, sc.Text())
 		}
-		le, count, ok := strings.Cut(rest, "\"} ")
-		if !ok {
-			continue
-		}
-		bound, err1 := strconv.ParseFloat(le, 64)
-		n, err2 := strconv.ParseFloat(strings.Fields(count)[0], 64)
-		if err1 != nil || err2 != nil {
-			b.Fatalf("scraping %s: bad bucket line %q", name, sc.Text())
-		}
-		h[bound] = n
 	}
 	if err := sc.Err(); err != nil {
 		b.Fatalf("scraping %s: %v", name, err)
 	}
-	return h
+	return lines
 }
 
 // minus returns h's counts less those of an earlier scrape of the same
