@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/alertsync/alertsync/apply"
 	"github.com/alertsync/alertsync/transform/rules"
@@ -73,10 +74,10 @@ type conflictRow struct {
 type holdRow struct{ key, number, first, reason string }
 
 // applySet decides and writes cmds on the set path.
-func (s *store) applySet(ctx context.Context, tx pgx.Tx, cmds []apply.Cmd, holds map[string]string) ([]apply.Outcome, error) {
+func (s *store) applySet(ctx context.Context, tx pgx.Tx, cmds []apply.Cmd, holds map[string]string, f apply.Fence, next int64) ([]apply.Outcome, pgconn.CommandTag, error) {
 	plans, err := s.readSet(ctx, tx, cmds)
 	if err != nil {
-		return nil, err
+		return nil, pgconn.CommandTag{}, err
 	}
 	w := &planWrites{heldCount: map[string]int{}}
 	outs := make([]apply.Outcome, 0, len(cmds))
@@ -105,16 +106,17 @@ func (s *store) applySet(ctx context.Context, tx pgx.Tx, cmds []apply.Cmd, holds
 			w.holds = append(w.holds, holdRow{key: key, number: c.PrisonNumber, first: c.ID, reason: ref.Reason})
 			w.outbox = append(w.outbox, apply.OutboxRowOf(c, withID(o, c.ID), &apply.DLQReason{Kind: "refused", Error: ref.Error()}, key))
 		case err != nil:
-			return nil, err
+			return nil, pgconn.CommandTag{}, err
 		default:
 			w.outbox = append(w.outbox, apply.OutboxRowOf(c, withID(o, c.ID), nil, ""))
 		}
 		outs = append(outs, withID(o, c.ID))
 	}
-	if err := s.writeSet(ctx, tx, plans, w); err != nil {
-		return nil, err
+	fence, err := s.writeSet(ctx, tx, plans, w, f, next)
+	if err != nil {
+		return nil, pgconn.CommandTag{}, err
 	}
-	return outs, nil
+	return outs, fence, nil
 }
 
 func withID(o apply.Outcome, id string) apply.Outcome { o.CommandID = id; return o }
@@ -456,7 +458,7 @@ func (s *store) planAudit(w *planWrites, alertID, action, description, by string
 
 // writeSet writes a decided batch: one multi-row statement per table, sent
 // together.
-func (s *store) writeSet(ctx context.Context, tx pgx.Tx, plans map[nomisKey]*alertPlan, w *planWrites) error {
+func (s *store) writeSet(ctx context.Context, tx pgx.Tx, plans map[nomisKey]*alertPlan, w *planWrites, f apply.Fence, next int64) (pgconn.CommandTag, error) {
 	b := &pgx.Batch{}
 	var (
 		insID, insNumber, insFrom          []string
@@ -565,15 +567,15 @@ func (s *store) writeSet(ctx context.Context, tx pgx.Tx, plans map[nomisKey]*ale
 	for key, n := range w.heldCount {
 		b.Queue(`UPDATE alertsync.dlq_holds SET held_commands = held_commands + $2, updated_at = now() WHERE hold_key = $1`, key, n)
 	}
-	if b.Len() == 0 {
-		return nil
-	}
+	s.QueueFence(b, f, next)
 	br := tx.SendBatch(ctx, b)
+	var tag pgconn.CommandTag
 	for range b.Len() {
-		if _, err := br.Exec(); err != nil {
+		var err error
+		if tag, err = br.Exec(); err != nil {
 			_ = br.Close()
-			return &queuedError{err: err}
+			return tag, &queuedError{err: err}
 		}
 	}
-	return br.Close()
+	return tag, br.Close()
 }

@@ -84,6 +84,22 @@ func (p *pipe) flush(ctx context.Context) error {
 	return br.Close()
 }
 
+// flushLast sends the queued writes and returns the last one's result.
+func (p *pipe) flushLast(ctx context.Context) (pgconn.CommandTag, error) {
+	b := p.batch()
+	p.queued = nil
+	br := p.tx.SendBatch(ctx, b)
+	var tag pgconn.CommandTag
+	for range b.Len() {
+		var err error
+		if tag, err = br.Exec(); err != nil {
+			_ = br.Close()
+			return tag, &queuedError{err: err}
+		}
+	}
+	return tag, br.Close()
+}
+
 // queuedError is the failure of a queued write: the batch cannot tell which
 // command it belonged to, so it is redone immediate.
 type queuedError struct{ err error }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/alertsync/alertsync/apply"
@@ -50,22 +51,34 @@ func (s *store) Apply(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next
 }
 
 func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, next int64, fast bool) ([]apply.Outcome, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("beginning a transaction: %w", err)
 	}
+	defer conn.Release()
+	// BEGIN, the sync marker and the holds of the batch's alerts in one
+	// round trip.
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	b.Queue("SELECT pg_logical_emit_message(true, 'alertsync', $1)", Marker)
+	// Locked: a redrive deleting one of these holds waits for this batch
+	// (and then sees its held_commands changed, and leaves the hold).
+	b.Queue("SELECT hold_key, first_command_id FROM alertsync.dlq_holds WHERE hold_key = ANY($1) FOR UPDATE", holdKeys(cmds))
+	br := conn.SendBatch(ctx, b)
+	tx := br.Tx()
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	q := newPipe(tx, fast)
-	if _, err := q.Exec(ctx, "SELECT pg_logical_emit_message(true, 'alertsync', $1)", Marker); err != nil {
-		return nil, fmt.Errorf("writing the sync marker: %w", err)
+	holds, err := readHolds(br)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
 	}
-	holds, err := s.holds(ctx, q, cmds)
 	if err != nil {
 		return nil, err
 	}
+	q := newPipe(tx, fast)
 	var outs []apply.Outcome
+	var fence pgconn.CommandTag
 	if fast && settable(cmds) {
-		if outs, err = s.applySet(ctx, tx, cmds, holds); err != nil {
+		if outs, fence, err = s.applySet(ctx, tx, cmds, holds, f, next); err != nil {
 			return nil, err
 		}
 	} else {
@@ -77,28 +90,49 @@ func (s *store) applyTx(ctx context.Context, f apply.Fence, cmds []apply.Cmd, ne
 			}
 			outs = append(outs, o)
 		}
+		if !fast {
+			s.QueueOutbox(q.batch(), q.outbox)
+			if err := q.flush(ctx); err != nil {
+				return nil, err
+			}
+			if err := s.CommitFenced(ctx, tx, f, next); err != nil {
+				return nil, err
+			}
+			return outs, nil
+		}
 		s.QueueOutbox(q.batch(), q.outbox)
-		if err := q.flush(ctx); err != nil {
+		s.QueueFence(q.batch(), f, next)
+		if fence, err = q.flushLast(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.CommitFenced(ctx, tx, f, next); err != nil {
+	if err := apply.CommitChecked(ctx, tx, fence); err != nil {
 		return nil, err
 	}
 	return outs, nil
 }
 
-// holds returns the holds on the batch's alerts: hold key → first command.
-func (s *store) holds(ctx context.Context, q *pipe, cmds []apply.Cmd) (map[string]string, error) {
+// holdKeys returns the hold keys of cmds.
+func holdKeys(cmds []apply.Cmd) []string {
 	keys := make([]string, 0, len(cmds))
 	for i := range cmds {
 		if k := holdKey(&cmds[i]); k != "" {
 			keys = append(keys, k)
 		}
 	}
-	// Locked: a redrive deleting one of these holds waits for this batch
-	// (and then sees its held_commands changed, and leaves the hold).
-	rows, err := q.Query(ctx, "SELECT hold_key, first_command_id FROM alertsync.dlq_holds WHERE hold_key = ANY($1) FOR UPDATE", keys)
+	return keys
+}
+
+// readHolds reads the results of applyTx's first batch: BEGIN, the marker
+// and the holds on the batch's alerts (hold key → first command).
+func readHolds(br pgx.BatchResults) (map[string]string, error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("beginning a transaction: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("writing the sync marker: %w", err)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("reading holds: %w", err)
 	}
@@ -107,11 +141,14 @@ func (s *store) holds(ctx context.Context, q *pipe, cmds []apply.Cmd) (map[strin
 	for rows.Next() {
 		var k, first string
 		if err := rows.Scan(&k, &first); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading holds: %w", err)
 		}
 		out[k] = first
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading holds: %w", err)
+	}
+	return out, nil
 }
 
 // one applies one command inside a savepoint: a command the database
