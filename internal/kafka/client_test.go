@@ -79,7 +79,16 @@ func TestNewClient(t *testing.T) {
 		require.Equal(t, kgo.AllISRAcks(), cl.OptValue(kgo.RequiredAcks))
 		require.Equal(t, false, cl.OptValue(kgo.DisableIdempotentWrite))
 		require.Equal(t, "alertsync-test", cl.OptValue(kgo.ClientID))
+		// Not franz-go's 5s: a produce retried for CONCURRENT_TRANSACTIONS
+		// waits for the next metadata request.
+		require.Equal(t, 250*time.Millisecond, cl.OptValue(kgo.MetadataMinAge))
 		require.NoError(t, cl.ProduceSync(ctx, kgo.StringRecord("v")).FirstErr())
+		set := cfg
+		set.MetadataMinAge = time.Second
+		c, err := NewClient(set, nil, nil, kgo.ClientID("alertsync-test-min-age"))
+		require.NoError(t, err)
+		defer c.Close()
+		require.Equal(t, time.Second, c.OptValue(kgo.MetadataMinAge))
 	})
 
 	t.Run("metrics on the given registry", func(t *testing.T) {
@@ -132,6 +141,7 @@ func TestNewClientRefusesBadConfig(t *testing.T) {
 		want string
 	}{
 		{"invalid", Config{Brokers: []string{"k:9092"}, SASL: SASL{Mechanism: "X"}}, `kafka.sasl.mechanism: unknown value "X"`},
+		{"negative metadata min age", Config{Brokers: []string{"k:9092"}, MetadataMinAge: -time.Second}, `kafka.metadata_min_age: must be between 0 and 1m`},
 		{"ca file without certificate", Config{Brokers: []string{"k:9092"}, TLS: TLS{Enabled: true, CAFile: notPEM}},
 			"kafka.tls.ca_file: no PEM certificate in " + notPEM},
 		{"unreadable key pair", Config{Brokers: []string{"k:9092"}, TLS: TLS{Enabled: true, CertFile: notPEM, KeyFile: notPEM}},

@@ -25,8 +25,17 @@ type Config struct {
 	RetryTimeout   time.Duration `key:"retry_timeout" default:"30s" doc:"Longest a metadata, admin or coordinator request is retried before its error is returned (for example when no broker is reachable); 0 means 30s."`
 	Compression    string        `key:"compression" default:"lz4" enum:"none,gzip,snappy,lz4,zstd" doc:"Compression of produced record batches. lz4 is cheap to compress and for brokers to check; none saves CPU on a fast local network; zstd packs tightest."`
 	Linger         time.Duration `key:"linger" default:"5ms" doc:"How long a partition's batch waits for more records before it is sent; larger batches cost brokers less CPU per record."`
+	MetadataMinAge time.Duration `key:"metadata_min_age" default:"250ms" doc:"Shortest time between two metadata requests of a client (Kafka clients' usual default is 5s). A produce the broker asks to retry – a partition that moved, or, with transactions, a partition whose last transaction is still being completed (CONCURRENT_TRANSACTIONS, common right after a transformer commit) – waits for the next metadata request: with 5s a transformer transaction stalled that long. 0 means 250ms."`
 	SASL           SASL          `key:"sasl"`
 	TLS            TLS           `key:"tls"`
+}
+
+// metadataMinAge is MetadataMinAge, 0 meaning 250ms.
+func (c Config) metadataMinAge() time.Duration {
+	if c.MetadataMinAge > 0 {
+		return c.MetadataMinAge
+	}
+	return 250 * time.Millisecond
 }
 
 // codec returns the franz-go compression codec of c.Compression.
@@ -135,6 +144,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Linger < 0 || c.Linger > time.Minute {
 		bad("linger", "must be between 0 and 1m, got %s", c.Linger)
+	}
+	if c.MetadataMinAge < 0 || c.MetadataMinAge > time.Minute {
+		bad("metadata_min_age", "must be between 0 and 1m, got %s", c.MetadataMinAge)
 	}
 	return errors.Join(errs...)
 }
