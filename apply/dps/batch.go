@@ -568,14 +568,5 @@ func (s *store) writeSet(ctx context.Context, tx pgx.Tx, plans map[nomisKey]*ale
 		b.Queue(`UPDATE alertsync.dlq_holds SET held_commands = held_commands + $2, updated_at = now() WHERE hold_key = $1`, key, n)
 	}
 	s.QueueFence(b, f, next)
-	br := tx.SendBatch(ctx, b)
-	var tag pgconn.CommandTag
-	for range b.Len() {
-		var err error
-		if tag, err = br.Exec(); err != nil {
-			_ = br.Close()
-			return tag, &queuedError{err: err}
-		}
-	}
-	return tag, br.Close()
+	return sendQueued(ctx, tx, b)
 }

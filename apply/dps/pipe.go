@@ -74,21 +74,21 @@ func (p *pipe) flush(ctx context.Context) error {
 	}
 	b := p.queued
 	p.queued = nil
-	br := p.tx.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return &queuedError{err: err}
-		}
-	}
-	return br.Close()
+	_, err := sendQueued(ctx, p.tx, b)
+	return err
 }
 
 // flushLast sends the queued writes and returns the last one's result.
 func (p *pipe) flushLast(ctx context.Context) (pgconn.CommandTag, error) {
 	b := p.batch()
 	p.queued = nil
-	br := p.tx.SendBatch(ctx, b)
+	return sendQueued(ctx, p.tx, b)
+}
+
+// sendQueued sends b on tx, reads every result and returns the last one's;
+// a failed write is a *queuedError.
+func sendQueued(ctx context.Context, tx pgx.Tx, b *pgx.Batch) (pgconn.CommandTag, error) {
+	br := tx.SendBatch(ctx, b)
 	var tag pgconn.CommandTag
 	for range b.Len() {
 		var err error

@@ -228,9 +228,9 @@ func (p *setPlan) one(c *apply.Cmd) (apply.Outcome, error) {
 	)
 	side := p.views[*c.DPSAlertID]
 	if c.Kind == rules.KindUpsert {
-		r, err = p.upsert(&c.Command, side)
+		r, err = upsert(p, &c.Command, side)
 	} else {
-		r, err = p.delete(&c.Command, side)
+		r, err = remove(p, &c.Command, side)
 	}
 	if err == nil {
 		r.CommandID = c.ID
@@ -279,48 +279,17 @@ func (p *setPlan) row(k nomisKey) (*row, error) {
 	return r, nil
 }
 
-// lookup is store.lookup in memory.
+// lookup is store.lookup in memory: resolve over the batch (p is its
+// alerts).
 func (p *setPlan) lookup(c *rules.Command, side dpsView) (*link, *row, error) {
-	id := *c.DPSAlertID
-	l := p.link(id)
-	if l == nil || !l.deleted {
-		if k := side.key; k != nil && (l == nil || l.key != *k) {
-			r, err := p.row(*k)
-			if err != nil {
-				return nil, nil, err
-			}
-			if r != nil {
-				if err := p.release(*k, id); err != nil {
-					return nil, nil, err
-				}
-				moved := &link{key: *k}
-				if l != nil {
-					moved.pos, moved.mapped = l.pos, l.mapped
-				}
-				l = moved
-			}
-		}
-	}
-	if l == nil {
-		var k *nomisKey
-		if c.NOMISBookingID != nil && c.NOMISAlertSeq != nil {
-			k = &nomisKey{book: *c.NOMISBookingID, seq: *c.NOMISAlertSeq}
-		} else {
-			k = side.key
-		}
-		if k == nil {
-			return nil, nil, nil
-		}
-		if _, other := p.owners[*k]; other {
-			return nil, nil, nil
-		}
-		l = &link{key: *k}
-	}
-	if l.deleted {
-		return l, nil, nil
-	}
-	r, err := p.row(l.key)
-	return l, r, err
+	return resolve(p, c, p.link(*c.DPSAlertID), side)
+}
+
+// keyMapped is writeTx.keyMapped in memory (every key a command may name
+// was read).
+func (p *setPlan) keyMapped(k nomisKey) (bool, error) {
+	_, ok := p.owners[k]
+	return ok, nil
 }
 
 // release is writeTx.releaseKey in memory: the mapping row of another DPS
@@ -386,46 +355,8 @@ func (p *setPlan) setRowAt(k nomisKey, sr *setRow) {
 	})
 }
 
-func (p *setPlan) upsert(c *rules.Command, side dpsView) (result, error) {
-	if c.After == nil {
-		return result{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
-	}
-	l, r, err := p.lookup(c, side)
-	if err != nil {
-		return result{}, err
-	}
-	if stale(l, c.SourcePosition) {
-		return done(apply.Skipped, apply.ReasonStale, c, &l.key), nil
-	}
-	if r == nil && side.deleted {
-		return done(apply.Skipped, ReasonDeletedInDPS, c, nil), nil
-	}
-	if r == nil {
-		reason := ""
-		if l != nil && l.mapped && !l.deleted && c.Before != nil {
-			p.decide(c, l.key, nil)
-			reason = apply.ReasonWon
-		}
-		return p.create(c, l, reason)
-	}
-	reason := ""
-	if c.Before != nil && !matches(r, c.Before, true) {
-		if !p.decide(c, r.key, r.commitTime) {
-			return done(apply.Conflict, apply.ReasonLost, c, &r.key), p.setLink(c, r.key, l, false)
-		}
-		reason = apply.ReasonWon
-	}
-	if matches(r, c.After, false) {
-		return done(apply.Skipped, apply.ReasonUnchanged, c, &r.key), p.setLink(c, r.key, l, false)
-	}
-	if err := p.update(c, r); err != nil {
-		return result{}, err
-	}
-	return done(apply.Applied, reason, c, &r.key), p.setLink(c, r.key, l, false)
-}
-
 // decide is store.decide in memory.
-func (p *setPlan) decide(c *rules.Command, k nomisKey, target *time.Time) bool {
+func (p *setPlan) decide(c *rules.Command, k nomisKey, target *time.Time) (bool, error) {
 	dpsWins := target == nil || apply.CompareCommits(c.SourceCommitTime, *target) >= 0
 	winner := "NOMIS"
 	if dpsWins {
@@ -435,7 +366,7 @@ func (p *setPlan) decide(c *rules.Command, k nomisKey, target *time.Time) bool {
 	p.w.conflicts = append(p.w.conflicts, conflict{commandID: fit(c.ID, 64), dpsAlertID: *c.DPSAlertID, key: k, winner: winner,
 		sourceCommitTime: c.SourceCommitTime, targetCommitTime: target})
 	p.undo = append(p.undo, func() { p.w.conflicts = p.w.conflicts[:n] })
-	return dpsWins
+	return dpsWins, nil
 }
 
 // alertType is store.alertType over the codes readSet loaded.
@@ -490,34 +421,15 @@ func (p *setPlan) update(c *rules.Command, r *row) error {
 	return nil
 }
 
-func (p *setPlan) delete(c *rules.Command, side dpsView) (result, error) {
-	l, r, err := p.lookup(c, side)
-	if err != nil {
-		return result{}, err
-	}
-	switch {
-	case stale(l, c.SourcePosition):
-		return done(apply.Skipped, apply.ReasonStale, c, &l.key), nil
-	case l == nil || (!l.mapped && r == nil):
-		return done(apply.Skipped, apply.ReasonUnknown, c, nil), nil
-	case r == nil:
-		return done(apply.Skipped, apply.ReasonDeleted, c, &l.key), p.setLink(c, l.key, l, true)
-	}
-	reason := ""
-	if c.Before != nil && !matches(r, c.Before, true) {
-		if !p.decide(c, r.key, r.commitTime) {
-			return done(apply.Conflict, apply.ReasonLost, c, &r.key), p.setLink(c, r.key, l, false)
-		}
-		reason = apply.ReasonWon
-	}
-	// A row this batch inserted is then never written; one that was there
-	// is deleted.
+// deleteRow is writeTx.deleteAlert in memory: a row this batch inserted is
+// then never written; one that was there is deleted.
+func (p *setPlan) deleteRow(c *rules.Command, r *row) error {
 	sr := &setRow{written: true, user: commandUser(c)}
 	if old := p.rows[r.key]; old != nil && old.inserted != nil {
 		sr.written = false
 	}
 	p.setRowAt(r.key, sr)
-	return done(apply.Applied, reason, c, &r.key), p.setLink(c, r.key, l, true)
+	return nil
 }
 
 // setLink is store.setLink in memory. A key another DPS alert's mapping
@@ -614,3 +526,5 @@ func (w *setWrites) byUser() ([]string, map[string][]nomisKey) {
 	}
 	return users, out
 }
+
+var _ path = (*setPlan)(nil)

@@ -215,9 +215,9 @@ func (s *store) one(ctx context.Context, b *batch, c *apply.Cmd) (apply.Outcome,
 	var r result
 	switch c.Kind {
 	case rules.KindUpsert:
-		r, err = s.upsert(ctx, tx, &c.Command, st, b.dps[*c.DPSAlertID])
+		r, err = upsert(stmtPath{s: s, ctx: ctx, tx: tx, started: st}, &c.Command, b.dps[*c.DPSAlertID])
 	case rules.KindDelete:
-		r, err = s.delete(ctx, tx, &c.Command, st.link, b.dps[*c.DPSAlertID])
+		r, err = remove(stmtPath{s: s, ctx: ctx, tx: tx, started: st}, &c.Command, b.dps[*c.DPSAlertID])
 	default:
 		err = &apply.Refusal{Reason: "unsupported_kind", Msg: "command kind " + c.Kind.String() + " is not applied to NOMIS"}
 	}

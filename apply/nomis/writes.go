@@ -54,6 +54,23 @@ type dpsView struct {
 // else by the NOMIS key the command carries when no mapping row holds that
 // key; side is what DPS holds for the alert (zero without a DPS database).
 func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command, l *link, side dpsView) (*link, *row, error) {
+	return resolve(txAlerts{ctx: ctx, tx: tx}, c, l, side)
+}
+
+// alerts is what resolve reads and changes: the transaction itself on the
+// statement path (txAlerts), the batch read in advance on the set path.
+type alerts interface {
+	// row reads and locks the row at k (nil: none).
+	row(k nomisKey) (*row, error)
+	// keyMapped reports whether some mapping row (deleted or not) holds k.
+	keyMapped(k nomisKey) (bool, error)
+	// release removes the mapping rows of DPS alerts other than dpsID
+	// that hold k.
+	release(k nomisKey, dpsID string) error
+}
+
+// resolve is lookup over a.
+func resolve(a alerts, c *rules.Command, l *link, side dpsView) (*link, *row, error) {
 	if l == nil || !l.deleted {
 		// A prisoner replace in DPS (the resync after a new booking, a
 		// recall, a moved booking or a merge) re-points the DPS-side
@@ -62,7 +79,7 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command, l *lin
 		// names the old row, or the key under another (since replaced) DPS
 		// alert. The DPS-side key is the newer: follow it, taking the key
 		// from any other alert's mapping here (setLink re-points ours).
-		moved, err := s.followDPSKey(ctx, tx, c, l, side.key)
+		moved, err := followDPSKey(a, c, l, side.key)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -83,9 +100,9 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command, l *lin
 		if k == nil {
 			return nil, nil, nil
 		}
-		other, err := tx.keyMapped(ctx, *k)
+		other, err := a.keyMapped(*k)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading the mapping of a NOMIS key: %w", err)
+			return nil, nil, err
 		}
 		if other {
 			return nil, nil, nil // the key belongs to another alert: not this one
@@ -95,9 +112,9 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command, l *lin
 	if l.deleted {
 		return l, nil, nil
 	}
-	r, err := tx.readRow(ctx, l.key)
+	r, err := a.row(l.key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading alert %d/%d: %w", l.key.book, l.key.seq, err)
+		return nil, nil, err
 	}
 	return l, r, nil
 }
@@ -107,27 +124,53 @@ func (s *store) lookup(ctx context.Context, tx writeTx, c *rules.Command, l *lin
 // exists (nil when k is nil, the same, or a key without a row), after
 // releasing that key from any other alert's mapping here. The returned
 // link keeps l's positions.
-func (s *store) followDPSKey(ctx context.Context, tx writeTx, c *rules.Command, l *link, k *nomisKey) (*link, error) {
+func followDPSKey(a alerts, c *rules.Command, l *link, k *nomisKey) (*link, error) {
 	if k == nil || l != nil && l.key == *k {
 		return nil, nil
 	}
 	// Only to a row that is there: a DPS-side key whose row NOMIS has
 	// since deleted names nothing to follow (the alert is created again,
 	// and this side's mapping then holds the newer key).
-	if r, err := tx.readRow(ctx, *k); err != nil || r == nil {
-		if err != nil {
-			err = fmt.Errorf("reading alert %d/%d: %w", k.book, k.seq, err)
-		}
+	if r, err := a.row(*k); err != nil || r == nil {
 		return nil, err
 	}
-	if err := tx.releaseKey(ctx, *k, *c.DPSAlertID); err != nil {
-		return nil, fmt.Errorf("releasing NOMIS key %d/%d for alert %s: %w", k.book, k.seq, *c.DPSAlertID, err)
+	if err := a.release(*k, *c.DPSAlertID); err != nil {
+		return nil, err
 	}
 	moved := &link{key: *k}
 	if l != nil {
 		moved.pos, moved.mapped = l.pos, l.mapped
 	}
 	return moved, nil
+}
+
+// txAlerts is alerts on the statement path: each call a statement of tx.
+type txAlerts struct {
+	ctx context.Context //nolint:containedctx // one lookup's context, for the interface's calls
+	tx  writeTx
+}
+
+func (a txAlerts) row(k nomisKey) (*row, error) {
+	r, err := a.tx.readRow(a.ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("reading alert %d/%d: %w", k.book, k.seq, err)
+	}
+	return r, nil
+}
+
+func (a txAlerts) keyMapped(k nomisKey) (bool, error) {
+	other, err := a.tx.keyMapped(a.ctx, k)
+	if err != nil {
+		return false, fmt.Errorf("reading the mapping of a NOMIS key: %w", err)
+	}
+	return other, nil
+}
+
+func (a txAlerts) release(k nomisKey, dpsID string) error {
+	if err := a.tx.releaseKey(a.ctx, k, dpsID); err != nil {
+		return fmt.Errorf("releasing NOMIS key %d/%d for alert %s: %w", k.book, k.seq, dpsID, err)
+	}
+	return nil
 }
 
 // stale reports whether p is at or before the link's newest position.
@@ -180,12 +223,31 @@ func done(res apply.Result, reason string, c *rules.Command, k *nomisKey) result
 	return r
 }
 
+// path is how a command's decisions are carried out: the statement path
+// (stmtPath: statements of the transaction as the command goes) or the
+// set path (*setPlan: in memory, written with the batch). upsert and
+// remove, the rules, are written once over it.
+type path interface {
+	// lookup is store.lookup.
+	lookup(c *rules.Command, side dpsView) (*link, *row, error)
+	// decide settles and records a conflict (store.decide).
+	decide(c *rules.Command, k nomisKey, target *time.Time) (dpsWins bool, err error)
+	// create inserts c.After on the current booking and maps it.
+	create(c *rules.Command, l *link, reason string) (result, error)
+	// update writes c.After over row r.
+	update(c *rules.Command, r *row) error
+	// deleteRow deletes row r (a hard delete).
+	deleteRow(c *rules.Command, r *row) error
+	// setLink is store.setLink.
+	setLink(c *rules.Command, k nomisKey, l *link, deleted bool) error
+}
+
 // upsert creates or updates the command's alert.
-func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, started commandStart, side dpsView) (result, error) {
+func upsert(p path, c *rules.Command, side dpsView) (result, error) {
 	if c.After == nil {
 		return result{}, &apply.Refusal{Reason: "missing_after", Msg: "an UPSERT without the alert's state"}
 	}
-	l, r, err := s.lookup(ctx, tx, c, started.link, side)
+	l, r, err := p.lookup(c, side)
 	if err != nil {
 		return result{}, err
 	}
@@ -204,32 +266,108 @@ func (s *store) upsert(ctx context.Context, tx writeTx, c *rules.Command, starte
 		if l != nil && l.mapped && !l.deleted && c.Before != nil {
 			// NOMIS deleted the alert while DPS changed it; when, the
 			// row no longer says: DPS's change stands.
-			if _, err := s.decide(ctx, tx, c, l.key, nil); err != nil {
+			if _, err := p.decide(c, l.key, nil); err != nil {
 				return result{}, err
 			}
 			reason = apply.ReasonWon
 		}
-		return s.create(ctx, tx, c, l, reason, started.booking)
+		return p.create(c, l, reason)
 	}
-	reason := ""
-	if c.Before != nil && !matches(r, c.Before, true) {
-		// NOMIS changed the alert since DPS's before-image.
-		win, err := s.decide(ctx, tx, c, r.key, r.commitTime)
-		if err != nil {
-			return result{}, err
-		}
-		if !win {
-			return done(apply.Conflict, apply.ReasonLost, c, &r.key), s.setLink(ctx, tx, c, r.key, l, false)
-		}
-		reason = apply.ReasonWon
+	reason, lost, err := settle(p, c, r, l)
+	switch {
+	case err != nil:
+		return result{}, err
+	case lost != nil:
+		return *lost, nil
 	}
 	if matches(r, c.After, false) {
-		return done(apply.Skipped, apply.ReasonUnchanged, c, &r.key), s.setLink(ctx, tx, c, r.key, l, false)
+		return done(apply.Skipped, apply.ReasonUnchanged, c, &r.key), p.setLink(c, r.key, l, false)
 	}
-	if err := s.update(ctx, tx, c, r); err != nil {
+	if err := p.update(c, r); err != nil {
 		return result{}, err
 	}
-	return done(apply.Applied, reason, c, &r.key), s.setLink(ctx, tx, c, r.key, l, false)
+	return done(apply.Applied, reason, c, &r.key), p.setLink(c, r.key, l, false)
+}
+
+// remove deletes the command's alert from NOMIS (a hard delete) and marks
+// its mapping deleted.
+func remove(p path, c *rules.Command, side dpsView) (result, error) {
+	l, r, err := p.lookup(c, side)
+	if err != nil {
+		return result{}, err
+	}
+	switch {
+	case stale(l, c.SourcePosition):
+		return done(apply.Skipped, apply.ReasonStale, c, &l.key), nil
+	case l == nil || (!l.mapped && r == nil):
+		return done(apply.Skipped, apply.ReasonUnknown, c, nil), nil
+	case r == nil:
+		return done(apply.Skipped, apply.ReasonDeleted, c, &l.key), p.setLink(c, l.key, l, true)
+	}
+	reason, lost, err := settle(p, c, r, l)
+	switch {
+	case err != nil:
+		return result{}, err
+	case lost != nil:
+		return *lost, nil
+	}
+	if err := p.deleteRow(c, r); err != nil {
+		return result{}, err
+	}
+	return done(apply.Applied, reason, c, &r.key), p.setLink(c, r.key, l, true)
+}
+
+// settle compares c's before-image with row r: when NOMIS changed the
+// alert since, it settles the conflict (path.decide); reason is
+// apply.ReasonWon when DPS won, lost the command's result when it lost
+// (its mapping written).
+func settle(p path, c *rules.Command, r *row, l *link) (reason string, lost *result, err error) {
+	if c.Before == nil || matches(r, c.Before, true) {
+		return "", nil, nil
+	}
+	win, err := p.decide(c, r.key, r.commitTime)
+	if err != nil {
+		return "", nil, err
+	}
+	if !win {
+		res := done(apply.Conflict, apply.ReasonLost, c, &r.key)
+		return "", &res, p.setLink(c, r.key, l, false)
+	}
+	return apply.ReasonWon, nil, nil
+}
+
+// stmtPath is the statement path of one command: statements of tx as the
+// command goes, with what startCommand read.
+type stmtPath struct {
+	s       *store
+	ctx     context.Context //nolint:containedctx // one command's context, for the interface's calls
+	tx      writeTx
+	started commandStart
+}
+
+func (p stmtPath) lookup(c *rules.Command, side dpsView) (*link, *row, error) {
+	return p.s.lookup(p.ctx, p.tx, c, p.started.link, side)
+}
+
+func (p stmtPath) decide(c *rules.Command, k nomisKey, target *time.Time) (bool, error) {
+	return p.s.decide(p.ctx, p.tx, c, k, target)
+}
+
+func (p stmtPath) create(c *rules.Command, l *link, reason string) (result, error) {
+	return p.s.create(p.ctx, p.tx, c, l, reason, p.started.booking)
+}
+
+func (p stmtPath) update(c *rules.Command, r *row) error { return p.s.update(p.ctx, p.tx, c, r) }
+
+func (p stmtPath) deleteRow(_ *rules.Command, r *row) error {
+	if err := p.tx.deleteAlert(p.ctx, r.key); err != nil {
+		return fmt.Errorf("deleting alert %d/%d: %w", r.key.book, r.key.seq, err)
+	}
+	return nil
+}
+
+func (p stmtPath) setLink(c *rules.Command, k nomisKey, l *link, deleted bool) error {
+	return p.s.setLink(p.ctx, p.tx, c, k, l, deleted)
 }
 
 // create inserts c.After on the prisoner's current booking and maps it
@@ -293,38 +431,6 @@ func (s *store) update(ctx context.Context, tx writeTx, c *rules.Command, r *row
 		return fmt.Errorf("updating alert %d/%d: %w", r.key.book, r.key.seq, err)
 	}
 	return nil
-}
-
-// delete deletes the command's alert from NOMIS (a hard delete) and marks
-// its mapping deleted.
-func (s *store) delete(ctx context.Context, tx writeTx, c *rules.Command, mapped *link, side dpsView) (result, error) {
-	l, r, err := s.lookup(ctx, tx, c, mapped, side)
-	if err != nil {
-		return result{}, err
-	}
-	switch {
-	case stale(l, c.SourcePosition):
-		return done(apply.Skipped, apply.ReasonStale, c, &l.key), nil
-	case l == nil || (!l.mapped && r == nil):
-		return done(apply.Skipped, apply.ReasonUnknown, c, nil), nil
-	case r == nil:
-		return done(apply.Skipped, apply.ReasonDeleted, c, &l.key), s.setLink(ctx, tx, c, l.key, l, true)
-	}
-	reason := ""
-	if c.Before != nil && !matches(r, c.Before, true) {
-		win, err := s.decide(ctx, tx, c, r.key, r.commitTime)
-		if err != nil {
-			return result{}, err
-		}
-		if !win {
-			return done(apply.Conflict, apply.ReasonLost, c, &r.key), s.setLink(ctx, tx, c, r.key, l, false)
-		}
-		reason = apply.ReasonWon
-	}
-	if err := tx.deleteAlert(ctx, r.key); err != nil {
-		return result{}, fmt.Errorf("deleting alert %d/%d: %w", r.key.book, r.key.seq, err)
-	}
-	return done(apply.Applied, reason, c, &r.key), s.setLink(ctx, tx, c, r.key, l, true)
 }
 
 // setLink maps the command's DPS alert to NOMIS key k with the command's
