@@ -283,6 +283,9 @@ func TestOutcomes(t *testing.T) {
 		   JOIN alertsync.alertsync_alert_mapping m USING (offender_book_id, alert_seq) WHERE a.offender_book_id = 20`))
 	require.Equal(t, 3, pgtest.QueryValue[int](t, h.db, "SELECT count(*)::int FROM oms_owner.offender_alerts"), "refused commands wrote nothing")
 	require.Equal(t, 5.0, r.metric(t, "alertsync_apply_nomis_dlq_total", nil))
+	// The value NOMIS refuses fails the set path's multi-row insert: that
+	// batch is redone on the statement path, where that command alone fails.
+	require.Equal(t, 1.0, r.metric(t, "alertsync_apply_nomis_statement_path_batches_total", map[string]string{"why": "refused"}))
 }
 
 // TestNoCurrentBookingHoldsLater: a prisoner without a current booking
@@ -321,6 +324,10 @@ func TestNoCurrentBookingHoldsLater(t *testing.T) {
 	require.Equal(t, 1, held)
 	require.Equal(t, 1.0, r.metric(t, "alertsync_apply_nomis_dlq_total", nil))
 	require.Equal(t, 1.0, r.metric(t, "alertsync_apply_nomis_held_total", nil))
+	// The refusal is decided on the set path: no batch redone.
+	require.Positive(t, r.metric(t, "alertsync_apply_nomis_committed_batches_total", map[string]string{"path": "set"}))
+	require.Zero(t, r.metric(t, "alertsync_apply_nomis_statement_path_batches_total", map[string]string{"why": "case"}))
+	require.Zero(t, r.metric(t, "alertsync_apply_nomis_statement_path_batches_total", map[string]string{"why": "refused"}))
 }
 
 // TestConcurrentNOMISUsers: NOMIS users insert alerts on the booking the
@@ -531,7 +538,8 @@ func TestMatches(t *testing.T) {
 // TestSequenceTakenByUnlockedWriter: a NOMIS user who inserts without
 // locking the booking holds the sequence the apply chose, uncommitted; the
 // apply waits for that user's commit and then takes the next sequence
-// instead of failing.
+// instead of failing (on the set path: the batch redone on the statement
+// path, counted).
 func TestSequenceTakenByUnlockedWriter(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -557,6 +565,11 @@ func TestSequenceTakenByUnlockedWriter(t *testing.T) {
 	require.Equal(t, 2, pgtest.QueryValue[int](t, h.db,
 		"SELECT alert_seq::int FROM alertsync.alertsync_alert_mapping WHERE dps_alert_id = $1::uuid", *c.DPSAlertID))
 	requireOutcome(t, h.outcomes(t, 1), c, apply.Applied, "")
+	// The set path chose sequence 1 too, found it taken and left the batch
+	// to the statement path, which took the next.
+	require.Equal(t, 1.0, r.metric(t, "alertsync_apply_nomis_statement_path_batches_total", map[string]string{"why": "case"}))
+	require.Equal(t, 1.0, r.metric(t, "alertsync_apply_nomis_committed_batches_total", map[string]string{"path": "statement"}))
+	require.Zero(t, r.metric(t, "alertsync_apply_nomis_committed_batches_total", map[string]string{"path": "set"}))
 }
 
 // TestNOMISCreatedAlertFoundThroughDPSMapping: an alert created in NOMIS
