@@ -24,8 +24,11 @@ type Options struct {
 	MaxBackoff     time.Duration `key:"max_backoff" default:"30s" doc:"Longest wait between attempts after a database, Kafka or registry failure."`
 	Retries        int           `key:"retries" default:"5" doc:"Attempts of a batch that fails with a transient database error (serialization failure, deadlock, lost connection) before the apply restarts its session."`
 	OutboxInterval time.Duration `key:"outbox_interval" default:"200ms" doc:"How often outcomes (and DLQ entries) written to the outbox are published when no batch wakes the relay earlier."`
-	Timezone       string        `key:"timezone" default:"Europe/London" doc:"Zone of the target's wall-clock columns."`
-	SessionTimeout time.Duration `key:"session_timeout" default:"10s" doc:"Consumer group session timeout (within the brokers' group.min/max.session.timeout.ms)."`
+	// KafkaCommitInterval spaces the copies of the applied offsets to
+	// Kafka (workers.commitLoop).
+	KafkaCommitInterval time.Duration `key:"kafka_commit_interval" default:"1s" doc:"Shortest time between two copies of the applied offsets to the consumer group in Kafka, which only lag monitoring reads (the offsets that count are stored in the target database with each batch). 0: after every batch, one Kafka request per batch."`
+	Timezone            string        `key:"timezone" default:"Europe/London" doc:"Zone of the target's wall-clock columns."`
+	SessionTimeout      time.Duration `key:"session_timeout" default:"10s" doc:"Consumer group session timeout (within the brokers' group.min/max.session.timeout.ms)."`
 }
 
 // Validate checks the section.
@@ -45,6 +48,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Retries < 0 {
 		bad("retries", "must not be negative, got %d", o.Retries)
+	}
+	if o.KafkaCommitInterval < 0 || o.KafkaCommitInterval > time.Hour {
+		bad("kafka_commit_interval", "must be between 0 and 1h, got %s", o.KafkaCommitInterval)
 	}
 	if o.OutboxInterval <= 0 {
 		bad("outbox_interval", "must be positive, got %s", o.OutboxInterval)

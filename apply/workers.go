@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -207,16 +208,29 @@ func (ws *workers) commitKafka(ctx context.Context, consumer *kgo.Client) {
 }
 
 // commitLoop runs commitKafka whenever batches were applied since it last
-// did (one commit covers every batch applied during the one before), until
-// ctx ends, and once more then.
+// did (one commit covers every batch applied during the one before), at
+// most once per Opts.KafkaCommitInterval, until ctx ends, and once more
+// then.
 func (ws *workers) commitLoop(ctx context.Context, consumer *kgo.Client) {
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			ws.commitKafka(context.WithoutCancel(ctx), consumer)
 			return
 		case <-ws.applied:
-			ws.commitKafka(ctx, consumer)
 		}
+		if wait := ws.r.Opts.KafkaCommitInterval - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				ws.commitKafka(context.WithoutCancel(ctx), consumer)
+				return
+			case <-t.C:
+			}
+		}
+		ws.commitKafka(ctx, consumer)
+		last = time.Now()
 	}
 }

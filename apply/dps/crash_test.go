@@ -79,10 +79,13 @@ func TestCrashFailpoints(t *testing.T) {
 			"ALERTSYNC_TOPICS_PARTITIONS":         "3",
 			"ALERTSYNC_TOPICS_REPLICATION_FACTOR": "1",
 			"ALERTSYNC_APPLY_OWNER":               "crash-1",
-			"ALERTSYNC_APPLY_BATCH_COMMANDS":      "20",
-			"ALERTSYNC_APPLY_SESSION_TIMEOUT":     "6s",
-			"ALERTSYNC_ADMIN_LISTEN":              "127.0.0.1:0",
-			"ALERTSYNC_LOG_FORMAT":                "json",
+			// A copy to Kafka after every batch, so that apply.after_kafka_commit
+			// comes as often as the other failure points.
+			"ALERTSYNC_APPLY_KAFKA_COMMIT_INTERVAL": "0s",
+			"ALERTSYNC_APPLY_BATCH_COMMANDS":        "20",
+			"ALERTSYNC_APPLY_SESSION_TIMEOUT":       "6s",
+			"ALERTSYNC_ADMIN_LISTEN":                "127.0.0.1:0",
+			"ALERTSYNC_LOG_FORMAT":                  "json",
 		}
 		if armed != "" {
 			set[failpoint.Env] = armed

@@ -11,11 +11,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/alertsync/alertsync/apply"
 	"github.com/alertsync/alertsync/deploy"
+	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
+	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/rules"
 )
 
@@ -695,4 +698,40 @@ func TestNotCreatedWhenDeletedInDPS(t *testing.T) {
 		"SELECT string_agg(comment_text, ',') FROM oms_owner.offender_alerts WHERE offender_book_id = 10"), "only the alert DPS still has")
 	require.Zero(t, pgtest.QueryValue[int](t, h.db,
 		"SELECT count(*)::int FROM alertsync.alertsync_alert_mapping WHERE dps_alert_id = $1::uuid", gone))
+}
+
+// TestKafkaOffsetsCopiedForLag: the applied offsets are copied to the
+// consumer group in Kafka (for lag monitoring only) at once after the
+// first batch, then at most once per apply.kafka_commit_interval, and a
+// last time when the apply stops.
+func TestKafkaOffsetsCopiedForLag(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.cfg.Apply.Group = kafkatest.Topic(t, "lag")
+	h.cfg.Apply.KafkaCommitInterval = time.Hour
+	topic := h.cfg.Pipeline.Topics.Prefix + schemas.TopicCommandsNOMIS
+	adm := kadm.NewClient(kafkatest.Client(t, h.brokers))
+	inKafka := func() int64 {
+		t.Helper()
+		offsets, err := adm.FetchOffsets(context.Background(), h.cfg.Apply.Group)
+		require.NoError(t, err)
+		var n int64
+		offsets.Each(func(o kadm.OffsetResponse) {
+			if o.Topic == topic {
+				n += o.At
+			}
+		})
+		return n
+	}
+	r := h.start(t)
+	h.send(t, h.cmd(rules.KindUpsert, "A1234BC", newID(t), nil, dpsState("XA", march1, "first")))
+	h.waitApplied(t, r, 1)
+	require.Eventually(t, func() bool { return inKafka() == 1 }, 10*time.Second, 20*time.Millisecond, "the first batch's offset copied at once")
+	h.send(t, h.cmd(rules.KindUpsert, "A1234BC", newID(t), nil, dpsState("XA", march1, "second")),
+		h.cmd(rules.KindUpsert, "B2345CD", newID(t), nil, dpsState("XA", march1, "third")))
+	h.waitApplied(t, r, 3)
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, int64(1), inKafka(), "not copied again within the interval")
+	require.NoError(t, r.halt(t))
+	require.Equal(t, int64(3), inKafka(), "copied when the apply stops")
 }

@@ -86,10 +86,13 @@ SELECT 1000 + i, TIMESTAMP '2024-03-01 10:00:00', 1000 + i, 1000 + i, 1, 'Y', 'M
 			"ALERTSYNC_TOPICS_PARTITIONS":         "3",
 			"ALERTSYNC_TOPICS_REPLICATION_FACTOR": "1",
 			"ALERTSYNC_APPLY_OWNER":               "crash-1",
-			"ALERTSYNC_APPLY_BATCH_COMMANDS":      "20",
-			"ALERTSYNC_APPLY_SESSION_TIMEOUT":     "6s",
-			"ALERTSYNC_ADMIN_LISTEN":              "127.0.0.1:0",
-			"ALERTSYNC_LOG_FORMAT":                "json",
+			// A copy to Kafka after every batch, so that apply.after_kafka_commit
+			// comes as often as the other failure points.
+			"ALERTSYNC_APPLY_KAFKA_COMMIT_INTERVAL": "0s",
+			"ALERTSYNC_APPLY_BATCH_COMMANDS":        "20",
+			"ALERTSYNC_APPLY_SESSION_TIMEOUT":       "6s",
+			"ALERTSYNC_ADMIN_LISTEN":                "127.0.0.1:0",
+			"ALERTSYNC_LOG_FORMAT":                  "json",
 		}
 		if armed != "" {
 			set[failpoint.Env] = armed
