@@ -558,8 +558,11 @@ func TestSequenceTakenByUnlockedWriter(t *testing.T) {
 	c := h.cmd(rules.KindUpsert, "A1234BC", newID(t), nil, dpsState("XA", march1, "waits"))
 	h.send(t, c)
 	require.Eventually(t, func() bool {
+		// This test's database only: the cluster is shared with tests running
+		// in parallel, whose applies may be waiting too.
 		return pgtest.QueryValue[bool](t, h.db, `SELECT EXISTS (SELECT FROM pg_stat_activity
-			WHERE application_name = 'alertsync apply nomis' AND wait_event_type = 'Lock' AND wait_event = 'transactionid')`)
+			WHERE datname = current_database() AND application_name = 'alertsync apply nomis'
+			  AND wait_event_type = 'Lock' AND wait_event = 'transactionid')`)
 	}, 30*time.Second, 20*time.Millisecond, "the apply waits for the NOMIS user's transaction")
 	require.Zero(t, h.applied(t))
 	require.NoError(t, tx.Commit(ctx))
