@@ -88,14 +88,13 @@ type setMap struct {
 	deleted bool
 	kind    string // the mapping type of a row this batch adds
 	number  string
-	dirty   bool // written by this batch
 }
 
 // setWrites is a decided batch.
 type setWrites struct {
 	rows      map[nomisKey]*setRow // the rows written (written true)
 	order     []nomisKey           // rows in the order they were first written
-	maps      map[string]*setMap   // the mapping rows written (dirty)
+	maps      map[string]*setMap   // the mapping rows written
 	mapOrder  []string
 	releases  []release // mapping rows removed from a key, before the mapping is written
 	conflicts []conflict
@@ -455,7 +454,7 @@ func (p *setPlan) setLink(c *rules.Command, k nomisKey, l *link, deleted bool) e
 	}
 	p.setOwner(k, id)
 	pos := c.SourcePosition
-	m.key, m.pos, m.deleted, m.number, m.dirty = k, &pos, deleted, c.PrisonNumber, true
+	m.key, m.pos, m.deleted, m.number = k, &pos, deleted, c.PrisonNumber
 	p.maps[id] = m
 	first := old == nil
 	if first {
