@@ -315,21 +315,33 @@ func (t *standinTx) releaseKey(ctx context.Context, k nomisKey, dpsID string) er
 // readRow reads the row with the commit time of its last change,
 // pg_xact_commit_timestamp(xmin).
 func (t *standinTx) readRow(ctx context.Context, k nomisKey) (*row, error) {
-	var (
-		r        = row{key: k}
-		from     time.Time
-		to       *time.Time
-		commitTS *time.Time
-	)
-	err := t.tx.QueryRow(ctx, `SELECT alert_code, alert_status, alert_date, expiry_date, comment_text, authorize_person_text,
-			pg_xact_commit_timestamp(xmin)
-		  FROM oms_owner.offender_alerts WHERE offender_book_id = $1 AND alert_seq = $2 FOR UPDATE`, k.book, k.seq).
-		Scan(&r.code, &r.status, &from, &to, &r.comment, &r.authorised, &commitTS)
+	r := row{key: k}
+	err := scanRow(t.tx.QueryRow(ctx, `SELECT `+standinRowColumns+`
+		  FROM oms_owner.offender_alerts a WHERE a.offender_book_id = $1 AND a.alert_seq = $2 FOR UPDATE`, k.book, k.seq).Scan, &r)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	return &r, nil
+}
+
+// standinRowColumns are the columns of an OFFENDER_ALERTS row (alias a)
+// that scanRow reads, with the commit time of its last change,
+// pg_xact_commit_timestamp(xmin).
+const standinRowColumns = `a.alert_code, a.alert_status, a.alert_date, a.expiry_date, a.comment_text, a.authorize_person_text,
+		       pg_xact_commit_timestamp(a.xmin)`
+
+// scanRow scans lead (when given), then standinRowColumns into r.
+func scanRow(scan func(dest ...any) error, r *row, lead ...any) error {
+	var (
+		from     time.Time
+		to       *time.Time
+		commitTS *time.Time
+	)
+	if err := scan(append(lead, &r.code, &r.status, &from, &to, &r.comment, &r.authorised, &commitTS)...); err != nil {
+		return err
 	}
 	r.from = rules.DateIn(from, time.UTC) // a wall-clock timestamp: its date
 	if to != nil {
@@ -337,7 +349,7 @@ func (t *standinTx) readRow(ctx context.Context, k nomisKey) (*row, error) {
 		r.to = &d
 	}
 	r.commitTime = commitTS
-	return &r, nil
+	return nil
 }
 
 func (t *standinTx) alertParent(ctx context.Context, code string) (string, bool, error) {

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/alertsync/alertsync/apply"
-	"github.com/alertsync/alertsync/transform/rules"
 )
 
 // The stand-in's set path (set.go): the statements of readSet and writeSet.
@@ -25,8 +24,7 @@ const (
 		  JOIN alertsync.alertsync_alert_mapping m ON m.offender_book_id = k.b::numeric AND m.alert_seq = k.s::numeric`
 	// setRowsSQL reads and locks the rows at the keys asked and at the
 	// mapped keys of the DPS alerts asked, in key order.
-	setRowsSQL = `SELECT a.offender_book_id, a.alert_seq, a.alert_code, a.alert_status, a.alert_date, a.expiry_date,
-		       a.comment_text, a.authorize_person_text, pg_xact_commit_timestamp(a.xmin)
+	setRowsSQL = `SELECT a.offender_book_id, a.alert_seq, ` + standinRowColumns + `
 		  FROM oms_owner.offender_alerts a
 		 WHERE (a.offender_book_id, a.alert_seq) IN (
 		        SELECT k.b::numeric, k.s::numeric FROM unnest($1::bigint[], $2::int[]) AS k(b, s)
@@ -35,16 +33,11 @@ const (
 		 ORDER BY a.offender_book_id, a.alert_seq
 		   FOR UPDATE OF a`
 	// setBookingsSQL reads the prisoners' current bookings as
-	// standinBookingSQL does; with lock, locked (FOR NO KEY UPDATE, see
+	// standinBookingSQL does, locked (FOR NO KEY UPDATE, see
 	// currentBooking).
 	setBookingsSQL = `SELECT p.num, b.offender_book_id, b.root_offender_id
 		  FROM unnest($1::text[]) AS p(num)
-		  CROSS JOIN LATERAL (
-		        SELECT b.offender_book_id, b.root_offender_id
-		          FROM oms_owner.offenders o JOIN oms_owner.offender_bookings b ON b.offender_id = o.offender_id
-		         WHERE o.offender_id_display = p.num AND b.booking_seq = 1
-		         ORDER BY b.booking_begin_date DESC, b.offender_book_id DESC
-		         LIMIT 1 FOR NO KEY UPDATE OF b) b`
+		  CROSS JOIN LATERAL (SELECT b.offender_book_id, b.root_offender_id ` + setCurrentBooking + ` FOR NO KEY UPDATE OF b) b`
 	// setNextSeqSQL is, per prisoner, the current booking (again: its
 	// lock was taken by the statement before, and this one's snapshot sees
 	// what the lock's previous holder committed) and 1 + the highest
@@ -53,12 +46,13 @@ const (
 		        coalesce((SELECT max(a.alert_seq) FROM oms_owner.offender_alerts a WHERE a.offender_book_id = b.offender_book_id), 0),
 		        coalesce((SELECT max(m.alert_seq) FROM alertsync.alertsync_alert_mapping m WHERE m.offender_book_id = b.offender_book_id), 0))::int + 1
 		  FROM unnest($1::text[]) AS p(num)
-		  CROSS JOIN LATERAL (
-		        SELECT b.offender_book_id
-		          FROM oms_owner.offenders o JOIN oms_owner.offender_bookings b ON b.offender_id = o.offender_id
+		  CROSS JOIN LATERAL (SELECT b.offender_book_id ` + setCurrentBooking + `) b`
+	// setCurrentBooking selects prisoner p.num's current booking b as
+	// standinBookingSQL does.
+	setCurrentBooking = `FROM oms_owner.offenders o JOIN oms_owner.offender_bookings b ON b.offender_id = o.offender_id
 		         WHERE o.offender_id_display = p.num AND b.booking_seq = 1
 		         ORDER BY b.booking_begin_date DESC, b.offender_book_id DESC
-		         LIMIT 1) b`
+		         LIMIT 1`
 	setCodesSQL = `SELECT code, coalesce(parent_code, '') FROM oms_owner.reference_codes WHERE domain = 'ALERT_CODE' AND code = ANY($1::text[])`
 )
 
@@ -176,21 +170,10 @@ func readSetResults(br pgx.BatchResults, rd *setRead, q setQuery, prisoners []st
 		rd.rows[l.key] = nil
 	}
 	if err := eachRow(br, "alerts", func(r pgx.Rows) error {
-		var (
-			a        row
-			from     time.Time
-			to       *time.Time
-			commitTS *time.Time
-		)
-		if err := r.Scan(&a.key.book, &a.key.seq, &a.code, &a.status, &from, &to, &a.comment, &a.authorised, &commitTS); err != nil {
+		var a row
+		if err := scanRow(r.Scan, &a, &a.key.book, &a.key.seq); err != nil {
 			return err
 		}
-		a.from = rules.DateIn(from, time.UTC)
-		if to != nil {
-			d := rules.DateIn(*to, time.UTC)
-			a.to = &d
-		}
-		a.commitTime = commitTS
 		rd.rows[a.key] = &a
 		return nil
 	}); err != nil {
