@@ -11,7 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/metrictest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/internal/fixture"
@@ -195,7 +197,15 @@ func TestNewCodeDoesNotRaceIntoDLQ(t *testing.T) {
 
 	h.dpsAlert(t, rules.OpCreate, dpsID1, "C3456DE", 30, false) // code 30 is not known yet
 	h.nomisAlert(t, rules.OpCreate, "A1234BC", 10, 1, "NEWC", nil, 1)
-	time.Sleep(500 * time.Millisecond)
+	// The code goes out only once the transformer has fetched the alert
+	// (its lag gauge for the alert's topic exists: set just before the
+	// batch is handled), so that the alert is found waiting for it; a
+	// fixed sleep let a slow run fetch both together, and nothing waited.
+	alertTopic := h.cfg.Pipeline.Topics.Name(kafka.DPSAlert)
+	require.Eventually(t, func() bool {
+		return metrictest.Find(t, r.srv.Registry(), "alertsync_transform_lag_records", map[string]string{"topic": alertTopic}) != nil
+	}, 20*time.Second, 10*time.Millisecond, "the transformer fetches the alert")
+	time.Sleep(100 * time.Millisecond)
 	k, v := fixture.AlertCode(30, 1, "NEWC")
 	h.produce(t, schemas.TopicDPSAlertCode, k, v)
 
