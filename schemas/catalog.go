@@ -35,22 +35,26 @@ const (
 	TopicCommandsNOMIS = "alertsync.commands.nomis"
 	TopicDLQ           = "alertsync.dlq"
 	TopicOutcomes      = "alertsync.outcomes"
+	// TopicTransformHolds is the transformer's open holds (compacted).
+	TopicTransformHolds = "alertsync.transform.holds"
 )
 
 // Full names of record types: the branch names [OptRecord] takes for union
 // fields of these types, and the root types of subjects.
 const (
-	TypePosition   = "alertsync.Position"
-	TypeSource     = "alertsync.Source"
-	TypeAlertState = "alertsync.command.AlertState"
-	TypeSnapshot   = "alertsync.command.SnapshotAlert"
-	TypeDLQHeader  = "alertsync.dlq.Header"
-	TypeCommand    = "alertsync.command.Command"
-	TypeOutcome    = "alertsync.outcome.Outcome"
-	TypeDLQEntry   = "alertsync.dlq.Entry"
-	TypeCommandKey = "alertsync.command.Key"
-	TypeOutcomeKey = "alertsync.outcome.Key"
-	TypeDLQKey     = "alertsync.dlq.Key"
+	TypePosition      = "alertsync.Position"
+	TypeSource        = "alertsync.Source"
+	TypeAlertState    = "alertsync.command.AlertState"
+	TypeSnapshot      = "alertsync.command.SnapshotAlert"
+	TypeDLQHeader     = "alertsync.dlq.Header"
+	TypeCommand       = "alertsync.command.Command"
+	TypeOutcome       = "alertsync.outcome.Outcome"
+	TypeDLQEntry      = "alertsync.dlq.Entry"
+	TypeCommandKey    = "alertsync.command.Key"
+	TypeOutcomeKey    = "alertsync.outcome.Key"
+	TypeDLQKey        = "alertsync.dlq.Key"
+	TypeHoldKey       = "alertsync.hold.Key"
+	TypeTransformHold = "alertsync.hold.TransformHold"
 
 	// TypeNOMISSession is the session block of every NOMIS change record.
 	TypeNOMISSession = "alertsync.nomis.Session"
@@ -74,6 +78,9 @@ const (
 	KindDLQ
 	// KindOutcome is the outcome topic.
 	KindOutcome
+	// KindState is a compacted topic of a stage's state, one record per
+	// key: alertsync.transform.holds.
+	KindState
 )
 
 // String returns the kind in lower case.
@@ -89,6 +96,8 @@ func (k TopicKind) String() string {
 		return "dlq"
 	case KindOutcome:
 		return "outcome"
+	case KindState:
+		return "state"
 	}
 	return fmt.Sprintf("TopicKind(%d)", int(k))
 }
@@ -117,7 +126,7 @@ type Topic struct {
 	Key, Value Subject
 	// Compatibility is the registry compatibility level of both subjects:
 	// BACKWARD for change topics (consumers upgrade first; a new schema reads
-	// every retained record), FULL for command, DLQ and outcome topics, whose
+	// every retained record), FULL for command, DLQ, outcome and state topics, whose
 	// writers and readers are separate processes upgraded in any order and
 	// whose records are read long after they were written (DLQ redrive).
 	Compatibility sr.CompatibilityLevel
@@ -153,6 +162,7 @@ var topicTable = []topicDef{
 	{TopicCommandsNOMIS, KindCommand, TypeCommandKey, TypeCommand, sr.CompatFull},
 	{TopicDLQ, KindDLQ, TypeDLQKey, TypeDLQEntry, sr.CompatFull},
 	{TopicOutcomes, KindOutcome, TypeOutcomeKey, TypeOutcome, sr.CompatFull},
+	{TopicTransformHolds, KindState, TypeHoldKey, TypeTransformHold, sr.CompatFull},
 }
 
 type catalog struct {

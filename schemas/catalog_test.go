@@ -24,6 +24,7 @@ func TestCatalog(t *testing.T) {
 		KindCommand:  sr.CompatFull,
 		KindDLQ:      sr.CompatFull,
 		KindOutcome:  sr.CompatFull,
+		KindState:    sr.CompatFull,
 	}
 	for _, tp := range topics {
 		t.Run(tp.Name, func(t *testing.T) {

@@ -89,6 +89,9 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 		return nil, nil
 	}
 	m, err := t.mapRecord(ctx, rec, in)
+	if errors.Is(err, errGated) {
+		return t.gated(rec, &m, tally)
+	}
 	if err != nil {
 		var derr *schemas.DecodeError
 		var shape *decode.Error
@@ -98,11 +101,14 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 			tally.record(rec.Topic, "tombstone")
 			return nil, nil
 		case errors.As(err, &derr) && derr.Permanent(), errors.As(err, &shape):
-			return t.toDLQ(rec, decode.ErrorKind, "undecodable", m.key.String(), err, tally)
+			return t.fail(rec, &m, decode.ErrorKind, "undecodable", err, tally)
 		case errors.As(err, &merr):
-			return t.toDLQ(rec, rules.ErrorKindMapping, merr.Reason.String(), m.key.String(), err, tally)
+			return t.fail(rec, &m, rules.ErrorKindMapping, merr.Reason.String(), err, tally)
 		}
 		return nil, err
+	}
+	if m.redriven {
+		t.released(m.key.String(), rec, time.Now())
 	}
 	if m.drop != rules.DropNone {
 		if tally.dropped == nil {
@@ -116,16 +122,55 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 	if err != nil {
 		// The rules made a command its schema cannot hold: a bug, but the
 		// record is kept, in the DLQ, rather than stopping the pipeline.
-		return t.toDLQ(rec, "encode", "unencodable", m.key.String(), err, tally)
+		return t.fail(rec, &m, "encode", "unencodable", err, tally)
 	}
 	if tally.commands == nil {
 		tally.commands = map[[2]string]int{}
 	}
 	tally.commands[[2]string{targetName(m.cmd.Target), m.cmd.Kind.String()}]++
-	tally.freshness = append(tally.freshness, freshness{in.dir, m.cmd.SourceCommitTime})
+	if !m.redriven {
+		// A redriven record's age is the time it was held, not the pipeline's.
+		tally.freshness = append(tally.freshness, freshness{in.dir, m.cmd.SourceCommitTime})
+	}
 	tally.record(rec.Topic, "command")
 	return []*kgo.Record{out}, nil
 }
+
+// fail sends rec, which could not be decoded, mapped or encoded, to the
+// DLQ and, when its alert is known, holds the alert's later records behind
+// it. A redriven record that fails again is already its hold's first.
+func (t *Transformer) fail(rec *kgo.Record, m *mapped, kind, reason string, cause error, tally *batchTally) ([]*kgo.Record, error) {
+	key := m.key.String()
+	if key != "" && !m.redriven {
+		t.startHold(key, m.prison, kind, reason, rec, time.Now())
+	}
+	return t.toDLQ(rec, kind, reason, key, cause, "", tally)
+}
+
+// gated does what the hold on rec's alert decided (m.gate).
+func (t *Transformer) gated(rec *kgo.Record, m *mapped, tally *batchTally) ([]*kgo.Record, error) {
+	key := m.key.String()
+	switch m.gate {
+	case gateHold:
+		h := t.holdBehind(key, rec, time.Now())
+		cause := fmt.Errorf("held behind %s, the record of %s that failed (%s %s)", h.Head(), key, h.ErrorKind, h.Reason)
+		return t.toDLQ(rec, ErrorKindHeld, h.Reason, key, cause, h.Head().String(), tally)
+	case gateDiscard:
+		t.released(key, rec, time.Now())
+		of, _, _ := redriveHeaders(rec)
+		t.log.Info("redriven record discarded", "alert_key", key, "record", of.String())
+		tally.record(rec.Topic, resultDiscarded)
+	case gateWaiting:
+		tally.record(rec.Topic, resultWaiting)
+	default:
+		tally.record(rec.Topic, resultStale)
+	}
+	return nil, nil
+}
+
+// ErrorKindHeld is the error kind of a DLQ entry held behind a failed
+// record of its alert.
+const ErrorKindHeld = "held"
 
 func targetName(s rules.Side) string {
 	if s == rules.SideNOMIS {
@@ -136,9 +181,12 @@ func targetName(s rules.Side) string {
 
 // mapped is the result of mapping one record.
 type mapped struct {
-	cmd  rules.Command
-	drop rules.Drop
-	key  alertKey
+	cmd      rules.Command
+	drop     rules.Drop
+	key      alertKey
+	prison   string       // prison number, when the record names one
+	gate     gateDecision // when mapping stopped with errGated
+	redriven bool         // a record dlq redrive sent back, transformed as its hold's first
 }
 
 // alertKey names the alert (or prisoner) of a record for the DLQ; its text
@@ -173,6 +221,12 @@ func (t *Transformer) mapRecord(ctx context.Context, rec *kgo.Record, in input) 
 		if img := firstNonNil(ch.After, ch.Before); img != nil {
 			m.key = alertKey{prefix: "nomis", book: img.OffenderBookID, seq: img.AlertSeq}
 		}
+		if ch.Context != nil && ch.Context.OffenderNo != nil {
+			m.prison = *ch.Context.OffenderNo
+		}
+		if t.gateOf(rec, &m) {
+			return m, errGated
+		}
 		if t.noopRule != nil {
 			m.cmd = *t.noopRule
 			return m, nil
@@ -188,6 +242,10 @@ func (t *Transformer) mapRecord(ctx context.Context, rec *kgo.Record, in input) 
 			return m, err
 		}
 		m.key = alertKey{prefix: "prisoner", id: s.OffenderNo}
+		m.prison = s.OffenderNo
+		if t.gateOf(rec, &m) {
+			return m, errGated
+		}
 		if t.noopRule != nil {
 			m.cmd = *t.noopRule
 			return m, nil
@@ -210,6 +268,10 @@ func (t *Transformer) mapRecord(ctx context.Context, rec *kgo.Record, in input) 
 		}
 		if img := firstNonNil(ch.After, ch.Before); img != nil {
 			m.key = alertKey{prefix: "dps", id: img.ID}
+			m.prison = img.PrisonNumber
+		}
+		if t.gateOf(rec, &m) {
+			return m, errGated
 		}
 		if t.noopRule != nil {
 			m.cmd = *t.noopRule
@@ -350,11 +412,16 @@ func sourceHeader(src *kgo.Record) kgo.RecordHeader {
 
 // toDLQ returns the DLQ entry of rec. The error text names fields, codes
 // and keys, never alert text (decode and rules errors are written so).
-func (t *Transformer) toDLQ(rec *kgo.Record, kind, reason, alertKey string, cause error, tally *batchTally) ([]*kgo.Record, error) {
+// A held entry names the record it is held behind (heldBehind).
+func (t *Transformer) toDLQ(rec *kgo.Record, kind, reason, alertKey string, cause error, heldBehind string, tally *batchTally) ([]*kgo.Record, error) {
 	routing := rec.Topic + "/" + strconv.Itoa(int(rec.Partition))
 	var ak any
 	if alertKey != "" {
 		routing, ak = alertKey, schemas.Union("string", alertKey)
+	}
+	var behind any
+	if heldBehind != "" {
+		behind = schemas.Union("string", heldBehind)
 	}
 	headers := make([]any, 0, len(rec.Headers))
 	for _, h := range rec.Headers {
@@ -372,8 +439,8 @@ func (t *Transformer) toDLQ(rec *kgo.Record, kind, reason, alertKey string, caus
 		"error_kind":  kind,
 		"attempt":     int32(1),
 		"failed_at":   schemas.Timestamp(time.Now()),
-		"held":        false,
-		"held_behind": nil,
+		"held":        heldBehind != "",
+		"held_behind": behind,
 		"alert_key":   ak,
 	})
 	if err != nil {

@@ -26,19 +26,20 @@ type metrics struct {
 	refErrors  prometheus.Counter
 	refWaits   *prometheus.HistogramVec // result: found, missing
 	decoded    *prometheus.CounterVec   // path: fast, generic
+	holds      prometheus.Gauge         // open holds
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	const ns, sub = "alertsync", "transform"
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_total",
-			Help: "Source records consumed, by topic and result: command (one or more commands produced), dropped (the rules produce nothing, see dropped_total), dlq, skipped (direction turned off), tombstone."}, []string{"topic", "result"}),
+			Help: "Source records consumed, by topic and result: command (one or more commands produced), dropped (the rules produce nothing, see dropped_total), dlq (failed, or held behind a failed record of its alert), skipped (direction turned off), tombstone; and for records of held alerts: waiting (held already), stale (a redriven record no longer held), discarded (released by dlq redrive --discard-failed)."}, []string{"topic", "result"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_total",
 			Help: "Source records that produce no command, by reason: sync (written by alertsync itself), not_current_booking, booking_copy, unchanged."}, []string{"reason"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "commands_total",
 			Help: "Commands produced in committed transactions, by target (dps, nomis) and kind."}, []string{"target", "kind"}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dlq_total",
-			Help: "Source records sent to alertsync.dlq in committed transactions, by topic, error kind (decode, mapping) and reason."}, []string{"topic", "error_kind", "reason"}),
+			Help: "Source records sent to alertsync.dlq in committed transactions, by topic, error kind (decode, mapping, encode, held) and reason (for held: the reason of the failure held behind)."}, []string{"topic", "error_kind", "reason"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "skipped_total",
 			Help: "Source records consumed while their direction was turned off (sync.nomis_to_dps, sync.dps_to_nomis), by direction."}, []string{"direction"}),
 		txns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transactions_total",
@@ -69,9 +70,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}, []string{"result"}),
 		decoded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decoded_total",
 			Help: "Source records decoded, by path: fast (written with the current schema of the topic, read straight from Avro binary) or generic (another schema version, decoded with goavro). Counts every attempt, also of transactions that abort."}, []string{"path"}),
+		holds: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "holds_open",
+			Help: "Alerts (or prisoners) whose records are held behind a record that went to alertsync.dlq, as this replica last read or committed them (alertsync.transform.holds); dlq redrive --stage transform releases them."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.dropped, m.commands, m.dlq, m.skipped, m.txns, m.txnSeconds, m.batch,
+		reg.MustRegister(m.holds, m.records, m.dropped, m.commands, m.dlq, m.skipped, m.txns, m.txnSeconds, m.batch,
 			m.freshness, m.lag, m.direction, m.reloads, m.errors, m.refCodes, m.refTypes, m.refErrors, m.refWaits, m.decoded)
 	}
 	return m

@@ -88,6 +88,10 @@ type Transformer struct {
 	dlq      *schemas.TopicCodec
 	current  map[string]schemaIDs // by consumed topic name: ids of its current schemas (fast decoding)
 
+	holds    *holdBook       // the session's holds, read from the holds topic
+	fresh    freshPartitions // partitions assigned, not yet fetched from
+	holdsOut *schemas.TopicCodec
+
 	committed atomic.Int64 // source records in committed transactions
 	// Blocks commandRecord carves records and their bytes from.
 	scratch []byte
@@ -127,7 +131,7 @@ func New(cfg Config, deps Deps) (*Transformer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transformer{cfg: cfg, deps: deps, log: deps.Logger.With("replica", replica), ref: ref, rules: r, replica: replica,
+	t := &Transformer{cfg: cfg, deps: deps, log: deps.Logger.With("replica", replica), ref: ref, rules: r, replica: replica, holds: newHoldBook(),
 		codec: schemas.New(deps.Registry, schemas.WithTopicPrefix(cfg.Pipeline.Topics.Prefix), schemas.WithLogger(deps.Logger))}
 	if deps.Admin != nil {
 		t.m = newMetrics(deps.Admin.Registry())
@@ -265,6 +269,7 @@ func (t *Transformer) session(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.MaxBufferedRecords(2*o.BatchRecords+1000),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { t.fresh.assigned(m) }),
 	)
 	if err != nil {
 		return &fatalError{err}
@@ -309,6 +314,14 @@ func (t *Transformer) session(ctx context.Context) error {
 			}
 			continue
 		}
+		if t.fresh.fetched(fs) {
+			// Records of a partition this replica was just given: its
+			// previous owner's transactions have ended, their holds with
+			// them.
+			if err := t.loadHolds(ctx, adm); err != nil {
+				return err
+			}
+		}
 		if err := t.transaction(ctx, sess, fs); err != nil {
 			return err
 		}
@@ -333,7 +346,7 @@ func (t *Transformer) bind(ctx context.Context, adm *kadm.Client) error {
 	}
 	tc := t.cfg.Pipeline.Topics
 	if err := kafka.EnsureTopics(ctx, adm, tc.Specs(kafka.NOMISOffenderAlerts, kafka.NOMISPrisonerAlerts, kafka.DPSAlert,
-		kafka.DPSAlertCode, kafka.DPSAlertType, kafka.CommandsDPS, kafka.CommandsNOMIS, kafka.DLQ)...); err != nil {
+		kafka.DPSAlertCode, kafka.DPSAlertType, kafka.CommandsDPS, kafka.CommandsNOMIS, kafka.DLQ, kafka.TransformHolds)...); err != nil {
 		if errors.Is(err, kafka.ErrPartitionMismatch) {
 			return &fatalError{err}
 		}
@@ -360,6 +373,10 @@ func (t *Transformer) bindSchemas(ctx context.Context) error {
 	if err != nil {
 		return bindErr(schemas.TopicDLQ, err)
 	}
+	holds, err := t.codec.Bind(ctx, schemas.TopicTransformHolds)
+	if err != nil {
+		return bindErr(schemas.TopicTransformHolds, err)
+	}
 	// The consumed topics' current schemas, registered by their captures
 	// (registering them again finds the same ids).
 	current := map[string]schemaIDs{}
@@ -370,7 +387,7 @@ func (t *Transformer) bindSchemas(ctx context.Context) error {
 		}
 		current[name] = schemaIDs{key: tc.Key.ID(), value: tc.Value.ID()}
 	}
-	t.commands, t.dlq, t.current = cmds, dlq, current
+	t.commands, t.dlq, t.holdsOut, t.current = cmds, dlq, holds, current
 	return nil
 }
 
@@ -406,6 +423,8 @@ func (t *Transformer) transaction(ctx context.Context, sess *kgo.GroupTransactSe
 	var tally batchTally
 	n := 0
 	var handleErr error
+	t.holds.discard()
+	defer t.holds.discard() // after a commit, nothing is left to discard
 	fs.EachRecord(func(rec *kgo.Record) {
 		if handleErr != nil {
 			return
@@ -423,6 +442,11 @@ func (t *Transformer) transaction(ctx context.Context, sess *kgo.GroupTransactSe
 		// and the records are consumed again after the retry.
 		return handleErr
 	}
+	hrecs, err := t.holds.records(t.holdsOut)
+	if err != nil {
+		return &fatalError{err}
+	}
+	out = append(out, hrecs...)
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("beginning a transaction: %w", err)
 	}
@@ -458,6 +482,8 @@ func (t *Transformer) transaction(ctx context.Context, sess *kgo.GroupTransactSe
 		t.log.Info("transaction aborted (partitions were reassigned); its records are consumed again", "records", n)
 		return nil
 	}
+	t.holds.commit()
+	t.m.holds.Set(float64(len(t.holds.committed)))
 	t.m.txns.WithLabelValues("committed").Inc()
 	t.m.batch.Observe(float64(n))
 	tally.publish(t.m, time.Now())

@@ -156,8 +156,9 @@ func TestRedriveRefusals(t *testing.T) {
 		want error
 		text string
 	}{
-		{"transform", RedriveOptions{Stage: StageTransform, All: true}, ErrRedriveUnsupported, "only the entries of apply-dps and apply-nomis"},
-		{"capture", RedriveOptions{Stage: StageCaptureNOMIS, AlertKey: key}, ErrRedriveUnsupported, "stage capture.nomis"},
+		{"capture", RedriveOptions{Stage: StageCaptureNOMIS, AlertKey: key}, ErrRedriveUnsupported, "only the entries of apply-dps, apply-nomis and transform"},
+		{"discard on an apply", RedriveOptions{Stage: StageApplyDPS, AlertKey: key, DiscardFailed: true}, ErrRedriveUnsupported, "for the transform stage only"},
+		{"transform, key and all", RedriveOptions{Stage: StageTransform, All: true, AlertKey: key}, nil, "either an alert key or all"},
 		{"unknown stage", RedriveOptions{Stage: "apply.dps", All: true}, ErrUnknownStage, `"apply.dps"`},
 		{"no stage", RedriveOptions{All: true}, nil, "a stage is required"},
 		{"key and all", RedriveOptions{Stage: StageApplyDPS, All: true, AlertKey: key}, nil, "either an alert key or all"},

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/schemas"
 )
 
@@ -78,6 +78,9 @@ type Entry struct {
 	Key, Value []byte
 	// HeaderKeys are the original headers' keys, in order.
 	HeaderKeys []string
+	// Headers are the original headers, in order; their values may hold
+	// personal data (a DPS user's name): never print or log them.
+	Headers []kgo.RecordHeader
 
 	Stage      string
 	Error      string
@@ -123,7 +126,9 @@ func entryFrom(v map[string]any) (Entry, error) {
 	for _, h := range hs {
 		if m, ok := h.(map[string]any); ok {
 			k, _ := schemas.Get[string](m, "key")
+			hv, _ := schemas.GetOpt[[]byte](m, "value")
 			e.HeaderKeys = append(e.HeaderKeys, k)
+			e.Headers = append(e.Headers, kgo.RecordHeader{Key: k, Value: cloneBytes(hv)})
 		}
 	}
 	e.Stage, _ = schemas.Get[string](v, "stage")
@@ -161,101 +166,29 @@ type reader struct {
 // stable offsets as they are now, in (partition, offset) order, and fills
 // the command ids of the failed apply-stage entries.
 func (r *reader) readAll(ctx context.Context) ([]Entry, error) {
-	adm := kadm.NewClient(r.cl)
-	ends, err := adm.ListCommittedOffsets(ctx, r.topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		if errors.Is(err, kerr.UnknownTopicOrPartition) {
-			return nil, fmt.Errorf("reading %s: %w: check topics.prefix (the pipeline creates it at start)", r.topic, ErrNoDLQTopic)
+	var out []Entry
+	err := kafka.ReadToEnd(ctx, kadm.NewClient(r.cl), r.newCl, r.topic, func(rec *kgo.Record) error {
+		v, err := r.codec.DecodeValue(ctx, rec)
+		if err != nil {
+			return err
 		}
-		return nil, fmt.Errorf("listing the end offsets of %s: %w", r.topic, err)
-	}
-	if _, ok := ends[r.topic]; !ok {
+		m, _ := v.(map[string]any)
+		if m == nil {
+			return nil // a tombstone: not an entry
+		}
+		e, err := entryFrom(m)
+		if err != nil {
+			return fmt.Errorf("reading the DLQ entry at %s[%d]@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+		}
+		e.DLQTopic, e.DLQPartition, e.DLQOffset = rec.Topic, rec.Partition, rec.Offset
+		out = append(out, e)
+		return nil
+	})
+	if errors.Is(err, kafka.ErrNoTopic) {
 		return nil, fmt.Errorf("reading %s: %w: check topics.prefix (the pipeline creates it at start)", r.topic, ErrNoDLQTopic)
 	}
-	starts, err := adm.ListStartOffsets(ctx, r.topic)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing the start offsets of %s: %w", r.topic, err)
-	}
-	want := map[int32]int64{} // partition → end offset (exclusive)
-	from := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		s, ok := starts.Lookup(o.Topic, o.Partition)
-		start := int64(0)
-		if ok {
-			start = s.Offset
-		}
-		if o.Offset > start {
-			want[o.Partition] = o.Offset
-			from[o.Partition] = kgo.NewOffset().At(start)
-		}
-	})
-	if len(want) == 0 {
-		return nil, nil
-	}
-	cons, err := r.newCl(
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: from}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Control records (transaction markers) are kept so that an end
-		// offset just after a marker is seen to be reached.
-		kgo.KeepControlRecords(),
-	)
 	if err != nil {
 		return nil, err
-	}
-	defer cons.Close()
-	next := map[int32]int64{}
-	remaining := func() bool {
-		for p, end := range want {
-			if next[p] < end {
-				return true
-			}
-		}
-		return false
-	}
-	var out []Entry
-	for remaining() {
-		fs := cons.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("reading %s up to offsets %v (at %v): %w", r.topic, want, next, err)
-		}
-		for _, fe := range fs.Errors() {
-			return nil, fmt.Errorf("reading %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
-		}
-		var derr error
-		fs.EachRecord(func(rec *kgo.Record) {
-			if derr != nil || rec.Offset >= want[rec.Partition] {
-				return
-			}
-			next[rec.Partition] = rec.Offset + 1
-			if rec.Attrs.IsControl() {
-				return
-			}
-			v, err := r.codec.DecodeValue(ctx, rec)
-			if err != nil {
-				derr = err
-				return
-			}
-			m, _ := v.(map[string]any)
-			if m == nil {
-				return // a tombstone: not an entry
-			}
-			e, err := entryFrom(m)
-			if err != nil {
-				derr = fmt.Errorf("reading the DLQ entry at %s[%d]@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-				return
-			}
-			e.DLQTopic, e.DLQPartition, e.DLQOffset = rec.Topic, rec.Partition, rec.Offset
-			out = append(out, e)
-		})
-		if derr != nil {
-			return nil, derr
-		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].DLQPartition != out[j].DLQPartition {

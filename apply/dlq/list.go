@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/alertsync/alertsync/transform/hold"
 )
 
 // Hold states of an entry in List's output.
@@ -30,8 +32,9 @@ type ListOptions struct {
 // Listed is one line of List's output.
 type Listed struct {
 	Entry
-	// Hold is HoldOpen or HoldClosed for an apply-stage entry with an alert
-	// key whose target database could be read, else "".
+	// Hold is HoldOpen or HoldClosed for an entry with an alert key of an
+	// apply stage whose target database could be read, or of the transform
+	// stage when its holds could be read; else "".
 	Hold string
 }
 
@@ -84,6 +87,9 @@ func (s *session) holdStates(ctx context.Context, es []Entry, errOut io.Writer) 
 	for i := range es {
 		ls[i].Entry = es[i]
 	}
+	if err := s.transformHoldStates(ctx, es, ls, errOut); err != nil {
+		return nil, err
+	}
 	for _, stage := range []string{StageApplyDPS, StageApplyNOMIS} {
 		var idx []int
 		for i := range es {
@@ -115,6 +121,38 @@ func (s *session) holdStates(ctx context.Context, es []Entry, errOut io.Writer) 
 		}
 	}
 	return ls, nil
+}
+
+// transformHoldStates marks the transform-stage entries of es with an alert
+// key as held by an open hold of the transformer or not; holds that cannot
+// be read are noted on errOut and the entries get no state.
+func (s *session) transformHoldStates(ctx context.Context, es []Entry, ls []Listed, errOut io.Writer) error {
+	var idx []int
+	for i := range es {
+		if es[i].Stage == StageTransform && es[i].AlertKey != "" {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	rctx, cancel := s.timeout(ctx)
+	defer cancel()
+	holds, err := s.transformHolds(rctx)
+	if err != nil {
+		if _, werr := fmt.Fprintf(errOut, "note: the holds of %s cannot be read, so whether its entries are still held is not shown: %v\n", StageTransform, err); werr != nil {
+			return fmt.Errorf("writing a note: %w", werr)
+		}
+		return nil
+	}
+	for _, i := range idx {
+		e := &es[i]
+		ls[i].Hold = HoldClosed
+		if h := holds[e.AlertKey]; h != nil && h.Holds(hold.Pos{Topic: e.Topic, Partition: e.Partition, Offset: e.Offset}) {
+			ls[i].Hold = HoldOpen
+		}
+	}
+	return nil
 }
 
 // readHolds reads the open holds of an apply stage.

@@ -14,7 +14,8 @@ import (
 
 // RedriveOptions says which holds dlq redrive releases.
 type RedriveOptions struct {
-	// Stage is the apply whose holds are redriven: apply-dps or apply-nomis.
+	// Stage is the stage whose holds are redriven: apply-dps, apply-nomis
+	// or transform.
 	Stage string
 	// AlertKey redrives the hold on one alert; exclusive with All.
 	AlertKey string
@@ -22,6 +23,11 @@ type RedriveOptions struct {
 	All bool
 	// DryRun prints what would be done and changes nothing.
 	DryRun bool
+	// DiscardFailed (transform only) releases each hold's failed record
+	// without transforming it again, and redrives the records held behind
+	// it: for a record that cannot be mended, whose alert a later record
+	// (carrying its whole state) brings up to date.
+	DiscardFailed bool
 }
 
 // Redrive releases the open holds of opts.Stage that match opts: for each,
@@ -37,21 +43,32 @@ type RedriveOptions struct {
 // ErrHoldsIncomplete after the other holds. When producing fails, the hold
 // is put back (the apply holds the commands already produced again, and a
 // later redrive replays them, as no-ops if they were applied) and the error
-// returned. A stage other than the applies' is refused with
-// ErrRedriveUnsupported.
+// returned.
+//
+// For the transform stage, whose holds the transformer keeps in Kafka, see
+// redriveTransform: the held records go back to their source topics and
+// the transformer releases the hold. The capture.nomis stage is refused
+// with ErrRedriveUnsupported.
 func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, out io.Writer) error {
 	if err := CheckStage(opts.Stage); err != nil {
 		return err
 	}
-	if !isApply(opts.Stage) {
-		if opts.Stage == "" {
-			return fmt.Errorf("redrive: a stage is required (%s or %s)", StageApplyDPS, StageApplyNOMIS)
-		}
-		return fmt.Errorf("redrive of stage %s: %w: only the entries of %s and %s can be redriven; the others stay listed by dlq list",
-			opts.Stage, ErrRedriveUnsupported, StageApplyDPS, StageApplyNOMIS)
+	if opts.Stage == "" {
+		return fmt.Errorf("redrive: a stage is required (%s, %s or %s)", StageApplyDPS, StageApplyNOMIS, StageTransform)
+	}
+	if !isApply(opts.Stage) && opts.Stage != StageTransform {
+		return fmt.Errorf("redrive of stage %s: %w: only the entries of %s, %s and %s can be redriven; the others stay listed by dlq list",
+			opts.Stage, ErrRedriveUnsupported, StageApplyDPS, StageApplyNOMIS, StageTransform)
 	}
 	if opts.All == (opts.AlertKey != "") {
 		return errors.New("redrive: give either an alert key or all")
+	}
+	if opts.Stage == StageTransform {
+		return redriveTransform(ctx, cfg, deps, opts, out)
+	}
+	if opts.DiscardFailed {
+		return fmt.Errorf("redrive of stage %s: %w: discarding the failed command is supported for the %s stage only",
+			opts.Stage, ErrRedriveUnsupported, StageTransform)
 	}
 	hs, err := openHolds(ctx, &cfg, opts.Stage)
 	if err != nil {

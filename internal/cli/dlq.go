@@ -54,10 +54,11 @@ func runDLQList(ctx context.Context, args []string, out, errOut io.Writer) error
 func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) error {
 	var cfg applydlq.Config
 	fs := newFlagSet("dlq redrive", errOut)
-	stage := fs.String("stage", "", "apply whose held commands are redriven: apply-dps or apply-nomis (required)")
+	stage := fs.String("stage", "", "stage whose held records are redriven: apply-dps, apply-nomis or transform (required)")
 	key := fs.String("alert-key", "", "redrive the hold on this alert, e.g. nomis:10:1 or dps:<uuid>")
 	all := fs.Bool("all", false, "redrive every open hold of the stage")
 	dryRun := fs.Bool("dry-run", false, "print what would be redriven and change nothing")
+	discard := fs.Bool("discard-failed", false, "transform only: release each hold's failed record without transforming it again (a later change of the alert, which carries its whole state, replaces it) and redrive the records held behind it")
 	rest, err := loadConfig(fs, &cfg, args, os.LookupEnv)
 	if err != nil {
 		return err
@@ -69,10 +70,13 @@ func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) er
 		return usagef("dlq redrive: --stage: %v", err)
 	}
 	if *stage == "" {
-		return usagef("dlq redrive: --stage is required (apply-dps or apply-nomis)")
+		return usagef("dlq redrive: --stage is required (apply-dps, apply-nomis or transform)")
 	}
 	if *all == (*key != "") {
 		return usagef("dlq redrive: give either --alert-key K or --all")
+	}
+	if *discard && *stage != applydlq.StageTransform {
+		return usagef("dlq redrive: --discard-failed is for --stage transform only")
 	}
 	log := service.NewLogger(cfg.Log, errOut)
 	reg, err := pipeline.NewRegistry(cfg.Registry)
@@ -80,7 +84,7 @@ func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) er
 		return err
 	}
 	err = applydlq.Redrive(ctx, cfg, applydlq.Deps{Registry: reg, Logger: log},
-		applydlq.RedriveOptions{Stage: *stage, AlertKey: *key, All: *all, DryRun: *dryRun}, out)
+		applydlq.RedriveOptions{Stage: *stage, AlertKey: *key, All: *all, DryRun: *dryRun, DiscardFailed: *discard}, out)
 	if errors.Is(err, applydlq.ErrRedriveUnsupported) {
 		return usagef("dlq redrive: %v", err)
 	}

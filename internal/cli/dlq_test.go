@@ -29,9 +29,9 @@ import (
 // TestDLQListAndRedriveNOMIS runs `alertsync dlq` as a user would, on the
 // NOMIS stand-in's holds (alertsync.alertsync_dlq_holds): a hold apply nomis
 // started on a DPS alert, its two DLQ entries and an entry of the
-// transformer; list shows them (the hold open), redrive refuses the
-// transformer's stage and releases the hold, and a second redrive does
-// nothing.
+// transformer without an alert key; list shows them (the hold open),
+// redrive refuses the capture stage, finds no hold of the transformer and
+// releases the apply's hold, and a second redrive does nothing.
 func TestDLQListAndRedriveNOMIS(t *testing.T) {
 	t.Parallel()
 	nomis := pgtest.NewDB(t)
@@ -128,10 +128,15 @@ func TestDLQListAndRedriveNOMIS(t *testing.T) {
 	}
 
 	var ue *UsageError
-	_, _, err = dlqRun("redrive", "--stage", "transform", "--all")
+	_, _, err = dlqRun("redrive", "--stage", "capture.nomis", "--all")
 	require.ErrorAs(t, err, &ue)
 	require.ErrorContains(t, err, "not supported")
-	for _, args := range [][]string{{"redrive", "--all"}, {"redrive", "--stage", "apply-nomis"}, {"redrive", "--stage", "nope", "--all"}, {"list", "--stage", "nope"}, {"frob"}} {
+	// The transformer's entry has no alert key: it holds nothing.
+	out, errOut, err = dlqRun("redrive", "--stage", "transform", "--all")
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "transform: no open holds in "+prefix+"alertsync.transform.holds: nothing to redrive")
+	for _, args := range [][]string{{"redrive", "--all"}, {"redrive", "--stage", "apply-nomis"}, {"redrive", "--stage", "nope", "--all"}, {"list", "--stage", "nope"}, {"frob"},
+		{"redrive", "--stage", "apply-nomis", "--all", "--discard-failed"}} {
 		_, _, err = dlqRun(args...)
 		require.ErrorAs(t, err, &ue, "%v", args)
 	}

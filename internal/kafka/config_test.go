@@ -166,6 +166,7 @@ func TestCatalogue(t *testing.T) {
 		"alertsync.commands.nomis":          KindCommand,
 		"alertsync.dlq":                     KindDLQ,
 		"alertsync.outcomes":                KindOutcome,
+		"alertsync.transform.holds":         KindState,
 	}
 	got := map[string]Kind{}
 	for _, topic := range Catalogue() {
@@ -185,6 +186,7 @@ func TestCatalogue(t *testing.T) {
 		{CommandsNOMIS, TopicSpec{Name: "dev.alertsync.commands.nomis", Kind: KindCommand, Partitions: 6, ReplicationFactor: 1, Retention: 7 * 24 * time.Hour}},
 		{Outcomes, TopicSpec{Name: "dev.alertsync.outcomes", Kind: KindOutcome, Partitions: 6, ReplicationFactor: 1, Retention: 30 * 24 * time.Hour}},
 		{DLQ, TopicSpec{Name: "dev.alertsync.dlq", Kind: KindDLQ, Partitions: 6, ReplicationFactor: 1, Retention: time.Hour}},
+		{TransformHolds, TopicSpec{Name: "dev.alertsync.transform.holds", Kind: KindState, Partitions: 6, ReplicationFactor: 1, Retention: 0, Compact: true}},
 	} {
 		t.Run(tc.topic.Base, func(t *testing.T) {
 			require.Equal(t, tc.want, cfg.Spec(tc.topic))

@@ -151,11 +151,12 @@ func createTopics(ctx context.Context, adm *kadm.Client, brokers int, specs []To
 		partitions int32
 		rf         int16
 		retention  time.Duration
+		compact    bool
 	}
 	batches := map[settings][]TopicSpec{}
 	var order []settings
 	for _, s := range specs {
-		k := settings{s.Partitions, s.ReplicationFactor, s.Retention}
+		k := settings{s.Partitions, s.ReplicationFactor, s.Retention, s.Compact}
 		if _, ok := batches[k]; !ok {
 			order = append(order, k)
 		}
@@ -169,6 +170,9 @@ func createTopics(ctx context.Context, adm *kadm.Client, brokers int, specs []To
 			names[i] = s.Name
 		}
 		configs := map[string]*string{"retention.ms": kadm.StringPtr(retentionMs(k.retention))}
+		if k.compact {
+			configs["cleanup.policy"] = kadm.StringPtr("compact")
+		}
 		resps, err := adm.CreateTopics(ctx, k.partitions, k.rf, configs, names...)
 		if err != nil {
 			return created, raced, describeErr(fmt.Errorf("creating topics %s: %w", strings.Join(names, ", "), err))

@@ -27,6 +27,15 @@ func newAdmin(t *testing.T, brokers []string) *kadm.Client {
 // describe returns the partition count and retention.ms of topic.
 func describe(ctx context.Context, t *testing.T, adm *kadm.Client, topic string) (int, string) {
 	t.Helper()
+	n, configs := describeConfigs(ctx, t, adm, topic)
+	v, ok := configs["retention.ms"]
+	require.True(t, ok, "topic %s has no retention.ms config", topic)
+	return n, v
+}
+
+// describeConfigs returns the partition count and the configs of topic.
+func describeConfigs(ctx context.Context, t *testing.T, adm *kadm.Client, topic string) (int, map[string]string) {
+	t.Helper()
 	topics, err := adm.ListTopics(ctx, topic)
 	require.NoError(t, err)
 	td, ok := topics[topic]
@@ -37,13 +46,11 @@ func describe(ctx context.Context, t *testing.T, adm *kadm.Client, topic string)
 	rc, err := rcs.On(topic, nil)
 	require.NoError(t, err)
 	require.NoError(t, rc.Err)
+	out := map[string]string{}
 	for _, c := range rc.Configs {
-		if c.Key == "retention.ms" {
-			return len(td.Partitions), c.MaybeValue()
-		}
+		out[c.Key] = c.MaybeValue()
 	}
-	t.Fatalf("topic %s has no retention.ms config", topic)
-	return 0, ""
+	return len(td.Partitions), out
 }
 
 func TestEnsureTopics(t *testing.T) {
@@ -64,10 +71,16 @@ func TestEnsureTopics(t *testing.T) {
 	t.Run("creates the catalogue", func(t *testing.T) {
 		require.NoError(t, EnsureTopics(ctx, adm, cfg.Specs()...))
 		for _, topic := range Catalogue() {
-			want := map[Kind]string{KindChange: "-1", KindOutcome: "-1", KindCommand: "604800000", KindDLQ: "129600000"}[topic.Kind]
-			partitions, retention := describe(ctx, t, adm, cfg.Name(topic))
+			want, ok := map[Kind]string{KindChange: "-1", KindOutcome: "-1", KindCommand: "604800000", KindDLQ: "129600000", KindState: "-1"}[topic.Kind]
+			require.True(t, ok, "kind %s of %s", topic.Kind, topic.Base)
+			partitions, configs := describeConfigs(ctx, t, adm, cfg.Name(topic))
 			require.Equal(t, 3, partitions, "partitions of %s", cfg.Name(topic))
-			require.Equal(t, want, retention, "retention.ms of %s", cfg.Name(topic))
+			require.Equal(t, want, configs["retention.ms"], "retention.ms of %s", cfg.Name(topic))
+			policy := "delete"
+			if topic.Kind == KindState {
+				policy = "compact"
+			}
+			require.Equal(t, policy, configs["cleanup.policy"], "cleanup.policy of %s", cfg.Name(topic))
 		}
 	})
 

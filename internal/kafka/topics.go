@@ -22,6 +22,9 @@ const (
 	KindOutcome Kind = "outcome"
 	// KindDLQ: records that could not be decoded, mapped or applied.
 	KindDLQ Kind = "dlq"
+	// KindState: the latest state per key of a stage (compacted, kept
+	// forever): the transformer's holds.
+	KindState Kind = "state"
 )
 
 // Topic is a topic of the pipeline by its unprefixed name.
@@ -44,6 +47,9 @@ var (
 	CommandsNOMIS         = Topic{"alertsync.commands.nomis", KindCommand}
 	DLQ                   = Topic{"alertsync.dlq", KindDLQ}
 	Outcomes              = Topic{"alertsync.outcomes", KindOutcome}
+	// TransformHolds is the transformer's open holds, one record per held
+	// alert (a tombstone when released), written in its transactions.
+	TransformHolds = Topic{"alertsync.transform.holds", KindState}
 )
 
 // Catalogue returns every topic of the pipeline, change topics first, in a
@@ -52,7 +58,7 @@ func Catalogue() []Topic {
 	return []Topic{
 		DPSAlert, DPSAlertCode, DPSAlertType, DPSAuditEvent,
 		NOMISOffenderAlerts, NOMISOffenderBookings, NOMISOffenders, NOMISPrisonerAlerts,
-		CommandsDPS, CommandsNOMIS, DLQ, Outcomes,
+		CommandsDPS, CommandsNOMIS, DLQ, Outcomes, TransformHolds,
 	}
 }
 
@@ -81,6 +87,7 @@ type TopicSpec struct {
 	Partitions        int32
 	ReplicationFactor int16
 	Retention         time.Duration // 0: unlimited (retention.ms=-1)
+	Compact           bool          // cleanup.policy=compact (KindState)
 }
 
 // maxTopicName is Kafka's limit on topic names.
@@ -152,6 +159,7 @@ func (c TopicsConfig) Spec(t Topic) TopicSpec {
 		Partitions:        int32(c.Partitions),        //nolint:gosec // Validate bounds it to 1..2^20
 		ReplicationFactor: int16(c.ReplicationFactor), //nolint:gosec // Validate bounds it to 1..2^15-1
 		Retention:         c.RetentionOf(t.Kind),
+		Compact:           t.Kind == KindState,
 	}
 }
 

@@ -1,0 +1,166 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/alertsync/alertsync/internal/kafka"
+	"github.com/alertsync/alertsync/transform/hold"
+)
+
+// The transformer's holds live in Kafka (alertsync.transform.holds, package
+// transform/hold), not in a database: the transformer writes them in the
+// transactions that write the DLQ entries, and only it changes them. A
+// redrive of the transform stage therefore deletes nothing: it sends the
+// held records back to their source topic and partition, each marked with
+// hold.HeaderRedriveOf, and the transformer transforms each while it is the
+// record its hold waits on, releasing the hold after the last.
+
+// transformHolds reads the transformer's open holds, by alert key.
+func (s *session) transformHolds(ctx context.Context) (map[string]*hold.Hold, error) {
+	return hold.Read(ctx, kadm.NewClient(s.cl), s.rd.newCl, s.codec, s.cfg.Topics.Name(kafka.TransformHolds))
+}
+
+// transformEntries returns the last transform-stage DLQ entry of each
+// original record among es: a record that failed again after a redrive has
+// several, with the same bytes.
+func transformEntries(es []Entry) map[hold.Pos]*Entry {
+	out := map[hold.Pos]*Entry{}
+	for i := range es {
+		if es[i].Stage == StageTransform {
+			out[hold.Pos{Topic: es[i].Topic, Partition: es[i].Partition, Offset: es[i].Offset}] = &es[i]
+		}
+	}
+	return out
+}
+
+// redriveTransform is Redrive for the transform stage.
+func redriveTransform(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, out io.Writer) error {
+	s, err := newSession(&cfg, deps, "redrive", kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	rctx, cancel := s.timeout(ctx)
+	defer cancel()
+	holds, err := s.transformHolds(rctx)
+	if err != nil {
+		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
+	}
+	var todo []*hold.Hold
+	for _, h := range holds {
+		if opts.All || h.Key == opts.AlertKey {
+			todo = append(todo, h)
+		}
+	}
+	topic := cfg.Topics.Name(kafka.TransformHolds)
+	if len(todo) == 0 {
+		what := "no open holds"
+		if !opts.All {
+			what = "no open hold on " + opts.AlertKey
+		}
+		_, err := fmt.Fprintf(out, "%s: %s in %s: nothing to redrive\n", opts.Stage, what, topic)
+		return err
+	}
+	sort.Slice(todo, func(i, j int) bool {
+		if !todo[i].CreatedAt.Equal(todo[j].CreatedAt) {
+			return todo[i].CreatedAt.Before(todo[j].CreatedAt)
+		}
+		return todo[i].Key < todo[j].Key
+	})
+	all, err := s.rd.readAll(rctx)
+	if err != nil {
+		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
+	}
+	r := &redriver{s: s, out: out, dryRun: opts.DryRun}
+	byPos := transformEntries(all)
+	var skipped []string
+	holdsDone, records := 0, 0
+	for _, h := range todo {
+		n, err := r.transformHold(rctx, h, byPos, opts.DiscardFailed)
+		var sk *skip
+		switch {
+		case errors.As(err, &sk):
+			skipped = append(skipped, h.Key)
+			if err := r.printf("  left alone: %s\n", sk.why); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			holdsDone++
+			records += n
+		}
+	}
+	verb := "redriven"
+	if opts.DryRun {
+		verb = "would redrive"
+	}
+	if err := r.printf("%s: %s %s, %s; the transformer releases each hold once it has transformed its records (dlq list shows it closed)\n",
+		opts.Stage, verb, plural(holdsDone, "hold"), plural(records, "record")); err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("redrive %s: %w: %v (see above)", opts.Stage, ErrHoldsIncomplete, skipped)
+	}
+	return nil
+}
+
+// transformHold sends the records held by h back to their source topic and
+// partition, in order, and returns how many it sent (or would).
+func (r *redriver) transformHold(ctx context.Context, h *hold.Hold, byPos map[hold.Pos]*Entry, discard bool) (int, error) {
+	if err := r.printf("%s: hold on %s (prisoner %s, since %s, %s %s): first record %s, %d records\n",
+		StageTransform, h.Key, dash(h.PrisonNumber), h.CreatedAt.UTC().Format(time.RFC3339), h.ErrorKind, h.Reason, h.Head(), len(h.Pending)); err != nil {
+		return 0, err
+	}
+	es := make([]*Entry, len(h.Pending))
+	for i, p := range h.Pending {
+		if es[i] = byPos[p]; es[i] == nil {
+			return 0, &skip{fmt.Sprintf("the DLQ entry of held record %s is not in %s", p, r.s.rd.topic)}
+		}
+	}
+	for i, e := range es {
+		what := "transform"
+		if i == 0 && discard {
+			what = "discard"
+		}
+		if r.dryRun {
+			if err := r.printf("  would redrive %s (from %s) to %s/%d (%s, to %s)\n", e.DLQRef(), e.Original(), e.Topic, e.Partition, roleOf(i), what); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		hs := append(append(make([]kgo.RecordHeader, 0, len(e.Headers)+3), e.Headers...),
+			kgo.RecordHeader{Key: HeaderRedrivenFrom, Value: []byte(e.DLQRef())},
+			kgo.RecordHeader{Key: hold.HeaderRedriveOf, Value: []byte(h.Pending[i].String())})
+		if i == 0 && discard {
+			hs = append(hs, kgo.RecordHeader{Key: hold.HeaderRedriveDiscard, Value: []byte("true")})
+		}
+		rec := &kgo.Record{Topic: e.Topic, Partition: e.Partition, Key: e.Key, Value: e.Value, Headers: hs}
+		if err := r.s.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			// Nothing to put back: the hold is the transformer's and still
+			// holds every record; the ones sent are transformed in order
+			// and the others wait for the next redrive.
+			return i, fmt.Errorf("redriving %s to %s: %w: %d of the %d records of the hold on %s were sent; run redrive again",
+				e.DLQRef(), e.Original(), err, i, len(es), h.Key)
+		}
+		if err := r.printf("  redriven %s (from %s) to %s/%d/%d (%s, to %s)\n", e.DLQRef(), e.Original(), rec.Topic, rec.Partition, rec.Offset, roleOf(i), what); err != nil {
+			return i + 1, err
+		}
+	}
+	return len(es), nil
+}
+
+func roleOf(i int) string {
+	if i == 0 {
+		return "failed"
+	}
+	return "held"
+}
