@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	applydlq "github.com/alertsync/alertsync/apply/dlq"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/proctest"
 	"github.com/alertsync/alertsync/schemas"
@@ -36,7 +38,10 @@ const (
 // topics must then see every expected command (the rules' own output for
 // each source record, by command id) exactly once, and nothing else. It
 // reports how long each restarted transformer took to commit its first
-// transaction.
+// transaction. Among the records, 200 DPS alerts with a code the reference
+// data lacks each go to the DLQ and hold a later change of their alert:
+// each must be in the DLQ once, held in order in the holds topic, and come
+// out, once, with dlq redrive.
 func TestExactlyOnceCrashSIGKILL(t *testing.T) {
 	bin := proctest.BuildAlertsync(t)
 	h := newHarnessOn(t, kafkatest.Real(t))
@@ -49,6 +54,11 @@ func TestExactlyOnceCrashSIGKILL(t *testing.T) {
 		rules.Code{ID: 20, Code: "HA", Type: "H", Active: true}), loc)
 	require.NoError(t, err)
 	want := map[string]bool{}
+	// Every 250th record is a DPS alert whose code the reference data
+	// lacks (DLQ, a hold) and, 125 records later, a change of the same
+	// alert (held behind it): their commands come only with the redrive.
+	wantHeld := map[string]bool{}
+	bad := map[string]string{} // alert key → its failed record's id
 	var batch []*kgo.Record
 	flush := func() {
 		require.NoError(t, h.prod.ProduceSync(context.Background(), batch...).FirstErr())
@@ -57,7 +67,27 @@ func TestExactlyOnceCrashSIGKILL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7)) //nolint:gosec // a workload, not security
 	for i := range crashRecords {
 		var rec *kgo.Record
-		if i%5 == 4 {
+		if i%250 == 4 || i%250 == 129 {
+			created := i - i%250 + 4
+			id := fmt.Sprintf("0190a3c4-1b2c-7d8e-9f00-%012d", created)
+			row := fixture.DPSRowOf(id, "D"+strconv.Itoa(1000+created%500)+"EF", 99)
+			ch := rules.DPSAlertChange{Op: rules.OpCreate, After: &row, Source: h.nextSource(false)}
+			if i%250 == 129 {
+				row.AlertCodeID = 10
+				after := row
+				after.Version = 2
+				after.Description = fixture.Ptr("Reviewed " + strconv.Itoa(i))
+				ch.Op, ch.Before, ch.After = rules.OpUpdate, &row, &after
+				cmd, _, err := r.DPSAlert(&ch)
+				require.NoError(t, err)
+				wantHeld[cmd.ID] = true
+			} else {
+				bad["dps:"+id] = id
+			}
+			k, v := fixture.DPSAlert(&ch)
+			rec, err = h.bound[schemas.TopicDPSAlert].Record(k, v)
+			require.NoError(t, err)
+		} else if i%5 == 4 {
 			id := fmt.Sprintf("0190a3c4-1b2c-7d8e-9f00-%012d", i)
 			row := fixture.DPSRowOf(id, "D"+strconv.Itoa(1000+i%500)+"EF", 10)
 			ch := rules.DPSAlertChange{Op: rules.OpCreate, After: &row, Source: h.nextSource(rng.IntN(10) == 0)}
@@ -131,6 +161,7 @@ func TestExactlyOnceCrashSIGKILL(t *testing.T) {
 		"ALERTSYNC_TRANSFORM_TRANSACTIONAL_ID_PREFIX": h.cfg.Transform.TransactionalID,
 		"ALERTSYNC_TRANSFORM_BATCH_RECORDS":           "200",
 		"ALERTSYNC_TRANSFORM_SESSION_TIMEOUT":         "6s",
+		"ALERTSYNC_TRANSFORM_REFERENCE_WAIT":          "200ms",
 		"ALERTSYNC_ADMIN_LISTEN":                      "127.0.0.1:0",
 		"ALERTSYNC_LOG_LEVEL":                         "info",
 	})
@@ -189,6 +220,47 @@ func TestExactlyOnceCrashSIGKILL(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, kills, 8, "the transformer finished before it could be killed often enough: make the workload larger")
 
+	// The bad alerts: each failed record and each change held behind it in
+	// the DLQ once, and held in order.
+	dlqBy := map[string]int{}
+	entries := h.all(t, schemas.TopicDLQ)
+	for _, e := range entries {
+		dlqBy[fmt.Sprintf("%s %v/%v/%v", e.Value["error_kind"], e.Value["topic"], e.Value["partition"], e.Value["offset"])]++
+	}
+	for k, n := range dlqBy {
+		require.Equal(t, 1, n, "DLQ entry %s", k)
+	}
+	require.Len(t, entries, 2*len(bad), "one failed and one held entry per bad alert")
+	holds := h.openHolds(t)
+	require.Len(t, holds, len(bad))
+	for key := range bad {
+		hd := holds[key]
+		require.NotNil(t, hd, "no hold on %s", key)
+		require.Len(t, hd.Pending, 2, "%s", key)
+		require.Less(t, hd.Pending[0].Offset, hd.Pending[1].Offset, "%s: in order", key)
+	}
+	// Their redrive, discarding the failed records: the held changes make
+	// their commands, once.
+	var out strings.Builder
+	require.NoError(t, applydlq.Redrive(context.Background(), h.dlqConfig(t), applydlq.Deps{Registry: h.srcl},
+		applydlq.RedriveOptions{Stage: applydlq.StageTransform, All: true, DiscardFailed: true}, &out))
+	require.Contains(t, out.String(), fmt.Sprintf("redriven %d holds, %d records", len(bad), 2*len(bad)))
+	for id := range wantHeld {
+		want[id] = true
+	}
+	deadline = time.Now().Add(time.Minute)
+	for len(h.openHolds(t)) > 0 {
+		require.False(t, p.Exited(), "transformer exited\n%s", p.LogTail())
+		if time.Now().After(deadline) {
+			left := h.openHolds(t)
+			for k, hd := range left {
+				t.Logf("still held: %s %v", k, hd.Pending)
+			}
+			t.Fatalf("%d holds still open a minute after the redrive; redrive:\n%s\ntransformer:\n%s", len(left), out.String(), p.LogTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	got := map[string]int{}
 	for _, topic := range []string{schemas.TopicCommandsDPS, schemas.TopicCommandsNOMIS} {
 		for _, rec := range h.all(t, topic) {
@@ -213,9 +285,9 @@ func TestExactlyOnceCrashSIGKILL(t *testing.T) {
 	for _, d := range resumes[1:] {
 		slowest = max(slowest, d)
 	}
-	t.Logf("%d kills (%d during start-up); %d commands read committed for %d expected: %d missing, %d duplicated, %d unexpected; "+
+	t.Logf("%d alerts held (DLQ, then redriven); %d kills (%d during start-up); %d commands read committed for %d expected: %d missing, %d duplicated, %d unexpected; "+
 		"restarted transformers committed their first transaction after at most %s (all: %v)",
-		kills, startupKills, len(got), len(want), missing, dup, unexpected, slowest.Round(time.Millisecond), resumes[1:])
+		len(bad), kills, startupKills, len(got), len(want), missing, dup, unexpected, slowest.Round(time.Millisecond), resumes[1:])
 	require.Zero(t, missing, "commands missing")
 	require.Zero(t, dup, "commands seen more than once")
 	require.Zero(t, unexpected, "commands no source record calls for")

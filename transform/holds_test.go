@@ -147,6 +147,11 @@ func TestHoldAndRedrive(t *testing.T) {
 			mine = append(mine, c)
 		}
 	}
+	if len(mine) != 3 {
+		for _, c := range cmds {
+			t.Logf("command %s/%d/%d %v %v %v", c.Topic, c.Partition, c.Offset, c.Value["command_id"], unionString(c.Value["dps_alert_id"]), c.Value["source_position"])
+		}
+	}
 	require.Len(t, mine, 3, "one command per held change")
 	for i := 1; i < len(mine); i++ {
 		prev, cur := mine[i-1].Value["source_position"].(map[string]any), mine[i].Value["source_position"].(map[string]any)

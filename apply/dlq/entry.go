@@ -162,8 +162,9 @@ type reader struct {
 	log   *slog.Logger
 }
 
-// readAll reads every entry of the DLQ topic from its start up to its last
-// stable offsets as they are now, in (partition, offset) order, and fills
+// readAll reads every entry of the DLQ topic from its start up to its end as
+// it is now (once the transactions open now have ended: see
+// kafka.ReadToEnd), in (partition, offset) order, and fills
 // the command ids of the failed apply-stage entries.
 func (r *reader) readAll(ctx context.Context) ([]Entry, error) {
 	var out []Entry

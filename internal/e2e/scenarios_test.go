@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -500,10 +501,11 @@ func countDLQ(entries []dlqEntry, stage, key string) map[string]int {
 // TestE2EBadInput puts bad input in at the sources: an alert code DPS does
 // not know, a DPS alert for a prisoner with no current NOMIS booking, an
 // over-long DPS description, and a NOMIS alert DPS refuses. Each bad record
-// lands in the DLQ with its reason; at the applies it holds the alert's
-// later changes; after the cause is fixed, `alertsync dlq redrive` (or, for
-// the transformer's entries, which it does not redrive, a later change)
-// brings both sides into agreement.
+// lands in the DLQ with its reason and holds the alert's later changes (at
+// the applies and at the transformer); after the cause is fixed,
+// `alertsync dlq redrive` brings both sides into agreement (for the
+// over-long NOMIS comment, which cannot be mended, by discarding it and
+// redriving the user's shortening held behind it).
 func TestE2EBadInput(t *testing.T) {
 	began := time.Now()
 	var (
@@ -598,7 +600,7 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 		require.Equal(t, map[string]int{"refused held=false hold=open": 1}, countDLQ(entries, "apply-nomis", "dps:"+lateID))
 		// The over-long NOMIS comment: the transformer's DLQ, with the
 		// length, never the text.
-		require.Equal(t, map[string]int{"mapping held=false hold=": 1}, countDLQ(entries, "transform", key(longNKey)))
+		require.Equal(t, map[string]int{"mapping held=false hold=open": 1}, countDLQ(entries, "transform", key(longNKey)))
 		for _, e := range entries {
 			if e.AlertKey == key(longNKey) {
 				require.Contains(t, e.Error, "text_too_long")
@@ -678,17 +680,35 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 		w.synced(t, unknown.number, "the unknown code's alert after the fix")
 		require.Equal(t, "New local code, edited", pgtest.QueryValue[string](t, w.dps, "SELECT description FROM public.alert WHERE prison_number = $1", unknown.number))
 
-		// The transformer's entries (the over-long comment below) are not
-		// redriven (docs/dlq.md "Not supported yet")…
-		out, errOut, code = w.cli(t, "apply-dps", nil, "dlq", "redrive", "--stage", "transform", "--all")
-		require.NotZero(t, code, "dlq redrive --stage transform is documented as refused:\n%s\n%s", out, errOut)
-
-		// …the fix of the over-long comment is its next change: a NOMIS
-		// user shortens it, and that change syncs (its before-image is not
-		// checked).
+		// The over-long NOMIS comment: a NOMIS user shortens it. That
+		// change is held behind the failed one in the transformer's hold…
 		nu.do(t, func(tx pgx.Tx) { nu.update(t, tx, longNKey, "comment_text = $3", "Shortened to fit DPS") })
-		w.synced(t, longN.number, "the shortened NOMIS comment")
+		w.eventually(t, syncWait, "the shortening held by the transformer", func() string {
+			got := countDLQ(w.dlqList(t), "transform", key(longNKey))
+			if want := map[string]int{"mapping held=false hold=open": 1, "held held=true hold=open": 1}; !maps.Equal(got, want) {
+				return fmt.Sprintf("transform DLQ entries of %s: %v, want %v", key(longNKey), got, want)
+			}
+			return ""
+		})
+		require.Zero(t, pgtest.QueryValue[int](t, w.dps, "SELECT count(*)::int FROM public.alert WHERE prison_number = $1", longN.number),
+			"the held change reached DPS")
+		// …and the failed record cannot be mended (its text is what it
+		// is): redrive discards it and sends the shortening on, which
+		// carries the alert's whole state.
+		out, errOut, code = w.cli(t, "apply-dps", nil, "dlq", "redrive", "--stage", "transform", "--alert-key", key(longNKey), "--discard-failed")
+		require.Zero(t, code, "dlq redrive --stage transform:\n%s\n%s", out, errOut)
+		t.Logf("redrive transform:\n%s", out)
+		require.Contains(t, out, "transform: redriven 1 hold, 2 records")
+		w.synced(t, longN.number, "the shortened NOMIS comment, redriven")
 		require.Equal(t, "Shortened to fit DPS", pgtest.QueryValue[string](t, w.dps, "SELECT description FROM public.alert WHERE prison_number = $1", longN.number))
+		w.eventually(t, syncWait, "the transformer's hold released", func() string {
+			for _, e := range w.dlqList(t) {
+				if e.Stage == "transform" && e.Hold != "closed" {
+					return fmt.Sprintf("transform entry still held: %+v", e)
+				}
+			}
+			return ""
+		})
 	})
 
 	t.Run("holds closed, stores agree, reconcile", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -14,13 +15,18 @@ import (
 var ErrNoTopic = errors.New("topic does not exist")
 
 // ReadToEnd reads every partition of topic, read committed, from its start
-// up to the last stable offsets it lists when it starts, and calls each for
-// every record in partition order (records of aborted transactions and
-// control records are not passed). newClient makes the consuming client
-// from the options given (it is closed before ReadToEnd returns). An error
-// of each stops the read and is returned as it is.
+// up to the end offsets (high watermarks) it lists when it starts, and calls
+// each for every record in partition order (records of aborted
+// transactions and control records are not passed). A read-committed fetch
+// stops at a transaction still open, so ReadToEnd returns once every
+// transaction open when it started has ended: it sees every one committed
+// before it started. (The last stable offsets would not do: a commit's
+// markers reach the partitions after the commit returns, so a reader right
+// after a commit could miss it.) newClient makes the consuming client from
+// the options given (it is closed before ReadToEnd returns). An error of
+// each stops the read and is returned as it is.
 func ReadToEnd(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kgo.Client, error), topic string, each func(*kgo.Record) error) error {
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -62,6 +68,10 @@ func ReadToEnd(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt)
 		// Control records (transaction markers) are kept so that an end
 		// offset just after a marker is seen to be reached.
 		kgo.KeepControlRecords(),
+		// A fetch waiting at an open transaction is answered when the
+		// wait ends, not when the transaction's marker lands: short waits
+		// keep the read from stalling for the default 5 s.
+		kgo.FetchMaxWait(100*time.Millisecond),
 	)
 	if err != nil {
 		return err
