@@ -100,7 +100,7 @@ func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, ou
 		return releasable[i].Key < releasable[j].Key
 	})
 
-	s, err := newSession(&cfg, deps, "redrive", kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	s, err := newRedriveSession(&cfg, deps)
 	if err != nil {
 		return err
 	}

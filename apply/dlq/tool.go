@@ -48,6 +48,12 @@ func newSession(cfg *Config, deps Deps, clientSuffix string, opts ...kgo.Opt) (*
 	return s, nil
 }
 
+// newRedriveSession is newSession for a redrive: each record goes at once
+// to the partition it names.
+func newRedriveSession(cfg *Config, deps Deps) (*session, error) {
+	return newSession(cfg, deps, "redrive", kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+}
+
 func (s *session) close() { s.cl.Close() }
 
 // timeout bounds ctx by dlq.timeout.

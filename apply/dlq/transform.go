@@ -43,7 +43,7 @@ func transformEntries(es []Entry) map[hold.Pos]*Entry {
 
 // redriveTransform is Redrive for the transform stage.
 func redriveTransform(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, out io.Writer) error {
-	s, err := newSession(&cfg, deps, "redrive", kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	s, err := newRedriveSession(&cfg, deps)
 	if err != nil {
 		return err
 	}
