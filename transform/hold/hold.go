@@ -104,15 +104,24 @@ func (h *Hold) Clone() *Hold {
 
 // Record returns the record that sets the hold on key to h, or releases it
 // (a tombstone) when h is nil or holds nothing. tc is bound to
-// schemas.TopicTransformHolds.
+// schemas.TopicTransformHolds. Every record of one alert key is read from
+// one topic and partition (records are partitioned by key, and the
+// partition counts never change), so the hold stores those once and the
+// offsets in order: a hold of 100,000 records stays well under Kafka's
+// record size limit. Records from two partitions are an error.
 func Record(tc *schemas.TopicCodec, key string, h *Hold) (*kgo.Record, error) {
 	k := map[string]any{"alert_key": key}
 	if h == nil || len(h.Pending) == 0 {
 		return tc.Record(k, nil)
 	}
-	pending := make([]any, len(h.Pending))
+	head := h.Pending[0]
+	offsets := make([]any, len(h.Pending))
 	for i, p := range h.Pending {
-		pending[i] = map[string]any{"topic": p.Topic, "partition": p.Partition, "offset": p.Offset}
+		if p.Topic != head.Topic || p.Partition != head.Partition {
+			return nil, fmt.Errorf("the hold on %s holds records of %s/%d and %s/%d: one key's records must be in one partition (were the partition counts changed?)",
+				key, head.Topic, head.Partition, p.Topic, p.Partition)
+		}
+		offsets[i] = p.Offset
 	}
 	var pn *string
 	if h.PrisonNumber != "" {
@@ -125,7 +134,9 @@ func Record(tc *schemas.TopicCodec, key string, h *Hold) (*kgo.Record, error) {
 		"reason":        h.Reason,
 		"created_at":    schemas.Timestamp(h.CreatedAt),
 		"updated_at":    schemas.Timestamp(h.UpdatedAt),
-		"pending":       pending,
+		"topic":         head.Topic,
+		"partition":     head.Partition,
+		"offsets":       offsets,
 	})
 }
 
@@ -156,18 +167,18 @@ func Decode(ctx context.Context, codec *schemas.Codec, rec *kgo.Record) (string,
 	h.CreatedAt, _ = schemas.Get[time.Time](m, "created_at")
 	h.UpdatedAt, _ = schemas.Get[time.Time](m, "updated_at")
 	h.CreatedAt, h.UpdatedAt = h.CreatedAt.UTC(), h.UpdatedAt.UTC()
-	ps, _ := schemas.Get[[]any](m, "pending")
-	for _, p := range ps {
-		pm, _ := p.(map[string]any)
-		var pos Pos
-		var ok1, ok2, ok3 bool
-		pos.Topic, ok1 = schemas.Get[string](pm, "topic")
-		pos.Partition, ok2 = schemas.Get[int32](pm, "partition")
-		pos.Offset, ok3 = schemas.Get[int64](pm, "offset")
-		if !ok1 || !ok2 || !ok3 {
-			return key, nil, errors.New("a pending record without topic, partition or offset")
+	topic, ok1 := schemas.Get[string](m, "topic")
+	partition, ok2 := schemas.Get[int32](m, "partition")
+	offsets, _ := schemas.Get[[]any](m, "offsets")
+	if !ok1 || !ok2 {
+		return key, nil, errors.New("no topic or partition")
+	}
+	for _, o := range offsets {
+		off, ok := o.(int64)
+		if !ok {
+			return key, nil, fmt.Errorf("an offset of type %T", o)
 		}
-		h.Pending = append(h.Pending, pos)
+		h.Pending = append(h.Pending, Pos{Topic: topic, Partition: partition, Offset: off})
 	}
 	if len(h.Pending) == 0 {
 		return key, nil, nil
