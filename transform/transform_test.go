@@ -151,6 +151,26 @@ func TestScalesOut(t *testing.T) {
 	r1 := h.start(t)
 	h.cfg.Transform.ReplicaID = "r2"
 	r2 := h.start(t)
+	waitBothAssigned(t, h)
+	const n = 600
+	for i := range n {
+		h.nomisAlert(t, rules.OpCreate, "A"+strconv.Itoa(1000+i%50)+"BC", int64(100+i%50), int32(1+i/50), "XA", nil, 1)
+	}
+	recs := h.commands(t, n, 60*time.Second)
+	ids := map[string]bool{}
+	for _, rec := range recs {
+		ids[rec.Value["command_id"].(string)] = true
+	}
+	require.Len(t, ids, n)
+	require.Len(t, h.all(t, schemas.TopicCommandsDPS), n, "no command twice")
+	require.Positive(t, r1.t.committed.Load(), "replica 1 transformed records")
+	require.Positive(t, r2.t.committed.Load(), "replica 2 transformed records")
+}
+
+// waitBothAssigned waits until the group is stable with two members that
+// each have partitions.
+func waitBothAssigned(t *testing.T, h *harness) {
+	t.Helper()
 	adm := kadm.NewClient(kafkatest.Client(t, h.brokers))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -169,19 +189,6 @@ func TestScalesOut(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the group never had both replicas with partitions: %+v", d)
 		time.Sleep(50 * time.Millisecond)
 	}
-	const n = 600
-	for i := range n {
-		h.nomisAlert(t, rules.OpCreate, "A"+strconv.Itoa(1000+i%50)+"BC", int64(100+i%50), int32(1+i/50), "XA", nil, 1)
-	}
-	recs := h.commands(t, n, 60*time.Second)
-	ids := map[string]bool{}
-	for _, rec := range recs {
-		ids[rec.Value["command_id"].(string)] = true
-	}
-	require.Len(t, ids, n)
-	require.Len(t, h.all(t, schemas.TopicCommandsDPS), n, "no command twice")
-	require.Positive(t, r1.t.committed.Load(), "replica 1 transformed records")
-	require.Positive(t, r2.t.committed.Load(), "replica 2 transformed records")
 }
 
 // TestNewCodeDoesNotRaceIntoDLQ: an alert whose code reaches the reference
