@@ -273,20 +273,15 @@ func upsert(p path, c *rules.Command, side dpsView) (result, error) {
 		}
 		return p.create(c, l, reason)
 	}
-	reason, lost, err := settle(p, c, r, l)
-	switch {
-	case err != nil:
-		return result{}, err
-	case lost != nil:
-		return *lost, nil
-	}
-	if matches(r, c.After, false) {
-		return done(apply.Skipped, apply.ReasonUnchanged, c, &r.key), p.setLink(c, r.key, l, false)
-	}
-	if err := p.update(c, r); err != nil {
-		return result{}, err
-	}
-	return done(apply.Applied, reason, c, &r.key), p.setLink(c, r.key, l, false)
+	return settled(p, c, r, l, func(reason string) (result, error) {
+		if matches(r, c.After, false) {
+			return done(apply.Skipped, apply.ReasonUnchanged, c, &r.key), p.setLink(c, r.key, l, false)
+		}
+		if err := p.update(c, r); err != nil {
+			return result{}, err
+		}
+		return done(apply.Applied, reason, c, &r.key), p.setLink(c, r.key, l, false)
+	})
 }
 
 // remove deletes the command's alert from NOMIS (a hard delete) and marks
@@ -304,6 +299,18 @@ func remove(p path, c *rules.Command, side dpsView) (result, error) {
 	case r == nil:
 		return done(apply.Skipped, apply.ReasonDeleted, c, &l.key), p.setLink(c, l.key, l, true)
 	}
+	return settled(p, c, r, l, func(reason string) (result, error) {
+		if err := p.deleteRow(c, r); err != nil {
+			return result{}, err
+		}
+		return done(apply.Applied, reason, c, &r.key), p.setLink(c, r.key, l, true)
+	})
+}
+
+// settled settles c against row r (settle) and, unless the command lost
+// (its result then), goes on with write, given apply.ReasonWon when DPS won
+// a conflict.
+func settled(p path, c *rules.Command, r *row, l *link, write func(reason string) (result, error)) (result, error) {
 	reason, lost, err := settle(p, c, r, l)
 	switch {
 	case err != nil:
@@ -311,10 +318,7 @@ func remove(p path, c *rules.Command, side dpsView) (result, error) {
 	case lost != nil:
 		return *lost, nil
 	}
-	if err := p.deleteRow(c, r); err != nil {
-		return result{}, err
-	}
-	return done(apply.Applied, reason, c, &r.key), p.setLink(c, r.key, l, true)
+	return write(reason)
 }
 
 // settle compares c's before-image with row r: when NOMIS changed the
