@@ -29,7 +29,10 @@ func TestGate(t *testing.T) {
 		return r
 	}
 	held := &Transformer{holds: newHoldBook()}
-	held.holds.committed[key] = &hold.Hold{Key: key, Pending: []hold.Pos{pos(3), pos(5)}}
+	held.holds.committed[key] = &hold.Hold{Key: key, Pending: []hold.Pos{pos(3), pos(5)}, HeadFailed: true}
+	// A hold whose first record was held behind a failure since redriven.
+	behind := &Transformer{holds: newHoldBook()}
+	behind.holds.committed[key] = &hold.Hold{Key: key, Pending: []hold.Pos{pos(5)}}
 	free := &Transformer{holds: newHoldBook()}
 	for _, tc := range []struct {
 		name string
@@ -41,9 +44,13 @@ func TestGate(t *testing.T) {
 		{"no hold: a redriven copy is stale", free, redriven(9, 3, false), gateStale},
 		{"a new live record is held", held, live(9), gateHold},
 		{"a live record already held (a replay) waits", held, live(5), gateWaiting},
+		{"a live record older than the failure (a replay) passes", held, live(1), gatePass},
+		{"a live record of another partition is held", held, &kgo.Record{Topic: "dps.public.alert", Partition: 1, Offset: 1}, gateHold},
 		{"the copy of the failed record passes", held, redriven(9, 3, false), gatePass},
 		{"the copy of the failed record, discarded", held, redriven(9, 3, true), gateDiscard},
 		{"the copy of a later record waits its turn", held, redriven(9, 5, false), gateWaiting},
+		{"a first record that did not fail is never discarded", behind, redriven(9, 5, true), gatePass},
+		{"a live record older than the first held passes", behind, live(4), gatePass},
 		{"a copy of a record not held is stale", held, redriven(9, 4, false), gateStale},
 		{"a header not naming a record is ignored", held, &kgo.Record{Topic: "dps.public.alert", Partition: 2, Offset: 9,
 			Headers: []kgo.RecordHeader{{Key: hold.HeaderRedriveOf, Value: []byte("nonsense")}}}, gateHold},
@@ -82,8 +89,13 @@ func TestHoldBook(t *testing.T) {
 		r.Headers = []kgo.RecordHeader{{Key: hold.HeaderRedriveOf, Value: []byte(hold.Pos{Topic: "t", Offset: o}.String())}}
 		return r
 	}
+	require.True(t, tr.holds.committed["k"].HeadFailed)
+	tr.refailed("k", "mapping", "text_too_long", now)
+	require.Equal(t, "text_too_long", tr.holds.get("k").Reason, "a failure again: its reason")
+	require.Equal(t, "unknown_code", tr.holds.committed["k"].Reason, "edited on a copy")
 	tr.released("k", copyOf(1), now)
 	require.Len(t, tr.holds.get("k").Pending, 1)
+	require.False(t, tr.holds.get("k").HeadFailed, "the next one was held, not failed")
 	require.Len(t, tr.holds.committed["k"].Pending, 2, "edited on a copy")
 	tr.released("k", copyOf(2), now)
 	require.Nil(t, tr.holds.get("k"), "released after the last")
@@ -93,6 +105,18 @@ func TestHoldBook(t *testing.T) {
 	tr.released("k", copyOf(2), now)
 	tr.holds.commit()
 	require.True(t, tr.holds.empty())
+
+	// A replayed record older than a hold's first fails again: it goes
+	// first, the records held stay behind it.
+	tr.startHold("k", "A1234BC", "mapping", "unknown_code", rec(5), now)
+	tr.holds.commit()
+	tr.released("k", &kgo.Record{Headers: []kgo.RecordHeader{{Key: hold.HeaderRedriveOf, Value: []byte("t/0/5")}}}, now)
+	require.Nil(t, tr.holds.get("k"))
+	tr.holds.discard()
+	tr.startHold("k", "A1234BC", "mapping", "text_too_long", rec(2), now)
+	require.Equal(t, []hold.Pos{{Topic: "t", Offset: 2}, {Topic: "t", Offset: 5}}, tr.holds.get("k").Pending)
+	require.True(t, tr.holds.get("k").HeadFailed)
+	require.Equal(t, "text_too_long", tr.holds.get("k").Reason)
 }
 
 // TestHoldsFollowPartitions: holds started by one replica are kept by the

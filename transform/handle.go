@@ -13,6 +13,7 @@ import (
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/decode"
 	"github.com/alertsync/alertsync/transform/encode"
+	"github.com/alertsync/alertsync/transform/hold"
 	"github.com/alertsync/alertsync/transform/rules"
 )
 
@@ -107,10 +108,10 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 		}
 		return nil, err
 	}
-	if m.redriven {
-		t.released(m.key.String(), rec, time.Now())
-	}
 	if m.drop != rules.DropNone {
+		if m.redriven {
+			t.released(m.key.String(), rec, time.Now())
+		}
 		if tally.dropped == nil {
 			tally.dropped = map[rules.Drop]int{}
 		}
@@ -123,6 +124,9 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 		// The rules made a command its schema cannot hold: a bug, but the
 		// record is kept, in the DLQ, rather than stopping the pipeline.
 		return t.fail(rec, &m, "encode", "unencodable", err, tally)
+	}
+	if m.redriven {
+		t.released(m.key.String(), rec, time.Now())
 	}
 	if tally.commands == nil {
 		tally.commands = map[[2]string]int{}
@@ -139,12 +143,20 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 // fail sends rec, which could not be decoded, mapped or encoded, to the
 // DLQ and, when its alert is known, holds the alert's later records behind
 // it. A redriven record that fails again is already its hold's first.
+// Its DLQ entry names the record it copies (the hold's first), so that
+// the entry is that record's and redrive finds it.
 func (t *Transformer) fail(rec *kgo.Record, m *mapped, kind, reason string, cause error, tally *batchTally) ([]*kgo.Record, error) {
 	key := m.key.String()
-	if key != "" && !m.redriven {
+	src := hold.PosOf(rec)
+	switch {
+	case key == "":
+	case m.redriven:
+		t.refailed(key, kind, reason, time.Now())
+		src, _, _ = redriveHeaders(rec)
+	default:
 		t.startHold(key, m.prison, kind, reason, rec, time.Now())
 	}
-	return t.toDLQ(rec, kind, reason, key, cause, "", tally)
+	return t.toDLQ(rec, src, kind, reason, key, cause, "", tally)
 }
 
 // gated does what the hold on rec's alert decided (m.gate).
@@ -154,7 +166,7 @@ func (t *Transformer) gated(rec *kgo.Record, m *mapped, tally *batchTally) ([]*k
 	case gateHold:
 		h := t.holdBehind(key, rec, time.Now())
 		cause := fmt.Errorf("held behind %s, the record of %s that failed (%s %s)", h.Head(), key, h.ErrorKind, h.Reason)
-		return t.toDLQ(rec, ErrorKindHeld, h.Reason, key, cause, h.Head().String(), tally)
+		return t.toDLQ(rec, hold.PosOf(rec), ErrorKindHeld, h.Reason, key, cause, h.Head().String(), tally)
 	case gateDiscard:
 		t.released(key, rec, time.Now())
 		of, _, _ := redriveHeaders(rec)
@@ -412,8 +424,10 @@ func sourceHeader(src *kgo.Record) kgo.RecordHeader {
 
 // toDLQ returns the DLQ entry of rec. The error text names fields, codes
 // and keys, never alert text (decode and rules errors are written so).
-// A held entry names the record it is held behind (heldBehind).
-func (t *Transformer) toDLQ(rec *kgo.Record, kind, reason, alertKey string, cause error, heldBehind string, tally *batchTally) ([]*kgo.Record, error) {
+// src is where the original record was read (for a redriven copy, the
+// record it copies); a held entry names the record it is held behind
+// (heldBehind).
+func (t *Transformer) toDLQ(rec *kgo.Record, src hold.Pos, kind, reason, alertKey string, cause error, heldBehind string, tally *batchTally) ([]*kgo.Record, error) {
 	routing := rec.Topic + "/" + strconv.Itoa(int(rec.Partition))
 	var ak any
 	if alertKey != "" {
@@ -428,9 +442,9 @@ func (t *Transformer) toDLQ(rec *kgo.Record, kind, reason, alertKey string, caus
 		headers = append(headers, map[string]any{"key": h.Key, "value": schemas.OptBytes(h.Value)})
 	}
 	r, err := t.dlq.Record(map[string]any{"routing_key": routing}, map[string]any{
-		"topic":       rec.Topic,
-		"partition":   rec.Partition,
-		"offset":      rec.Offset,
+		"topic":       src.Topic,
+		"partition":   src.Partition,
+		"offset":      src.Offset,
 		"key":         schemas.OptBytes(rec.Key),
 		"value":       schemas.OptBytes(rec.Value),
 		"headers":     headers,

@@ -175,7 +175,8 @@ var errGated = errors.New("decided by its hold")
 
 // gate decides what the hold on key (if any) says about rec. A record
 // dlq redrive sent back (hold.HeaderRedriveOf) passes only while it is the
-// record its hold waits on.
+// record its hold waits on; it is discarded when it asks to be and that
+// record is one that failed.
 func (t *Transformer) gate(rec *kgo.Record, key string) gateDecision {
 	of, redriven, discard := redriveHeaders(rec)
 	h := t.holds.get(key)
@@ -184,16 +185,23 @@ func (t *Transformer) gate(rec *kgo.Record, key string) gateDecision {
 		return gatePass
 	case !redriven && h.Holds(hold.PosOf(rec)):
 		return gateWaiting // consumed again after a replay
+	case !redriven && precedes(rec, h.Head()):
+		return gatePass // older than the failure (a replay): its turn came before it
 	case !redriven:
 		return gateHold
 	case h == nil || !h.Holds(of):
 		return gateStale
 	case h.Head() != of:
 		return gateWaiting
-	case discard:
+	case discard && h.HeadFailed:
 		return gateDiscard
 	}
 	return gatePass
+}
+
+// precedes reports whether rec was read before p, in p's partition.
+func precedes(rec *kgo.Record, p hold.Pos) bool {
+	return rec.Topic == p.Topic && rec.Partition == p.Partition && rec.Offset < p.Offset
 }
 
 // redriveHeaders returns what the redrive headers of rec say: the record
@@ -224,8 +232,19 @@ func (t *Transformer) released(key string, rec *kgo.Record, now time.Time) {
 		return
 	}
 	h.Pending = h.Pending[1:]
+	h.HeadFailed = false // the next one was held, not failed
 	h.UpdatedAt = now
 	t.holds.put(key, h)
+}
+
+// refailed records that the redriven record its hold on key waits on
+// failed again: it stays first, with this failure's kind and reason.
+func (t *Transformer) refailed(key, kind, reason string, now time.Time) {
+	h := t.holds.edit(key)
+	if h == nil {
+		return
+	}
+	h.HeadFailed, h.ErrorKind, h.Reason, h.UpdatedAt = true, kind, reason, now
 }
 
 // holdBehind adds rec to the hold on key.
@@ -236,10 +255,17 @@ func (t *Transformer) holdBehind(key string, rec *kgo.Record, now time.Time) *ho
 	return h
 }
 
-// startHold starts a hold on key with the failed record rec.
+// startHold starts a hold on key with the failed record rec. When the
+// alert is held already, rec is older than the record its hold waits on
+// (gate passes no other live record: a replay), and goes first.
 func (t *Transformer) startHold(key, prisonNumber, kind, reason string, rec *kgo.Record, now time.Time) {
+	if h := t.holds.edit(key); h != nil {
+		h.Pending = append([]hold.Pos{hold.PosOf(rec)}, h.Pending...)
+		h.HeadFailed, h.ErrorKind, h.Reason, h.UpdatedAt = true, kind, reason, now
+		return
+	}
 	t.holds.put(key, &hold.Hold{Key: key, PrisonNumber: prisonNumber, ErrorKind: kind, Reason: reason,
-		CreatedAt: now, UpdatedAt: now, Pending: []hold.Pos{hold.PosOf(rec)}})
+		CreatedAt: now, UpdatedAt: now, Pending: []hold.Pos{hold.PosOf(rec)}, HeadFailed: true})
 }
 
 // gateOf asks the hold on m's alert, if any, about rec: true when the hold

@@ -135,12 +135,33 @@ func TestHoldAndRedrive(t *testing.T) {
 		require.Equal(t, applydlq.HoldOpen, e["hold"], "%+v", e)
 	}
 
+	// A redrive before the fix: the failed record fails again and stays
+	// first (its new DLQ entry names it, and shows open); the records
+	// behind it wait.
+	require.Contains(t, h.redrive(t, key, false), "3 records")
+	refail := h.reader().Until(t, 4, 20*time.Second, h.name(schemas.TopicDLQ))
+	require.Len(t, refail, 4)
+	again0 := refail[3]
+	require.Equal(t, false, again0.Value["held"])
+	require.Equal(t, first, hold.Pos{Topic: again0.Value["topic"].(string), Partition: again0.Value["partition"].(int32), Offset: again0.Value["offset"].(int64)},
+		"the entry of a copy that failed again names the record it copies")
+	r.waitMetric(t, "alertsync_transform_records_total", map[string]string{"topic": h.name(schemas.TopicDPSAlert), "result": resultWaiting}, 2, 10*time.Second)
+	require.Len(t, h.openHolds(t)[key].Pending, 3, "all still held")
+	require.Equal(t, first, h.openHolds(t)[key].Head())
+	listed := h.dlqList(t)
+	require.Len(t, listed, 4)
+	for _, e := range listed {
+		require.Equal(t, applydlq.HoldOpen, e["hold"], "%+v", e)
+	}
+	require.Len(t, h.all(t, schemas.TopicCommandsNOMIS), 2, "no command of the held alert")
+
 	// The fix: the code reaches the reference data. Then the redrive.
 	k, v := fixture.AlertCode(99, 1, "XB")
 	h.produce(t, schemas.TopicDPSAlertCode, k, v)
 	out := h.redrive(t, key, false)
 	require.Contains(t, out, "3 records")
-	cmds = h.commands(t, 5, 30*time.Second)
+	waitCommands(t, h, 5)
+	cmds = h.all(t, schemas.TopicCommandsNOMIS)
 	var mine []topictest.Record
 	for _, c := range cmds {
 		if unionString(c.Value["dps_alert_id"]) == dpsID1 {
@@ -178,8 +199,10 @@ func TestHoldAndRedrive(t *testing.T) {
 }
 
 // TestRedriveDiscardsFailed: a record that cannot be mended is released
-// by dlq redrive --discard-failed; the change held behind it, which
-// carries the alert's whole state, is transformed.
+// by dlq redrive --discard-failed; the changes held behind it, which carry
+// the alert's whole state, are transformed. A redrive with discard run
+// again once the failed record is gone (as after a produce that failed
+// part way) discards nothing more.
 func TestRedriveDiscardsFailed(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -188,20 +211,58 @@ func TestRedriveDiscardsFailed(t *testing.T) {
 	r := h.start(t)
 	const key = "dps:" + dpsID1
 	h.dpsAlert(t, rules.OpCreate, dpsID1, "A1234BC", 98, false) // never mended
-	h.dpsAlert(t, rules.OpUpdate, dpsID1, "A1234BC", 10, false) // a later state with a known code: held
-	require.Len(t, h.reader().Until(t, 2, 20*time.Second, h.name(schemas.TopicDLQ)), 2)
+	h.dpsAlert(t, rules.OpUpdate, dpsID1, "A1234BC", 10, false) // later states with a known code: held
+	h.dpsAlert(t, rules.OpUpdate, dpsID1, "A1234BC", 10, false)
+	dlq := h.reader().Until(t, 3, 20*time.Second, h.name(schemas.TopicDLQ))
+	require.Len(t, dlq, 3)
 	r.waitMetric(t, "alertsync_transform_holds_open", nil, 1, 10*time.Second)
 
-	out := h.redrive(t, key, true)
-	require.Contains(t, out, "to discard")
-	cmds := h.commands(t, 1, 30*time.Second)
-	require.Len(t, cmds, 1)
-	require.Equal(t, dpsID1, unionString(cmds[0].Value["dps_alert_id"]))
+	// As a redrive whose produce failed after the first record: only the
+	// failed record's copy, marked discard, went out.
+	failed := dlq[0]
+	first := hold.Pos{Topic: failed.Value["topic"].(string), Partition: failed.Value["partition"].(int32), Offset: failed.Value["offset"].(int64)}
+	p := kafkatest.Client(t, h.brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, p.ProduceSync(context.Background(), &kgo.Record{Topic: first.Topic, Partition: first.Partition,
+		Key: unionBytes(failed.Value["key"]), Value: unionBytes(failed.Value["value"]),
+		Headers: []kgo.RecordHeader{{Key: hold.HeaderRedriveOf, Value: []byte(first.String())}, {Key: hold.HeaderRedriveDiscard, Value: []byte("true")}}}).FirstErr())
 	r.waitMetric(t, "alertsync_transform_records_total", map[string]string{"topic": h.name(schemas.TopicDPSAlert), "result": resultDiscarded}, 1, 10*time.Second)
-	require.Empty(t, h.openHolds(t))
-	require.Len(t, h.all(t, schemas.TopicCommandsNOMIS), 1)
-	require.Len(t, h.all(t, schemas.TopicDLQ), 2, "nothing new in the DLQ")
+	deadline := time.Now().Add(10 * time.Second)
+	for h.openHolds(t)[key] == nil || len(h.openHolds(t)[key].Pending) != 2 {
+		require.True(t, time.Now().Before(deadline), "the discard was not committed: %+v", h.openHolds(t)[key])
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.False(t, h.openHolds(t)[key].HeadFailed)
+
+	// The same command again: the first record now is a held change, which
+	// is transformed, not discarded.
+	out := h.redrive(t, key, true)
+	require.Contains(t, out, "not discarded")
+	require.NotContains(t, out, "to discard")
+	waitCommands(t, h, 2)
+	for _, c := range h.all(t, schemas.TopicCommandsNOMIS) {
+		require.Equal(t, dpsID1, unionString(c.Value["dps_alert_id"]))
+	}
+	require.Equal(t, 1.0, r.metric(t, "alertsync_transform_records_total", map[string]string{"topic": h.name(schemas.TopicDPSAlert), "result": resultDiscarded}))
+	deadline = time.Now().Add(10 * time.Second)
+	for len(h.openHolds(t)) > 0 {
+		require.True(t, time.Now().Before(deadline), "the hold stayed open")
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Len(t, h.all(t, schemas.TopicDLQ), 3, "nothing new in the DLQ")
 	require.NoError(t, r.halt(t))
+}
+
+// waitCommands waits until the NOMIS command topic holds n commands, read
+// committed, and checks it holds no more a moment later.
+func waitCommands(t *testing.T, h *harness, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(h.all(t, schemas.TopicCommandsNOMIS)) < n {
+		require.True(t, time.Now().Before(deadline), "%d of %d commands", len(h.all(t, schemas.TopicCommandsNOMIS)), n)
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	require.Len(t, h.all(t, schemas.TopicCommandsNOMIS), n)
 }
 
 // TestHoldsTopic: the holds topic is created compacted with the others.

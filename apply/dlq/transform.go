@@ -126,6 +126,12 @@ func (r *redriver) transformHold(ctx context.Context, h *hold.Hold, byPos map[ho
 			return 0, &skip{fmt.Sprintf("the DLQ entry of held record %s is not in %s", p, r.s.rd.topic)}
 		}
 	}
+	discard = discard && h.HeadFailed
+	if !h.HeadFailed {
+		if err := r.printf("  its first record is held behind a failure already redriven: it is transformed, not discarded\n"); err != nil {
+			return 0, err
+		}
+	}
 	for i, e := range es {
 		what := "transform"
 		if i == 0 && discard {
@@ -137,7 +143,7 @@ func (r *redriver) transformHold(ctx context.Context, h *hold.Hold, byPos map[ho
 			}
 			continue
 		}
-		hs := append(append(make([]kgo.RecordHeader, 0, len(e.Headers)+3), e.Headers...),
+		hs := append(originalHeaders(e.Headers),
 			kgo.RecordHeader{Key: HeaderRedrivenFrom, Value: []byte(e.DLQRef())},
 			kgo.RecordHeader{Key: hold.HeaderRedriveOf, Value: []byte(h.Pending[i].String())})
 		if i == 0 && discard {
@@ -156,6 +162,21 @@ func (r *redriver) transformHold(ctx context.Context, h *hold.Hold, byPos map[ho
 		}
 	}
 	return len(es), nil
+}
+
+// originalHeaders returns a copy of hs without the headers of an earlier
+// redrive (the entry of a copy that failed again carries them), with room
+// for three more.
+func originalHeaders(hs []kgo.RecordHeader) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, 0, len(hs)+3)
+	for _, h := range hs {
+		switch h.Key {
+		case HeaderRedrivenFrom, hold.HeaderRedriveOf, hold.HeaderRedriveDiscard:
+		default:
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func roleOf(i int) string {

@@ -80,13 +80,17 @@ func ParsePos(s string) (Pos, error) {
 type Hold struct {
 	Key          string // "nomis:<booking>:<seq>", "dps:<id>", "prisoner:<number>"
 	PrisonNumber string // "" when the failed record names none
-	ErrorKind    string
+	ErrorKind    string // of the latest failure of the hold's first record
 	Reason       string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	// Pending are the records held, the failed one first; never empty in
 	// an open hold.
 	Pending []Pos
+	// HeadFailed is true while Pending[0] is a record that failed (so that
+	// dlq redrive --discard-failed may discard it), false once it is a
+	// record held behind a failure that has since been redriven.
+	HeadFailed bool
 }
 
 // Head returns the record the hold waits on: the failed one.
@@ -134,6 +138,7 @@ func Record(tc *schemas.TopicCodec, key string, h *Hold) (*kgo.Record, error) {
 		"reason":        h.Reason,
 		"created_at":    schemas.Timestamp(h.CreatedAt),
 		"updated_at":    schemas.Timestamp(h.UpdatedAt),
+		"head_failed":   h.HeadFailed,
 		"topic":         head.Topic,
 		"partition":     head.Partition,
 		"offsets":       offsets,
@@ -167,6 +172,7 @@ func Decode(ctx context.Context, codec *schemas.Codec, rec *kgo.Record) (string,
 	h.CreatedAt, _ = schemas.Get[time.Time](m, "created_at")
 	h.UpdatedAt, _ = schemas.Get[time.Time](m, "updated_at")
 	h.CreatedAt, h.UpdatedAt = h.CreatedAt.UTC(), h.UpdatedAt.UTC()
+	h.HeadFailed, _ = schemas.Get[bool](m, "head_failed")
 	topic, ok1 := schemas.Get[string](m, "topic")
 	partition, ok2 := schemas.Get[int32](m, "partition")
 	offsets, _ := schemas.Get[[]any](m, "offsets")
@@ -186,8 +192,9 @@ func Decode(ctx context.Context, codec *schemas.Codec, rec *kgo.Record) (string,
 	return key, h, nil
 }
 
-// Read reads the holds topic to its last stable offsets as they are now and
-// returns the open holds by alert key. newClient makes the consuming client
+// Read reads the holds topic to its end as it is now (once the transactions
+// open now have ended: kafka.ReadToEnd) and returns the open holds by alert
+// key. newClient makes the consuming client
 // (see kafka.ReadToEnd). A topic that does not exist has no holds.
 func Read(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kgo.Client, error), codec *schemas.Codec, topic string) (map[string]*Hold, error) {
 	out := map[string]*Hold{}

@@ -30,7 +30,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 28, 2, 30, 0, 123000, time.UTC)
 	h := &Hold{Key: "nomis:10:1", PrisonNumber: "A1234BC", ErrorKind: "mapping", Reason: "text_too_long",
-		CreatedAt: now, UpdatedAt: now.Add(time.Second),
+		CreatedAt: now, UpdatedAt: now.Add(time.Second), HeadFailed: true,
 		Pending: []Pos{{"nomis.oms_owner.offender_alerts", 2, 7}, {"nomis.oms_owner.offender_alerts", 2, 12}}}
 	rec, err := Record(tc, h.Key, h)
 	require.NoError(t, err)
