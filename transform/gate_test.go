@@ -124,10 +124,7 @@ func TestHoldBook(t *testing.T) {
 // takes some partitions, and holds the later records of alerts on them.
 func TestHoldsFollowPartitions(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	h.cfg.Transform.ReferenceWait = 200 * time.Millisecond
-	h.seedReference(t)
-	r1 := h.start(t)
+	h, r1 := startSeeded(t, 200*time.Millisecond)
 	ids := make([]string, 12)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("0190a3c4-1b2c-7d8e-9f00-%012d", 900+i)

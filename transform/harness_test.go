@@ -178,6 +178,16 @@ func (h *harness) dpsAlert(t testing.TB, op rules.Op, id, number string, codeID 
 	h.produce(t, schemas.TopicDPSAlert, k, v)
 }
 
+// startSeeded makes a harness whose reference data is seeded and whose
+// transformer waits refWait for a missing code, and starts it.
+func startSeeded(t *testing.T, refWait time.Duration) (*harness, *run) {
+	t.Helper()
+	h := newHarness(t)
+	h.cfg.Transform.ReferenceWait = refWait
+	h.seedReference(t)
+	return h, h.start(t)
+}
+
 // run is a transformer running in this process.
 type run struct {
 	*runtest.Running

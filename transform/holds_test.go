@@ -90,10 +90,7 @@ func unionBytes(v any) []byte {
 // releases the hold; a redrive repeated after that changes nothing.
 func TestHoldAndRedrive(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	h.cfg.Transform.ReferenceWait = 300 * time.Millisecond
-	h.seedReference(t)
-	r := h.start(t)
+	h, r := startSeeded(t, 300*time.Millisecond)
 	const key = "dps:" + dpsID1
 
 	h.dpsAlert(t, rules.OpCreate, dpsID1, "A1234BC", 99, false) // code 99: not in the reference data
@@ -205,10 +202,7 @@ func TestHoldAndRedrive(t *testing.T) {
 // part way) discards nothing more.
 func TestRedriveDiscardsFailed(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	h.cfg.Transform.ReferenceWait = 200 * time.Millisecond
-	h.seedReference(t)
-	r := h.start(t)
+	h, r := startSeeded(t, 200*time.Millisecond)
 	const key = "dps:" + dpsID1
 	h.dpsAlert(t, rules.OpCreate, dpsID1, "A1234BC", 98, false) // never mended
 	h.dpsAlert(t, rules.OpUpdate, dpsID1, "A1234BC", 10, false) // later states with a known code: held

@@ -100,10 +100,7 @@ func TestMapsBothDirections(t *testing.T) {
 // after them are transformed.
 func TestBadInputToDLQ(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	h.cfg.Transform.ReferenceWait = 300 * time.Millisecond
-	h.seedReference(t)
-	r := h.start(t)
+	h, r := startSeeded(t, 300*time.Millisecond)
 
 	h.produceRaw(t, schemas.TopicNOMISOffenderAlerts, []byte("not avro"), []byte("not avro either"))
 	h.produceRaw(t, schemas.TopicDPSAlert, []byte{0, 0, 0, 0x7f, 0x7f, 1}, []byte{0, 0, 0, 0x7f, 0x7f, 2}) // unknown schema id

@@ -100,47 +100,42 @@ func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, ou
 		return releasable[i].Key < releasable[j].Key
 	})
 
-	s, err := newRedriveSession(&cfg, deps)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	rctx, cancel := s.timeout(ctx)
-	defer cancel()
-	all, err := s.rd.readAll(rctx)
-	if err != nil {
-		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
-	}
-	r := &redriver{s: s, hs: hs, out: out, dryRun: opts.DryRun}
-	var skipped []string
-	holds, commands := 0, 0
-	for _, h := range releasable {
-		n, err := r.one(rctx, h, episode(all, opts.Stage, h.Key, h.FirstCommandID), opts.Stage)
-		var sk *skip
-		switch {
-		case errors.As(err, &sk):
-			skipped = append(skipped, h.Key)
-			if _, werr := fmt.Fprintf(out, "  left alone: %s\n", sk.why); werr != nil {
-				return werr
-			}
-		case err != nil:
-			return err
-		default:
-			holds++
-			commands += n
+	return withRedriveSession(ctx, &cfg, deps, func(rctx context.Context, s *session) error {
+		all, err := s.rd.readAll(rctx)
+		if err != nil {
+			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 		}
-	}
-	verb := "redriven"
-	if opts.DryRun {
-		verb = "would redrive"
-	}
-	if _, err := fmt.Fprintf(out, "%s: %s %s, %s\n", opts.Stage, verb, plural(holds, "hold"), plural(commands, "command")); err != nil {
-		return err
-	}
-	if len(skipped) > 0 {
-		return fmt.Errorf("redrive %s: %w: %v (see above; run redrive again)", opts.Stage, ErrHoldsIncomplete, skipped)
-	}
-	return nil
+		r := &redriver{s: s, hs: hs, out: out, dryRun: opts.DryRun}
+		var skipped []string
+		holds, commands := 0, 0
+		for _, h := range releasable {
+			n, err := r.one(rctx, h, episode(all, opts.Stage, h.Key, h.FirstCommandID), opts.Stage)
+			var sk *skip
+			switch {
+			case errors.As(err, &sk):
+				skipped = append(skipped, h.Key)
+				if _, werr := fmt.Fprintf(out, "  left alone: %s\n", sk.why); werr != nil {
+					return werr
+				}
+			case err != nil:
+				return err
+			default:
+				holds++
+				commands += n
+			}
+		}
+		verb := "redriven"
+		if opts.DryRun {
+			verb = "would redrive"
+		}
+		if _, err := fmt.Fprintf(out, "%s: %s %s, %s\n", opts.Stage, verb, plural(holds, "hold"), plural(commands, "command")); err != nil {
+			return err
+		}
+		if len(skipped) > 0 {
+			return fmt.Errorf("redrive %s: %w: %v (see above; run redrive again)", opts.Stage, ErrHoldsIncomplete, skipped)
+		}
+		return nil
+	})
 }
 
 // skip is a hold left as it is, with the reason.

@@ -48,10 +48,18 @@ func newSession(cfg *Config, deps Deps, clientSuffix string, opts ...kgo.Opt) (*
 	return s, nil
 }
 
-// newRedriveSession is newSession for a redrive: each record goes at once
-// to the partition it names.
-func newRedriveSession(cfg *Config, deps Deps) (*session, error) {
-	return newSession(cfg, deps, "redrive", kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+// withRedriveSession runs fn with the session of a redrive (each record
+// goes at once to the partition it names) and a context bounded by
+// dlq.timeout, and closes the session after.
+func withRedriveSession(ctx context.Context, cfg *Config, deps Deps, fn func(context.Context, *session) error) error {
+	s, err := newSession(cfg, deps, "redrive", kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	rctx, cancel := s.timeout(ctx)
+	defer cancel()
+	return fn(rctx, s)
 }
 
 func (s *session) close() { s.cl.Close() }

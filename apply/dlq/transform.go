@@ -43,74 +43,69 @@ func transformEntries(es []Entry) map[hold.Pos]*Entry {
 
 // redriveTransform is Redrive for the transform stage.
 func redriveTransform(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, out io.Writer) error {
-	s, err := newRedriveSession(&cfg, deps)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	rctx, cancel := s.timeout(ctx)
-	defer cancel()
-	holds, err := s.transformHolds(rctx)
-	if err != nil {
-		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
-	}
-	var todo []*hold.Hold
-	for _, h := range holds {
-		if opts.All || h.Key == opts.AlertKey {
-			todo = append(todo, h)
+	return withRedriveSession(ctx, &cfg, deps, func(rctx context.Context, s *session) error {
+		holds, err := s.transformHolds(rctx)
+		if err != nil {
+			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 		}
-	}
-	topic := cfg.Topics.Name(kafka.TransformHolds)
-	if len(todo) == 0 {
-		what := "no open holds"
-		if !opts.All {
-			what = "no open hold on " + opts.AlertKey
-		}
-		_, err := fmt.Fprintf(out, "%s: %s in %s: nothing to redrive\n", opts.Stage, what, topic)
-		return err
-	}
-	sort.Slice(todo, func(i, j int) bool {
-		if !todo[i].CreatedAt.Equal(todo[j].CreatedAt) {
-			return todo[i].CreatedAt.Before(todo[j].CreatedAt)
-		}
-		return todo[i].Key < todo[j].Key
-	})
-	all, err := s.rd.readAll(rctx)
-	if err != nil {
-		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
-	}
-	r := &redriver{s: s, out: out, dryRun: opts.DryRun}
-	byPos := transformEntries(all)
-	var skipped []string
-	holdsDone, records := 0, 0
-	for _, h := range todo {
-		n, err := r.transformHold(rctx, h, byPos, opts.DiscardFailed)
-		var sk *skip
-		switch {
-		case errors.As(err, &sk):
-			skipped = append(skipped, h.Key)
-			if err := r.printf("  left alone: %s\n", sk.why); err != nil {
-				return err
+		var todo []*hold.Hold
+		for _, h := range holds {
+			if opts.All || h.Key == opts.AlertKey {
+				todo = append(todo, h)
 			}
-		case err != nil:
-			return err
-		default:
-			holdsDone++
-			records += n
 		}
-	}
-	verb := "redriven"
-	if opts.DryRun {
-		verb = "would redrive"
-	}
-	if err := r.printf("%s: %s %s, %s; the transformer releases each hold once it has transformed its records (dlq list shows it closed)\n",
-		opts.Stage, verb, plural(holdsDone, "hold"), plural(records, "record")); err != nil {
-		return err
-	}
-	if len(skipped) > 0 {
-		return fmt.Errorf("redrive %s: %w: %v (see above)", opts.Stage, ErrHoldsIncomplete, skipped)
-	}
-	return nil
+		topic := cfg.Topics.Name(kafka.TransformHolds)
+		if len(todo) == 0 {
+			what := "no open holds"
+			if !opts.All {
+				what = "no open hold on " + opts.AlertKey
+			}
+			_, err := fmt.Fprintf(out, "%s: %s in %s: nothing to redrive\n", opts.Stage, what, topic)
+			return err
+		}
+		sort.Slice(todo, func(i, j int) bool {
+			if !todo[i].CreatedAt.Equal(todo[j].CreatedAt) {
+				return todo[i].CreatedAt.Before(todo[j].CreatedAt)
+			}
+			return todo[i].Key < todo[j].Key
+		})
+		all, err := s.rd.readAll(rctx)
+		if err != nil {
+			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
+		}
+		r := &redriver{s: s, out: out, dryRun: opts.DryRun}
+		byPos := transformEntries(all)
+		var skipped []string
+		holdsDone, records := 0, 0
+		for _, h := range todo {
+			n, err := r.transformHold(rctx, h, byPos, opts.DiscardFailed)
+			var sk *skip
+			switch {
+			case errors.As(err, &sk):
+				skipped = append(skipped, h.Key)
+				if err := r.printf("  left alone: %s\n", sk.why); err != nil {
+					return err
+				}
+			case err != nil:
+				return err
+			default:
+				holdsDone++
+				records += n
+			}
+		}
+		verb := "redriven"
+		if opts.DryRun {
+			verb = "would redrive"
+		}
+		if err := r.printf("%s: %s %s, %s; the transformer releases each hold once it has transformed its records (dlq list shows it closed)\n",
+			opts.Stage, verb, plural(holdsDone, "hold"), plural(records, "record")); err != nil {
+			return err
+		}
+		if len(skipped) > 0 {
+			return fmt.Errorf("redrive %s: %w: %v (see above)", opts.Stage, ErrHoldsIncomplete, skipped)
+		}
+		return nil
+	})
 }
 
 // transformHold sends the records held by h back to their source topic and
