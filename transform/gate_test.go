@@ -151,6 +151,19 @@ func TestHoldsFollowPartitions(t *testing.T) {
 			heldN++
 		}
 	}
+	if heldN != len(ids) {
+		for _, c := range h.all(t, schemas.TopicCommandsNOMIS) {
+			t.Logf("command of %s from %s", unionString(c.Value["dps_alert_id"]), c.Headers[HeaderSource])
+		}
+		for name, r := range map[string]*run{"r1": r1, "r2": r2} {
+			for _, res := range []string{"dlq", "command", "waiting", "stale"} {
+				t.Logf("%s records_total{result=%s} %v", name, res,
+					r.metric(t, "alertsync_transform_records_total", map[string]string{"topic": h.name(schemas.TopicDPSAlert), "result": res}))
+			}
+			t.Logf("%s holds_open %v, transactions aborted %v", name, r.metric(t, "alertsync_transform_holds_open", nil),
+				r.metric(t, "alertsync_transform_transactions_total", map[string]string{"result": "aborted"}))
+		}
+	}
 	require.Equal(t, len(ids), heldN, "every later change is held, whichever replica has its partition")
 	require.Empty(t, h.all(t, schemas.TopicCommandsNOMIS), "no command for a held alert")
 	require.Positive(t, r2.metric(t, "alertsync_transform_records_total", map[string]string{"topic": h.name(schemas.TopicDPSAlert), "result": "dlq"}),

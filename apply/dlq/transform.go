@@ -48,14 +48,14 @@ func redriveTransform(ctx context.Context, cfg Config, deps Deps, opts RedriveOp
 		if err != nil {
 			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 		}
-		var todo []*hold.Hold
+		var matching []*hold.Hold
 		for _, h := range holds {
 			if opts.All || h.Key == opts.AlertKey {
-				todo = append(todo, h)
+				matching = append(matching, h)
 			}
 		}
 		topic := cfg.Topics.Name(kafka.TransformHolds)
-		if len(todo) == 0 {
+		if len(matching) == 0 {
 			what := "no open holds"
 			if !opts.All {
 				what = "no open hold on " + opts.AlertKey
@@ -63,11 +63,11 @@ func redriveTransform(ctx context.Context, cfg Config, deps Deps, opts RedriveOp
 			_, err := fmt.Fprintf(out, "%s: %s in %s: nothing to redrive\n", opts.Stage, what, topic)
 			return err
 		}
-		sort.Slice(todo, func(i, j int) bool {
-			if !todo[i].CreatedAt.Equal(todo[j].CreatedAt) {
-				return todo[i].CreatedAt.Before(todo[j].CreatedAt)
+		sort.Slice(matching, func(i, j int) bool {
+			if !matching[i].CreatedAt.Equal(matching[j].CreatedAt) {
+				return matching[i].CreatedAt.Before(matching[j].CreatedAt)
 			}
-			return todo[i].Key < todo[j].Key
+			return matching[i].Key < matching[j].Key
 		})
 		all, err := s.rd.readAll(rctx)
 		if err != nil {
@@ -77,7 +77,7 @@ func redriveTransform(ctx context.Context, cfg Config, deps Deps, opts RedriveOp
 		byPos := transformEntries(all)
 		var skipped []string
 		holdsDone, records := 0, 0
-		for _, h := range todo {
+		for _, h := range matching {
 			n, err := r.transformHold(rctx, h, byPos, opts.DiscardFailed)
 			var sk *skip
 			switch {
