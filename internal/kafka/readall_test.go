@@ -37,7 +37,9 @@ func TestReadToEnd(t *testing.T) {
 	}
 	plain := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 	txn := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionalID(topic+"-tx"))
-	rec := func(p int32, v string) *kgo.Record { return &kgo.Record{Topic: topic, Partition: p, Key: []byte(v), Value: []byte(v)} } // compacted: keyed
+	rec := func(p int32, v string) *kgo.Record {
+		return &kgo.Record{Topic: topic, Partition: p, Key: []byte(v), Value: []byte(v)}
+	} // compacted: keyed
 	inTxn := func(commit kgo.TransactionEndTry, recs ...*kgo.Record) {
 		require.NoError(t, txn.BeginTransaction())
 		require.NoError(t, txn.ProduceSync(ctx, recs...).FirstErr())
