@@ -56,7 +56,7 @@ func TestGate(t *testing.T) {
 			Headers: []kgo.RecordHeader{{Key: hold.HeaderRedriveOf, Value: []byte("nonsense")}}}, gateHold},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, tc.t.gate(tc.rec, key))
+			require.Equal(t, tc.want, tc.t.gate(tc.rec, key, redriveHeaders(tc.rec)))
 		})
 	}
 }
@@ -84,11 +84,7 @@ func TestHoldBook(t *testing.T) {
 	require.Equal(t, []hold.Pos{{Topic: "t", Offset: 1}, {Topic: "t", Offset: 2}}, tr.holds.committed["k"].Pending)
 
 	// Releasing in a transaction: the committed hold is untouched until commit.
-	copyOf := func(o int64) *kgo.Record {
-		r := rec(10 + o)
-		r.Headers = []kgo.RecordHeader{{Key: hold.HeaderRedriveOf, Value: []byte(hold.Pos{Topic: "t", Offset: o}.String())}}
-		return r
-	}
+	copyOf := func(o int64) hold.Pos { return hold.Pos{Topic: "t", Offset: o} }
 	require.True(t, tr.holds.committed["k"].HeadFailed)
 	tr.refailed("k", "mapping", "text_too_long", now)
 	require.Equal(t, "text_too_long", tr.holds.get("k").Reason, "a failure again: its reason")
@@ -110,7 +106,7 @@ func TestHoldBook(t *testing.T) {
 	// first, the records held stay behind it.
 	tr.startHold("k", "A1234BC", "mapping", "unknown_code", rec(5), now)
 	tr.holds.commit()
-	tr.released("k", &kgo.Record{Headers: []kgo.RecordHeader{{Key: hold.HeaderRedriveOf, Value: []byte("t/0/5")}}}, now)
+	tr.released("k", copyOf(5), now)
 	require.Nil(t, tr.holds.get("k"))
 	tr.holds.discard()
 	tr.startHold("k", "A1234BC", "mapping", "text_too_long", rec(2), now)

@@ -110,7 +110,7 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 	}
 	if m.drop != rules.DropNone {
 		if m.redriven {
-			t.released(m.key.String(), rec, time.Now())
+			t.released(m.key.String(), m.copyOf.of, time.Now())
 		}
 		if tally.dropped == nil {
 			tally.dropped = map[rules.Drop]int{}
@@ -126,7 +126,7 @@ func (t *Transformer) handle(ctx context.Context, rec *kgo.Record, sw Switches, 
 		return t.fail(rec, &m, "encode", "unencodable", err, tally)
 	}
 	if m.redriven {
-		t.released(m.key.String(), rec, time.Now())
+		t.released(m.key.String(), m.copyOf.of, time.Now())
 	}
 	if tally.commands == nil {
 		tally.commands = map[[2]string]int{}
@@ -152,7 +152,7 @@ func (t *Transformer) fail(rec *kgo.Record, m *mapped, kind, reason string, caus
 	case key == "":
 	case m.redriven:
 		t.refailed(key, kind, reason, time.Now())
-		src, _, _ = redriveHeaders(rec)
+		src = m.copyOf.of
 	default:
 		t.startHold(key, m.prison, kind, reason, rec, time.Now())
 	}
@@ -168,9 +168,8 @@ func (t *Transformer) gated(rec *kgo.Record, m *mapped, tally *batchTally) ([]*k
 		cause := fmt.Errorf("held behind %s, the record of %s that failed (%s %s)", h.Head(), key, h.ErrorKind, h.Reason)
 		return t.toDLQ(rec, hold.PosOf(rec), ErrorKindHeld, h.Reason, key, cause, h.Head().String(), tally)
 	case gateDiscard:
-		t.released(key, rec, time.Now())
-		of, _, _ := redriveHeaders(rec)
-		t.log.Info("redriven record discarded", "alert_key", key, "record", of.String())
+		t.released(key, m.copyOf.of, time.Now())
+		t.log.Info("redriven record discarded", "alert_key", key, "record", m.copyOf.of.String())
 		tally.record(rec.Topic, resultDiscarded)
 	case gateWaiting:
 		tally.record(rec.Topic, resultWaiting)
@@ -199,6 +198,7 @@ type mapped struct {
 	prison   string       // prison number, when the record names one
 	gate     gateDecision // when mapping stopped with errGated
 	redriven bool         // a record dlq redrive sent back, transformed as its hold's first
+	copyOf   redrive      // what its redrive headers say (read when its alert is known)
 }
 
 // alertKey names the alert (or prisoner) of a record for the DLQ; its text

@@ -18,7 +18,6 @@ import (
 
 // Record results of held alerts (records_total's result label).
 const (
-	resultHeld      = "held"      // held behind a failed record of its alert: a DLQ entry
 	resultWaiting   = "waiting"   // already held (a redrive of a later record, or a replay): nothing new
 	resultStale     = "stale"     // a redriven record its hold no longer holds: nothing
 	resultDiscarded = "discarded" // a redriven record released without being transformed
@@ -173,12 +172,13 @@ const (
 // in mapped.gate).
 var errGated = errors.New("decided by its hold")
 
-// gate decides what the hold on key (if any) says about rec. A record
+// gate decides what the hold on key (if any) says about rec, whose redrive
+// headers say rd. A record
 // dlq redrive sent back (hold.HeaderRedriveOf) passes only while it is the
 // record its hold waits on; it is discarded when it asks to be and that
 // record is one that failed.
-func (t *Transformer) gate(rec *kgo.Record, key string) gateDecision {
-	of, redriven, discard := redriveHeaders(rec)
+func (t *Transformer) gate(rec *kgo.Record, key string, rd redrive) gateDecision {
+	of, redriven, discard := rd.of, rd.copy, rd.discard
 	h := t.holds.get(key)
 	switch {
 	case !redriven && h == nil:
@@ -204,9 +204,16 @@ func precedes(rec *kgo.Record, p hold.Pos) bool {
 	return rec.Topic == p.Topic && rec.Partition == p.Partition && rec.Offset < p.Offset
 }
 
-// redriveHeaders returns what the redrive headers of rec say: the record
-// it is a copy of, whether it is one, and whether to discard it.
-func redriveHeaders(rec *kgo.Record) (of hold.Pos, redriven, discard bool) {
+// redrive is what the redrive headers of a record say: whether it is a
+// copy dlq redrive sent back, of which record, and whether to discard it.
+type redrive struct {
+	of            hold.Pos
+	copy, discard bool
+}
+
+// redriveHeaders reads the redrive headers of rec.
+func redriveHeaders(rec *kgo.Record) redrive {
+	var rd redrive
 	for _, h := range rec.Headers {
 		switch h.Key {
 		case hold.HeaderRedriveOf:
@@ -214,20 +221,19 @@ func redriveHeaders(rec *kgo.Record) (of hold.Pos, redriven, discard bool) {
 			if err != nil {
 				continue // not ours: transformed as any record
 			}
-			of, redriven = p, true
+			rd.of, rd.copy = p, true
 		case hold.HeaderRedriveDiscard:
-			discard = true
+			rd.discard = true
 		}
 	}
-	return of, redriven, discard
+	return rd
 }
 
-// released records that the redriven record rec, the one its hold on key
+// released records that the copy of record of, the one its hold on key
 // waited on, is done with (transformed, or discarded): the hold waits on
 // the next one, or ends.
-func (t *Transformer) released(key string, rec *kgo.Record, now time.Time) {
+func (t *Transformer) released(key string, of hold.Pos, now time.Time) {
 	h := t.holds.edit(key)
-	of, _, _ := redriveHeaders(rec)
 	if h == nil || len(h.Pending) == 0 || h.Head() != of {
 		return
 	}
@@ -270,17 +276,18 @@ func (t *Transformer) startHold(key, prisonNumber, kind, reason string, rec *kgo
 
 // gateOf asks the hold on m's alert, if any, about rec: true when the hold
 // decided (m.gate says what), false to transform rec (m.redriven says
-// whether as the record its hold waits on).
+// whether as the record its hold waits on). m.copyOf is what rec's
+// redrive headers say.
 func (t *Transformer) gateOf(rec *kgo.Record, m *mapped) bool {
 	if m.key.prefix == "" {
 		return false
 	}
-	_, redriven, _ := redriveHeaders(rec)
-	if !redriven && t.holds.empty() {
+	m.copyOf = redriveHeaders(rec)
+	if !m.copyOf.copy && t.holds.empty() {
 		return false
 	}
-	m.gate = t.gate(rec, m.key.String())
-	m.redriven = redriven && m.gate == gatePass
+	m.gate = t.gate(rec, m.key.String(), m.copyOf)
+	m.redriven = m.copyOf.copy && m.gate == gatePass
 	return m.gate != gatePass
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/schemas"
+	"github.com/alertsync/alertsync/transform/hold"
 )
 
 // Stages whose entries alertsync.dlq holds (the entry's stage field).
@@ -103,8 +104,11 @@ func (e *Entry) DLQRef() string {
 }
 
 // Original names the original record as <topic>/<partition>/<offset>.
-func (e *Entry) Original() string {
-	return e.Topic + "/" + strconv.Itoa(int(e.Partition)) + "/" + strconv.FormatInt(e.Offset, 10)
+func (e *Entry) Original() string { return e.source().String() }
+
+// source is where the original record was read.
+func (e *Entry) source() hold.Pos {
+	return hold.Pos{Topic: e.Topic, Partition: e.Partition, Offset: e.Offset}
 }
 
 // entryFrom converts a decoded DLQ entry value.

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/alertsync/alertsync/transform/hold"
 )
 
 // Hold states of an entry in List's output.
@@ -148,7 +146,7 @@ func (s *session) transformHoldStates(ctx context.Context, es []Entry, ls []List
 	for _, i := range idx {
 		e := &es[i]
 		ls[i].Hold = HoldClosed
-		if h := holds[e.AlertKey]; h != nil && h.Holds(hold.Pos{Topic: e.Topic, Partition: e.Partition, Offset: e.Offset}) {
+		if h := holds[e.AlertKey]; h != nil && h.Holds(e.source()) {
 			ls[i].Hold = HoldOpen
 		}
 	}

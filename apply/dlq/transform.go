@@ -35,7 +35,7 @@ func transformEntries(es []Entry) map[hold.Pos]*Entry {
 	out := map[hold.Pos]*Entry{}
 	for i := range es {
 		if es[i].Stage == StageTransform {
-			out[hold.Pos{Topic: es[i].Topic, Partition: es[i].Partition, Offset: es[i].Offset}] = &es[i]
+			out[es[i].source()] = &es[i]
 		}
 	}
 	return out
