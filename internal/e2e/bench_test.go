@@ -6,9 +6,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,8 +68,30 @@ var benchAbove = []float64{750, 1000, 1500, 2000, 3000}
 func BenchmarkE2EFreshness(b *testing.B) {
 	brokers := kafkatest.Real(b)
 	bin := proctest.BuildAlertsync(b)
-	dps := pgtest.NewDBOn(b, pgtest.NewCluster(b, pgcluster.Options{Logger: testLogger()}))
-	nomis := pgtest.NewDBOn(b, pgtest.NewCluster(b, pgcluster.Options{Logger: testLogger()}))
+	pgOpts := pgcluster.Options{Logger: testLogger()}
+	profDir := os.Getenv("E2E_PPROF")
+	if profDir != "" {
+		// Statement statistics, and the plans of statements slower than
+		// 20 ms in the server logs.
+		pgOpts.Settings = map[string]string{"shared_preload_libraries": "'pg_stat_statements,auto_explain'",
+			"auto_explain.log_min_duration": "'20ms'"}
+	}
+	dpsCluster, nomisCluster := pgtest.NewCluster(b, pgOpts), pgtest.NewCluster(b, pgOpts)
+	dps, nomis := pgtest.NewDBOn(b, dpsCluster), pgtest.NewDBOn(b, nomisCluster)
+	if profDir != "" {
+		for _, db := range []*pgtest.DB{dps, nomis} {
+			db.Exec(b, "CREATE EXTENSION pg_stat_statements")
+		}
+		b.Cleanup(func() {
+			statements(b, dps, filepath.Join(profDir, "statements-dps.txt"))
+			statements(b, nomis, filepath.Join(profDir, "statements-nomis.txt"))
+			for name, c := range map[string]*pgcluster.Cluster{"dps": dpsCluster, "nomis": nomisCluster} {
+				if log, err := os.ReadFile(c.LogPath()); err == nil {
+					_ = os.WriteFile(filepath.Join(profDir, "server-"+name+".log"), log, 0o600) //nolint:gosec // E2E_PPROF: the runner's own directory
+				}
+			}
+		})
+	}
 	nomisSide := generatedPrisoners("B", 1, 96)
 	dpsSide := generatedPrisoners("C", 1, 96)
 	rw := newRestartableWorld(b, bin, brokers, dps, nomis, append(append([]prisoner{}, nomisSide...), dpsSide...))
@@ -83,6 +107,9 @@ func BenchmarkE2EFreshness(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		began := time.Now()
 		var wg sync.WaitGroup
+		if profDir != "" && step > 1 {
+			rw.profile(b, &wg, profDir, step, d-time.Second)
+		}
 		wg.Go(func() { nu.run(ctx, rate) })
 		wg.Go(func() { du.run(ctx, rate) })
 		wg.Wait()
@@ -162,6 +189,67 @@ func BenchmarkE2EFreshness(b *testing.B) {
 	report("max_rate", maxRate, "changes/s")
 }
 
+// profile takes a CPU profile of each component for d, in the background
+// (wg), into dir/<component>-step<N>.pprof: E2E_PPROF=dir, which also
+// turns on the components' admin.pprof (docs/testing-e2e.md).
+func (rw *restartableWorld) profile(b *testing.B, wg *sync.WaitGroup, dir string, step int, d time.Duration) {
+	b.Helper()
+	if err := os.MkdirAll(dir, 0o750); err != nil { //nolint:gosec // E2E_PPROF: the runner's own directory
+		b.Fatalf("E2E_PPROF: %v", err)
+	}
+	for i, s := range rw.specs {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", rw.procs[i].adminAddr(), int(d.Seconds()))
+		path := filepath.Join(dir, fmt.Sprintf("%s-step%d.pprof", s.name, step))
+		wg.Go(func() {
+			resp, err := http.Get(url) //nolint:gosec,noctx // a test's own local admin address; bounded by the profile's seconds
+			if err != nil {
+				b.Errorf("profiling %s: %v", s.name, err)
+				return
+			}
+			defer func() { _ = resp.Body.Close() }()
+			body, err := io.ReadAll(resp.Body)
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%s: %s", resp.Status, body)
+			}
+			if err == nil {
+				err = os.WriteFile(path, body, 0o600) //nolint:gosec // E2E_PPROF: the runner's own directory
+			}
+			if err != nil {
+				b.Errorf("profiling %s: %v", s.name, err)
+			}
+		})
+	}
+}
+
+// statements writes db's statements by total execution time
+// (pg_stat_statements, E2E_PPROF) to path.
+func statements(b *testing.B, db *pgtest.DB, path string) {
+	b.Helper()
+	rows, err := db.Pool.Query(context.Background(), `
+		SELECT calls, round(total_exec_time)::bigint, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 160)
+		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY total_exec_time DESC LIMIT 30`)
+	if err != nil {
+		b.Errorf("pg_stat_statements: %v", err)
+		return
+	}
+	defer rows.Close()
+	var out strings.Builder
+	out.WriteString("calls\ttotal_ms\trows\tquery\n")
+	for rows.Next() {
+		var calls, total, n int64
+		var q string
+		if err := rows.Scan(&calls, &total, &n, &q); err != nil {
+			b.Errorf("pg_stat_statements: %v", err)
+			return
+		}
+		fmt.Fprintf(&out, "%d\t%d\t%d\t%s\n", calls, total, n, q)
+	}
+	if err := os.WriteFile(path, []byte(out.String()), 0o600); err != nil { //nolint:gosec // E2E_PPROF: the runner's own directory
+		b.Errorf("pg_stat_statements: %v", err)
+	}
+}
+
 // quiesce waits until capture nomis has published its whole journal. Its
 // journal also holds apply nomis's writes (the echoes of DPS → NOMIS, sent
 // as sync records and dropped by the transformer), which a step's own wait
@@ -208,9 +296,34 @@ func (rw *restartableWorld) logStages(b *testing.B) {
 		b.Logf("stage %s: n=%.0f p50 %.4g p90 %.4g p99 %.4g", m.metric, h[math.Inf(1)],
 			h.quantile(0.5).Seconds(), h.quantile(0.9).Seconds(), h.quantile(0.99).Seconds())
 	}
+	// Requests per client and API over the whole run: a broker's CPU goes
+	// on its number of requests.
+	for _, proc := range []string{"capture-nomis", "capture-dps", "transform", "apply-dps", "apply-nomis"} {
+		b.Logf("kafka requests of %s: %s", proc, requestCounts(rw.scrape(b, proc, "alertsync_kafka_requests_total")))
+	}
 	b.Logf("apply nomis batches: %s; redone on the statement path: %s",
 		strings.Join(rw.scrape(b, "apply-nomis", "alertsync_apply_nomis_committed_batches_total"), ", "),
 		strings.Join(rw.scrape(b, "apply-nomis", "alertsync_apply_nomis_statement_path_batches_total"), ", "))
+}
+
+// requestCounts shortens alertsync_kafka_requests_total lines to
+// "client/API=count" and leaves out the APIs not used.
+func requestCounts(lines []string) string {
+	var out []string
+	for _, l := range lines {
+		_, rest, ok := strings.Cut(l, "client_id=\"")
+		if !ok {
+			continue
+		}
+		client, rest, _ := strings.Cut(rest, "\"")
+		_, rest, _ = strings.Cut(rest, "request=\"")
+		api, rest, _ := strings.Cut(rest, "\"")
+		n := strings.TrimSpace(rest[strings.LastIndex(rest, "}")+1:])
+		if n != "0" {
+			out = append(out, client+"/"+api+"="+n)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // benchStepResult is one rate's measurement.

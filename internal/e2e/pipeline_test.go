@@ -347,12 +347,26 @@ func pipelineSpecs(w *world) []procSpec {
 			"ALERTSYNC_APPLY_NOMIS_SWEEP":     "false",
 		}},
 	}
+	if os.Getenv("E2E_PPROF") != "" {
+		common["ALERTSYNC_ADMIN_PPROF"] = "true" // BenchmarkE2EFreshness's profiles
+	}
+	// E2E_SET="ALERTSYNC_K=v;ALERTSYNC_K2=v2": settings of every component,
+	// over the suite's own, to compare tunings (docs/testing-e2e.md).
+	set := map[string]string{}
+	for _, kv := range strings.Split(os.Getenv("E2E_SET"), ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && strings.HasPrefix(k, "ALERTSYNC_") {
+			set[k] = v
+		}
+	}
 	for i := range specs {
 		env := map[string]string{}
 		for k, v := range common {
 			env[k] = v
 		}
 		for k, v := range specs[i].env {
+			env[k] = v
+		}
+		for k, v := range set {
 			env[k] = v
 		}
 		specs[i].env = env

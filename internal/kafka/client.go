@@ -128,7 +128,7 @@ func clientOpts(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts
 	var sr *safeRegisterer
 	if reg != nil {
 		sr = &safeRegisterer{reg: reg, registered: map[prometheus.Collector]bool{}}
-		kopts = append(kopts, kgo.WithHooks(kprom.NewMetrics(MetricsNamespace, kprom.Registerer(sr), kprom.WithClientLabel())))
+		kopts = append(kopts, kgo.WithHooks(kprom.NewMetrics(MetricsNamespace, kprom.Registerer(sr), kprom.WithClientLabel()), &requestCounter{reg: sr}))
 	}
 	done := func(cl *kgo.Client) error {
 		id, _ := cl.OptValue(kgo.ClientID).(string)

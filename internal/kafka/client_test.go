@@ -59,6 +59,28 @@ func metricValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	return out
 }
 
+// requests returns alertsync_kafka_requests_total of one client and API.
+func requests(t *testing.T, reg *prometheus.Registry, client, api string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "alertsync_kafka_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["client_id"] == client && labels["request"] == api {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
 func TestNewClient(t *testing.T) {
 	t.Logf("kafka: %s", kafkatest.Kind())
 	brokers := kafkatest.Brokers(t)
@@ -100,6 +122,10 @@ func TestNewClient(t *testing.T) {
 			return got["alertsync_produce_bytes_total"] > 0
 		}, 10*time.Second, 10*time.Millisecond, "produce bytes never counted: %v", got)
 		require.Contains(t, got, "alertsync_connects_total")
+		// Requests by API, labelled with the client id.
+		require.Positive(t, requests(t, reg, "alertsync-test", "Produce"))
+		require.Positive(t, requests(t, reg, "alertsync-test", "Metadata"))
+		require.Zero(t, requests(t, reg, "alertsync-test", "EndTxn"))
 	})
 
 	t.Run("logs through the given logger", func(t *testing.T) {
@@ -122,6 +148,7 @@ func TestNewClient(t *testing.T) {
 	t.Run("closing unregisters", func(t *testing.T) {
 		cl.Close()
 		require.NotContains(t, metricValues(t, reg), "alertsync_produce_bytes_total")
+		require.NotContains(t, metricValues(t, reg), "alertsync_kafka_requests_total")
 	})
 
 	t.Run("nil registerer", func(t *testing.T) {
