@@ -117,7 +117,7 @@ func clientOpts(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts
 	case MechanismScramSHA512:
 		kopts = append(kopts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
 	}
-	kopts = append(kopts, kgo.ProducerBatchCompression(cfg.codec()), kgo.ProducerLinger(cfg.Linger), kgo.MetadataMinAge(cfg.metadataMinAge()))
+	kopts = append(kopts, kgo.ProducerBatchCompression(cfg.codec()), kgo.ProducerLinger(cfg.Linger), kgo.MetadataMinAge(cfg.metadataMinAge()), kgo.FetchMaxWait(cfg.fetchMaxWait()))
 	kopts = append(kopts, opts...)
 
 	// The client id is final only once every option applied, so the

@@ -111,6 +111,14 @@ func TestNewClient(t *testing.T) {
 		require.NoError(t, err)
 		defer c.Close()
 		require.Equal(t, time.Second, c.OptValue(kgo.MetadataMinAge))
+		// Not franz-go's 5s: a partition assigned while a fetch waits on
+		// caught-up ones waits for it.
+		require.Equal(t, 500*time.Millisecond, cl.OptValue(kgo.FetchMaxWait))
+		set.FetchMaxWait = 2 * time.Second
+		c2, err := NewClient(set, nil, nil, kgo.ClientID("alertsync-test-fetch-wait"))
+		require.NoError(t, err)
+		defer c2.Close()
+		require.Equal(t, 2*time.Second, c2.OptValue(kgo.FetchMaxWait))
 	})
 
 	t.Run("metrics on the given registry", func(t *testing.T) {
@@ -169,6 +177,7 @@ func TestNewClientRefusesBadConfig(t *testing.T) {
 	}{
 		{"invalid", Config{Brokers: []string{"k:9092"}, SASL: SASL{Mechanism: "X"}}, `kafka.sasl.mechanism: unknown value "X"`},
 		{"negative metadata min age", Config{Brokers: []string{"k:9092"}, MetadataMinAge: -time.Second}, `kafka.metadata_min_age: must be between 0 and 1m`},
+		{"fetch max wait too long", Config{Brokers: []string{"k:9092"}, FetchMaxWait: 2 * time.Minute}, `kafka.fetch_max_wait: must be between 0 and 1m`},
 		{"ca file without certificate", Config{Brokers: []string{"k:9092"}, TLS: TLS{Enabled: true, CAFile: notPEM}},
 			"kafka.tls.ca_file: no PEM certificate in " + notPEM},
 		{"unreadable key pair", Config{Brokers: []string{"k:9092"}, TLS: TLS{Enabled: true, CertFile: notPEM, KeyFile: notPEM}},

@@ -26,6 +26,7 @@ type Config struct {
 	Compression    string        `key:"compression" default:"lz4" enum:"none,gzip,snappy,lz4,zstd" doc:"Compression of produced record batches. lz4 is cheap to compress and for brokers to check; none saves CPU on a fast local network; zstd packs tightest."`
 	Linger         time.Duration `key:"linger" default:"5ms" doc:"How long a partition's batch waits for more records before it is sent; larger batches cost brokers less CPU per record."`
 	MetadataMinAge time.Duration `key:"metadata_min_age" default:"250ms" doc:"Shortest time between two metadata requests of a client (Kafka clients' usual default is 5s). A produce the broker asks to retry – a partition that moved, or, with transactions, a partition whose last transaction is still being completed (CONCURRENT_TRANSACTIONS, common right after a transformer commit) – waits for the next metadata request: with 5s a transformer transaction stalled that long. 0 means 250ms."`
+	FetchMaxWait   time.Duration `key:"fetch_max_wait" default:"500ms" doc:"Longest a broker holds a consumer's fetch request open while the partitions it asks for have no new record (Kafka's fetch.max.wait.ms, whose Java default is 500ms; franz-go's own is 5s). A record that arrives is returned at once whatever this is; but a client has one fetch in flight per broker, so partitions it starts to consume while a fetch waits – after a restart, their offsets loaded a moment after the others' – wait for it too: with 5s a restarted transformer whose first partitions were caught up sat idle for 5s. 0 means 500ms."`
 	SASL           SASL          `key:"sasl"`
 	TLS            TLS           `key:"tls"`
 }
@@ -36,6 +37,14 @@ func (c Config) metadataMinAge() time.Duration {
 		return c.MetadataMinAge
 	}
 	return 250 * time.Millisecond
+}
+
+// fetchMaxWait is FetchMaxWait, 0 meaning 500ms.
+func (c Config) fetchMaxWait() time.Duration {
+	if c.FetchMaxWait > 0 {
+		return c.FetchMaxWait
+	}
+	return 500 * time.Millisecond
 }
 
 // codec returns the franz-go compression codec of c.Compression.
@@ -147,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MetadataMinAge < 0 || c.MetadataMinAge > time.Minute {
 		bad("metadata_min_age", "must be between 0 and 1m, got %s", c.MetadataMinAge)
+	}
+	if c.FetchMaxWait < 0 || c.FetchMaxWait > time.Minute {
+		bad("fetch_max_wait", "must be between 0 and 1m, got %s", c.FetchMaxWait)
 	}
 	return errors.Join(errs...)
 }
