@@ -54,6 +54,54 @@ type worker struct {
 	queue chan []*kgo.Record
 	stop  chan struct{}
 	done  chan struct{}
+	carry []*kgo.Record // a queued batch taken but left for the next transaction (run's goroutine only)
+}
+
+// next returns the partition's next batch: the one carried over, else the
+// next queued (blocking); nil when stopped.
+func (ws *workers) next(w *worker) []*kgo.Record {
+	if recs := w.carry; recs != nil {
+		w.carry = nil
+		return recs
+	}
+	select {
+	case recs := <-w.queue:
+		return recs
+	case <-w.stop:
+	case <-ws.ctx.Done():
+	}
+	return nil
+}
+
+// coalesce appends to recs the batches already queued behind it, in
+// order, up to apply.batch_commands in all; a batch that would go over is
+// carried to the next transaction. Each poll's records make batches of
+// their own, so under load a partition's queue fills with small batches
+// (a record or two: whatever arrived since the last poll) while its
+// transaction runs; applied one by one, each would pay a transaction's
+// round trips, and the partition would fall behind at a fraction of the
+// rate its batches allow.
+func (ws *workers) coalesce(w *worker, recs []*kgo.Record) []*kgo.Record {
+	merged := false
+	for len(recs) < ws.r.Opts.BatchCommands {
+		var more []*kgo.Record
+		select {
+		case more = <-w.queue:
+		default:
+			return recs
+		}
+		if len(recs)+len(more) > ws.r.Opts.BatchCommands {
+			w.carry = more
+			return recs
+		}
+		if !merged {
+			// A batch shares its poll's backing array: never append into it.
+			recs = append(make([]*kgo.Record, 0, ws.r.Opts.BatchCommands), recs...)
+			merged = true
+		}
+		recs = append(recs, more...)
+	}
+	return recs
 }
 
 func newWorkers(ctx context.Context, r *Runner, codec *schemas.Codec, cmdIDs commandSchemas, cl *claims, poke func()) *workers {
@@ -109,40 +157,39 @@ func (ws *workers) run(tp topicPartition, f Fence, w *worker) {
 	defer ws.wg.Done()
 	defer close(w.done)
 	for {
+		recs := ws.next(w)
+		if recs == nil {
+			return
+		}
 		select {
+		case ws.slots <- struct{}{}:
 		case <-w.stop:
 			return
 		case <-ws.ctx.Done():
 			return
-		case recs := <-w.queue:
-			select {
-			case ws.slots <- struct{}{}:
-			case <-w.stop:
-				return
-			case <-ws.ctx.Done():
-				return
-			}
-			err := ws.r.applyBatch(ws.ctx, ws.codec, ws.cmdIDs, f, recs)
-			<-ws.slots
-			switch {
-			case errors.Is(err, ErrFenced):
-				ws.r.Logger.Warn("partition claimed by another apply; leaving it", "topic", tp.topic, "partition", tp.part)
-				ws.claims.drop(tp.topic, []int32{tp.part})
-				ws.forget(tp, w)
-				return
-			case err != nil:
-				ws.fail(err)
-				return
-			}
-			ws.mu.Lock()
-			ws.done = append(ws.done, recs[len(recs)-1])
-			ws.mu.Unlock()
-			select {
-			case ws.applied <- struct{}{}:
-			default:
-			}
-			ws.poke()
 		}
+		// What queued while this waited goes in the same transaction.
+		recs = ws.coalesce(w, recs)
+		err := ws.r.applyBatch(ws.ctx, ws.codec, ws.cmdIDs, f, recs)
+		<-ws.slots
+		switch {
+		case errors.Is(err, ErrFenced):
+			ws.r.Logger.Warn("partition claimed by another apply; leaving it", "topic", tp.topic, "partition", tp.part)
+			ws.claims.drop(tp.topic, []int32{tp.part})
+			ws.forget(tp, w)
+			return
+		case err != nil:
+			ws.fail(err)
+			return
+		}
+		ws.mu.Lock()
+		ws.done = append(ws.done, recs[len(recs)-1])
+		ws.mu.Unlock()
+		select {
+		case ws.applied <- struct{}{}:
+		default:
+		}
+		ws.poke()
 	}
 }
 

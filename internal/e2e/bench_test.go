@@ -301,6 +301,11 @@ func (rw *restartableWorld) logStages(b *testing.B) {
 	for _, proc := range []string{"capture-nomis", "capture-dps", "transform", "apply-dps", "apply-nomis"} {
 		b.Logf("kafka requests of %s: %s", proc, requestCounts(rw.scrape(b, proc, "alertsync_kafka_requests_total")))
 	}
+	for _, proc := range []string{"apply-dps", "apply-nomis"} {
+		metric := "alertsync_" + strings.ReplaceAll(proc, "-", "_")
+		b.Logf("%s retried batches: %s; errors: %s", proc, strings.Join(rw.scrape(b, proc, metric+"_retries_total"), ", "),
+			strings.Join(rw.scrape(b, proc, metric+"_errors_total"), ", "))
+	}
 	b.Logf("apply nomis batches: %s; redone on the statement path: %s",
 		strings.Join(rw.scrape(b, "apply-nomis", "alertsync_apply_nomis_committed_batches_total"), ", "),
 		strings.Join(rw.scrape(b, "apply-nomis", "alertsync_apply_nomis_statement_path_batches_total"), ", "))
