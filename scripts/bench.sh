@@ -12,7 +12,7 @@
 # The end-to-end figures (e2e.freshness.p99.*, e2e.max_rate) come from
 # BenchmarkE2EFreshness in internal/e2e (build tag broker): the five components
 # as processes against a real Kafka broker, run once (-benchtime 1x) on all
-# cores after the rounds, about 3 minutes. It uses the broker of
+# cores after the rounds, about 4 minutes. It uses the broker of
 # ALERTSYNC_TEST_KAFKA when set, else starts one of its own (kafkatest.Real:
 # needs Java 17+; the jars come from Maven Central, cached in .cache/kafka).
 #
@@ -49,7 +49,7 @@ done
 e2e_default=0
 if [ "${pattern}" = . ] || [[ "${pattern}" == *E2E* ]]; then e2e_default=1; fi
 if [ "${E2E_BENCH:-${e2e_default}}" != 0 ]; then
-	echo "bench.sh: end-to-end benchmark (internal/e2e, real broker${ALERTSYNC_TEST_KAFKA:+ ${ALERTSYNC_TEST_KAFKA}}), about 3 minutes" >&2
+	echo "bench.sh: end-to-end benchmark (internal/e2e, real broker${ALERTSYNC_TEST_KAFKA:+ ${ALERTSYNC_TEST_KAFKA}}), about 4 minutes" >&2
 	go test -tags broker -run '^$' -bench 'BenchmarkE2EFreshness' -benchtime 1x -count 1 \
 		-timeout 20m ./internal/e2e >>"${raw}" ||
 		echo "bench.sh: the end-to-end benchmark failed (output in ${raw}); benchfmt reports it" >&2

@@ -248,7 +248,7 @@ INSERT INTO oms_owner.offender_alerts (offender_book_id, root_offender_id, alert
 SELECT $1, $2, greatest(
          (SELECT coalesce(max(alert_seq), 0) FROM oms_owner.offender_alerts WHERE offender_book_id = $1),
          (SELECT coalesce(max(alert_seq), 0) FROM alertsync.alertsync_alert_mapping WHERE offender_book_id = $1),
-         (SELECT coalesce(max(alert_seq), 0) FROM e2e_ledger.change WHERE booking = $1)) + 1,
+         (SELECT coalesce(max(alert_seq), 0) FROM e2e_ledger.change WHERE booking = $1::bigint)) + 1,
        $3, $4, 'ACTIVE', $5::date, $6, $7, 'MDI', 'INST', $8
 RETURNING alert_seq`, p.booking, p.offender, c[0], c[1], today(), tag, "Officer "+strconv.Itoa(rng.IntN(50)), a.user).Scan(&target.seq)
 		if err != nil {

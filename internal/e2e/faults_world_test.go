@@ -101,7 +101,9 @@ CREATE TABLE e2e_ledger.change (
     tag           text             -- the unique text the change wrote, if any
 );
 -- (booking, alert_seq): the users' max(alert_seq) per booking is an index
--- lookup whatever the planner thinks of the (never analyzed) table.
+-- lookup whatever the planner thinks of the (never analyzed) table – when
+-- compared with a bigint: against OFFENDER_BOOK_ID's numeric the column is
+-- cast and every NOMIS user insert read the whole ledger.
 CREATE INDEX ON e2e_ledger.change (booking, alert_seq);`
 
 // start starts process i of the specs and returns it; its log goes to a new
