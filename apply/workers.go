@@ -79,8 +79,7 @@ func (ws *workers) next(w *worker) []*kgo.Record {
 // their own, so under load a partition's queue fills with small batches
 // (a record or two: whatever arrived since the last poll) while its
 // transaction runs; applied one by one, each would pay a transaction's
-// round trips, and the partition would fall behind at a fraction of the
-// rate its batches allow.
+// round trips.
 func (ws *workers) coalesce(w *worker, recs []*kgo.Record) []*kgo.Record {
 	merged := false
 	for len(recs) < ws.r.Opts.BatchCommands {
