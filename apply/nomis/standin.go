@@ -77,30 +77,30 @@ type standinTx struct {
 // pipedTx is a read-committed transaction on a pooled connection whose
 // BEGIN, and the marking of the transaction as the sync (module
 // DPS_SYNCHRONISATION), are sent in one pipeline with its first
-// statements. Commit and Rollback release the connection.
+// statements (pgx's Batch.BeginTx, as apply dps sends its BEGIN with its
+// marker). Commit and Rollback release the connection.
 type pipedTx struct {
 	conn  *pgxpool.Conn
-	begun bool // BEGIN sent
-	ended bool // committed or rolled back: the connection is released
+	tx    pgx.Tx // nil until the first statements are sent
+	ended bool   // committed or rolled back: the connection is released
 }
 
-// pipedBegin is what a pipedTx sends before its first statement.
-var pipedBegin = []string{"BEGIN ISOLATION LEVEL READ COMMITTED", "SELECT set_config('nomis.audit_module_name', '" + SyncModule + "', true)"}
+// pipedMark marks a pipedTx as the sync, right after its BEGIN.
+const pipedMark = "SELECT set_config('nomis.audit_module_name', '" + SyncModule + "', true)"
 
 // SendBatch sends b, preceded by BEGIN and the marking when they are not
 // sent yet.
 func (t *pipedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if t.begun {
-		return t.conn.SendBatch(ctx, b)
+	if t.tx != nil {
+		return t.tx.SendBatch(ctx, b)
 	}
-	t.begun = true
-	first := make([]*pgx.QueuedQuery, 0, len(pipedBegin)+len(b.QueuedQueries))
-	for _, sql := range pipedBegin {
-		first = append(first, &pgx.QueuedQuery{SQL: sql})
-	}
-	b.QueuedQueries = append(first, b.QueuedQueries...)
-	br := t.conn.SendBatch(ctx, b)
-	for range pipedBegin {
+	first := &pgx.Batch{}
+	first.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	first.Queue(pipedMark)
+	first.QueuedQueries = append(first.QueuedQueries, b.QueuedQueries...)
+	br := t.conn.SendBatch(ctx, first)
+	t.tx = br.Tx()
+	for range 2 { // BEGIN, the marking
 		if _, err := br.Exec(); err != nil {
 			return &failedBatch{br: br, err: fmt.Errorf("beginning a transaction marked as the sync: %w", err)}
 		}
@@ -109,8 +109,8 @@ func (t *pipedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 }
 
 func (t *pipedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if t.begun {
-		return t.conn.Exec(ctx, sql, args...)
+	if t.tx != nil {
+		return t.tx.Exec(ctx, sql, args...)
 	}
 	b := &pgx.Batch{}
 	b.Queue(sql, args...)
@@ -123,12 +123,12 @@ func (t *pipedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 }
 
 func (t *pipedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if !t.begun {
+	if t.tx == nil {
 		if _, err := t.Exec(ctx, "SELECT 1"); err != nil {
 			return errRow{err}
 		}
 	}
-	return t.conn.QueryRow(ctx, sql, args...)
+	return t.tx.QueryRow(ctx, sql, args...)
 }
 
 // Commit commits (nothing to do when nothing was sent) and releases the
@@ -140,17 +140,10 @@ func (t *pipedTx) Commit(ctx context.Context) error {
 	}
 	t.ended = true
 	defer t.conn.Release()
-	if !t.begun {
+	if t.tx == nil {
 		return nil
 	}
-	tag, err := t.conn.Exec(ctx, "COMMIT")
-	if err != nil {
-		return err
-	}
-	if tag.String() == "ROLLBACK" {
-		return pgx.ErrTxCommitRollback
-	}
-	return nil
+	return t.tx.Commit(ctx)
 }
 
 // Rollback rolls back and releases the connection; a no-op after Commit.
@@ -161,8 +154,8 @@ func (t *pipedTx) Rollback(ctx context.Context) {
 		return
 	}
 	t.ended = true
-	if t.begun {
-		_, _ = t.conn.Exec(ctx, "ROLLBACK")
+	if t.tx != nil {
+		_ = t.tx.Rollback(ctx)
 	}
 	t.conn.Release()
 }
