@@ -142,12 +142,20 @@ func TestSwitchesReload(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	// A file that no longer loads: logged, switches unchanged.
+	// A file that no longer loads: logged, switches unchanged – seen by
+	// the watcher, then asked for again by SIGHUP (in this order: the
+	// watcher loads each content once, so the two failures are counted
+	// whatever the timing).
 	require.NoError(t, os.WriteFile(file, []byte("sync:\n  dps_to_nomis: perhaps\n"), 0o600))
+	failed := func(trigger string) func(map[string]any) bool {
+		return func(m map[string]any) bool {
+			return m["msg"] == "reloading the configuration; the sync switches stay as they are" && m["trigger"] == trigger &&
+				strings.Contains(fmt.Sprint(m["err"]), "sync.dps_to_nomis")
+		}
+	}
+	logs.wait(t, p, "a failed reload of the changed file", failed("file changed"))
 	require.NoError(t, syscall.Kill(p.PID(), syscall.SIGHUP))
-	logs.wait(t, p, "a failed reload", func(m map[string]any) bool {
-		return m["msg"] == "reloading the configuration; the sync switches stay as they are" && strings.Contains(fmt.Sprint(m["err"]), "sync.dps_to_nomis")
-	})
+	logs.wait(t, p, "a failed reload on SIGHUP", failed("SIGHUP"))
 	require.Zero(t, scrape(t, admin, "alertsync_transform_direction_enabled", `direction="dps_to_nomis"`))
 
 	// On again by SIGHUP.
@@ -163,6 +171,6 @@ func TestSwitchesReload(t *testing.T) {
 	for _, c := range cmds {
 		require.Equal(t, dpsID1, unionString(c.Value["dps_alert_id"]), "no command for the record of the off period")
 	}
-	require.Equal(t, 1.0, scrape(t, admin, "alertsync_transform_reloads_total", `result="error"`))
+	require.Equal(t, 2.0, scrape(t, admin, "alertsync_transform_reloads_total", `result="error"`))
 	require.NoError(t, p.Stop(30*time.Second), "clean stop\n%s", p.LogTail())
 }
