@@ -29,7 +29,7 @@ type Options struct {
 	ReferenceWait      time.Duration `key:"reference_wait" default:"5s" doc:"How long a DPS alert whose alert code is not (yet) in the reference data waits for the reference topics (dps.public.alert_code, alert_type) to catch up before it goes to the DLQ as unknown_code (NOMIS alerts and snapshots pass on with their NOMIS type: apply dps decides). A code the transformer has just waited for in vain is not waited for again until the reference data changes."`
 	Timezone           string        `key:"timezone" default:"Europe/London" doc:"Zone of both systems' wall clocks: dates of alerts and the commit date that ends an INACTIVE NOMIS alert without an expiry date."`
 	MaxBackoff         time.Duration `key:"max_backoff" default:"30s" doc:"Longest wait between attempts after a Kafka or registry failure."`
-	WatchInterval      time.Duration `key:"watch_interval" default:"2s" doc:"How often the configuration file (--config) is checked for a change of the sync.* switches; 0 turns watching off (SIGHUP still reloads)."`
+	WatchInterval      time.Duration `key:"watch_interval" default:"2s" doc:"How often the configuration file (--config) is checked for a change of the sync.* switches; a change is loaded once two checks in a row read the same content (a file being written is never loaded half-way). 0 turns watching off (SIGHUP still reloads)."`
 }
 
 // Switches is the "sync" section: the two directions of ADR002, each of

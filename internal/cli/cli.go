@@ -130,8 +130,12 @@ type reloader struct {
 	flags  map[string]string
 }
 
-func (r *reloader) load(cfg any) error {
-	if err := config.Load(cfg, config.Sources{File: r.file, LookupEnv: r.lookup, Flags: r.flags}); err != nil {
+func (r *reloader) load(cfg any) error { return r.loadContent(cfg, nil) }
+
+// loadContent is load with the file's content as read by the caller (nil:
+// read it now).
+func (r *reloader) loadContent(cfg any, content []byte) error {
+	if err := config.Load(cfg, config.Sources{File: r.file, FileContent: content, LookupEnv: r.lookup, Flags: r.flags}); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if err := config.Validate(cfg); err != nil {

@@ -57,16 +57,36 @@ func runTransform(ctx context.Context, args []string, out, errOut io.Writer) err
 // that no longer loads is logged and ignored (the switches stay as they are).
 func watchSwitches(ctx context.Context, hup <-chan os.Signal, rl *reloader, interval time.Duration, t *transform.Transformer, log *slog.Logger) {
 	var tick <-chan time.Time
-	var last []byte
 	if rl.file != "" && interval > 0 {
-		last, _ = os.ReadFile(rl.file)
 		tk := time.NewTicker(interval)
 		defer tk.Stop()
 		tick = tk.C
 	}
-	reload := func(why string) {
+	watchConfig(ctx, hup, tick, func() ([]byte, error) { return os.ReadFile(rl.file) }, rl, t, log)
+}
+
+// switchable is what watchConfig reloads: the transformer.
+type switchable interface {
+	SetSwitches(transform.Switches)
+	Reloaded()
+	ReloadFailed()
+}
+
+// watchConfig is watchSwitches on the ticks of tick, reading the file with
+// read. A changed file is loaded once it has kept the same content from one
+// tick to the next, and from the very bytes looked at: a file read while an
+// editor writes it in place could be empty or cut short, and a missing
+// sync.* key means its default, on – a direction switched off would come
+// back on.
+func watchConfig(ctx context.Context, hup <-chan os.Signal, tick <-chan time.Time, read func() ([]byte, error), rl *reloader, t switchable, log *slog.Logger) {
+	var loaded, seen []byte
+	if tick != nil {
+		loaded, _ = read()
+	}
+	settling := false // seen changed at the last tick
+	reload := func(why string, content []byte) {
 		var cfg transform.Config
-		if err := rl.load(&cfg); err != nil {
+		if err := rl.loadContent(&cfg, content); err != nil {
 			t.ReloadFailed()
 			log.Error("reloading the configuration; the sync switches stay as they are", "trigger", why, "err", err)
 			return
@@ -81,14 +101,18 @@ func watchSwitches(ctx context.Context, hup <-chan os.Signal, rl *reloader, inte
 		case <-ctx.Done():
 			return
 		case <-hup:
-			reload("SIGHUP")
+			reload("SIGHUP", nil)
 		case <-tick:
-			b, err := os.ReadFile(rl.file)
-			if err != nil || bytes.Equal(b, last) {
-				continue
+			b, err := read()
+			switch {
+			case err != nil || bytes.Equal(b, loaded):
+				settling = false
+			case !settling || !bytes.Equal(b, seen):
+				seen, settling = b, true // changed: look again at the next tick
+			default:
+				loaded, settling = b, false
+				reload("file changed", b)
 			}
-			last = b
-			reload("file changed")
 		}
 	}
 }

@@ -136,6 +136,10 @@ func typeName(t reflect.Type) string {
 type Sources struct {
 	// File is the YAML file (from --config); empty for none.
 	File string
+	// FileContent, when not nil, is File's content as the caller already
+	// read it (File then only names it in errors): a reload can load
+	// exactly the bytes it checked.
+	FileContent []byte
 	// LookupEnv reads the environment; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 	// Flags holds the raw flag values set on the command line, by key, as
@@ -167,7 +171,14 @@ func Load(cfg any, src Sources) error {
 		}
 	}
 	if src.File != "" {
-		values, err := readYAML(src.File, fields)
+		b := src.FileContent
+		if b == nil {
+			var err error
+			if b, err = os.ReadFile(src.File); err != nil {
+				return fmt.Errorf("reading config file: %w", err)
+			}
+		}
+		values, err := readYAML(src.File, b, fields)
 		if err != nil {
 			return err
 		}
@@ -212,13 +223,9 @@ func secretFromFile(f Field, path, from string, set func(Field, string, string),
 	set(f, strings.TrimRight(string(b), "\r\n"), from)
 }
 
-// readYAML flattens the YAML file into dotted keys, refusing unknown keys and
-// secrets written inline.
-func readYAML(path string, fields []Field) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading config file: %w", err)
-	}
+// readYAML flattens the YAML file path, whose content is b, into dotted
+// keys, refusing unknown keys and secrets written inline.
+func readYAML(path string, b []byte, fields []Field) (map[string]string, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, fmt.Errorf("parsing config file %s: %w", path, err)

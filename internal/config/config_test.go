@@ -86,6 +86,20 @@ func TestDefaultsOnly(t *testing.T) {
 	require.Equal(t, "postgres", c.NOMIS.Dialect)
 }
 
+// TestFileContent: content read by the caller is loaded instead of the
+// file's, and errors still name the file.
+func TestFileContent(t *testing.T) {
+	t.Parallel()
+	f := writeFile(t, "c.yaml", "workers: 2\n")
+	var c testConfig
+	require.NoError(t, Load(&c, Sources{File: f, FileContent: []byte("workers: 7\n"), LookupEnv: envOf(nil)}))
+	require.Equal(t, 7, c.Workers)
+	require.NoError(t, Load(&c, Sources{File: f, FileContent: []byte{}, LookupEnv: envOf(nil)}))
+	require.Equal(t, 4, c.Workers, "empty content: the defaults, not the file")
+	err := Load(&c, Sources{File: f, FileContent: []byte("workers: [\n"), LookupEnv: envOf(nil)})
+	require.ErrorContains(t, err, f)
+}
+
 func TestSecrets(t *testing.T) {
 	t.Parallel()
 	secretFile := writeFile(t, "pw", "s3cret-from-file\n")
