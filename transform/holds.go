@@ -233,10 +233,10 @@ func redriveHeaders(rec *kgo.Record) redrive {
 // waited on, is done with (transformed, or discarded): the hold waits on
 // the next one, or ends.
 func (t *Transformer) released(key string, of hold.Pos, now time.Time) {
-	h := t.holds.edit(key)
-	if h == nil || len(h.Pending) == 0 || h.Head() != of {
-		return
+	if h := t.holds.get(key); h == nil || len(h.Pending) == 0 || h.Head() != of {
+		return // not copied into the transaction: it would write the hold unchanged
 	}
+	h := t.holds.edit(key)
 	h.Pending = h.Pending[1:]
 	h.HeadFailed = false // the next one was held, not failed
 	h.UpdatedAt = now

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"sort"
 	"strconv"
 	"time"
@@ -79,63 +81,89 @@ func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, ou
 	if err != nil {
 		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 	}
-	var releasable []Hold
-	for _, h := range open {
-		if opts.All || h.Key == opts.AlertKey {
-			releasable = append(releasable, h)
-		}
-	}
+	releasable := selectHolds(maps.Values(open), opts, func(h Hold) (string, time.Time) { return h.Key, h.CreatedAt })
 	if len(releasable) == 0 {
-		what := "no open holds"
-		if !opts.All {
-			what = "no open hold on " + opts.AlertKey
-		}
-		_, err := fmt.Fprintf(out, "%s: %s in %s (%s): nothing to redrive\n", opts.Stage, what, hs.database(), hs.table())
-		return err
+		return nothingToRedrive(out, opts, fmt.Sprintf("%s (%s)", hs.database(), hs.table()))
 	}
-	sort.Slice(releasable, func(i, j int) bool {
-		if !releasable[i].CreatedAt.Equal(releasable[j].CreatedAt) {
-			return releasable[i].CreatedAt.Before(releasable[j].CreatedAt)
-		}
-		return releasable[i].Key < releasable[j].Key
-	})
-
 	return withRedriveSession(ctx, &cfg, deps, func(rctx context.Context, s *session) error {
 		all, err := s.rd.readAll(rctx)
 		if err != nil {
 			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 		}
 		r := &redriver{s: s, hs: hs, out: out, dryRun: opts.DryRun}
-		var skipped []string
-		holds, commands := 0, 0
-		for _, h := range releasable {
+		return r.each(opts.Stage, len(releasable), func(i int) (string, int, error) {
+			h := releasable[i]
 			n, err := r.one(rctx, h, episode(all, opts.Stage, h.Key, h.FirstCommandID), opts.Stage)
-			var sk *skip
-			switch {
-			case errors.As(err, &sk):
-				skipped = append(skipped, h.Key)
-				if _, werr := fmt.Fprintf(out, "  left alone: %s\n", sk.why); werr != nil {
-					return werr
-				}
-			case err != nil:
-				return err
-			default:
-				holds++
-				commands += n
-			}
-		}
-		verb := "redriven"
-		if opts.DryRun {
-			verb = "would redrive"
-		}
-		if _, err := fmt.Fprintf(out, "%s: %s %s, %s\n", opts.Stage, verb, plural(holds, "hold"), plural(commands, "command")); err != nil {
-			return err
-		}
-		if len(skipped) > 0 {
-			return fmt.Errorf("redrive %s: %w: %v (see above; run redrive again)", opts.Stage, ErrHoldsIncomplete, skipped)
-		}
-		return nil
+			return h.Key, n, err
+		}, "command", "", "; run redrive again")
 	})
+}
+
+// selectHolds returns the holds of hs that opts names (every one, or the
+// one on opts.AlertKey), oldest first; keyOf gives a hold's alert key and
+// creation time.
+func selectHolds[H any](hs iter.Seq[H], opts RedriveOptions, keyOf func(H) (string, time.Time)) []H {
+	var out []H
+	for h := range hs {
+		if k, _ := keyOf(h); opts.All || k == opts.AlertKey {
+			out = append(out, h)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		ki, ci := keyOf(out[i])
+		kj, cj := keyOf(out[j])
+		if !ci.Equal(cj) {
+			return ci.Before(cj)
+		}
+		return ki < kj
+	})
+	return out
+}
+
+// nothingToRedrive says that opts names no open hold in where.
+func nothingToRedrive(out io.Writer, opts RedriveOptions, where string) error {
+	what := "no open holds"
+	if !opts.All {
+		what = "no open hold on " + opts.AlertKey
+	}
+	_, err := fmt.Fprintf(out, "%s: %s in %s: nothing to redrive\n", opts.Stage, what, where)
+	return err
+}
+
+// each redrives n holds, the i-th by one (its alert key, how many records
+// or commands – unit – it sent back, or a *skip to leave it as it is),
+// prints what was done (then tail) and returns ErrHoldsIncomplete naming
+// the holds left alone (hint added).
+func (r *redriver) each(stage string, n int, one func(i int) (string, int, error), unit, tail, hint string) error {
+	var skipped []string
+	holds, sent := 0, 0
+	for i := range n {
+		key, k, err := one(i)
+		var sk *skip
+		switch {
+		case errors.As(err, &sk):
+			skipped = append(skipped, key)
+			if err := r.printf("  left alone: %s\n", sk.why); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			holds++
+			sent += k
+		}
+	}
+	verb := "redriven"
+	if r.dryRun {
+		verb = "would redrive"
+	}
+	if err := r.printf("%s: %s %s, %s%s\n", stage, verb, plural(holds, "hold"), plural(sent, unit), tail); err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("redrive %s: %w: %v (see above%s)", stage, ErrHoldsIncomplete, skipped, hint)
+	}
+	return nil
 }
 
 // skip is a hold left as it is, with the reason.

@@ -2,10 +2,9 @@ package dlq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -48,63 +47,20 @@ func redriveTransform(ctx context.Context, cfg Config, deps Deps, opts RedriveOp
 		if err != nil {
 			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 		}
-		var matching []*hold.Hold
-		for _, h := range holds {
-			if opts.All || h.Key == opts.AlertKey {
-				matching = append(matching, h)
-			}
-		}
-		topic := cfg.Topics.Name(kafka.TransformHolds)
+		matching := selectHolds(maps.Values(holds), opts, func(h *hold.Hold) (string, time.Time) { return h.Key, h.CreatedAt })
 		if len(matching) == 0 {
-			what := "no open holds"
-			if !opts.All {
-				what = "no open hold on " + opts.AlertKey
-			}
-			_, err := fmt.Fprintf(out, "%s: %s in %s: nothing to redrive\n", opts.Stage, what, topic)
-			return err
+			return nothingToRedrive(out, opts, cfg.Topics.Name(kafka.TransformHolds))
 		}
-		sort.Slice(matching, func(i, j int) bool {
-			if !matching[i].CreatedAt.Equal(matching[j].CreatedAt) {
-				return matching[i].CreatedAt.Before(matching[j].CreatedAt)
-			}
-			return matching[i].Key < matching[j].Key
-		})
 		all, err := s.rd.readAll(rctx)
 		if err != nil {
 			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 		}
 		r := &redriver{s: s, out: out, dryRun: opts.DryRun}
 		byPos := transformEntries(all)
-		var skipped []string
-		holdsDone, records := 0, 0
-		for _, h := range matching {
-			n, err := r.transformHold(rctx, h, byPos, opts.DiscardFailed)
-			var sk *skip
-			switch {
-			case errors.As(err, &sk):
-				skipped = append(skipped, h.Key)
-				if err := r.printf("  left alone: %s\n", sk.why); err != nil {
-					return err
-				}
-			case err != nil:
-				return err
-			default:
-				holdsDone++
-				records += n
-			}
-		}
-		verb := "redriven"
-		if opts.DryRun {
-			verb = "would redrive"
-		}
-		if err := r.printf("%s: %s %s, %s; the transformer releases each hold once it has transformed its records (dlq list shows it closed)\n",
-			opts.Stage, verb, plural(holdsDone, "hold"), plural(records, "record")); err != nil {
-			return err
-		}
-		if len(skipped) > 0 {
-			return fmt.Errorf("redrive %s: %w: %v (see above)", opts.Stage, ErrHoldsIncomplete, skipped)
-		}
-		return nil
+		return r.each(opts.Stage, len(matching), func(i int) (string, int, error) {
+			n, err := r.transformHold(rctx, matching[i], byPos, opts.DiscardFailed)
+			return matching[i].Key, n, err
+		}, "record", "; the transformer releases each hold once it has transformed its records (dlq list shows it closed)", "")
 	})
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/metrictest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the client's goroutines to log to.
@@ -62,23 +63,7 @@ func metricValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // requests returns alertsync_kafka_requests_total of one client and API.
 func requests(t *testing.T, reg *prometheus.Registry, client, api string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != "alertsync_kafka_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["client_id"] == client && labels["request"] == api {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return metrictest.Value(t, reg, "alertsync_kafka_requests_total", map[string]string{"client_id": client, "request": api})
 }
 
 func TestNewClient(t *testing.T) {
