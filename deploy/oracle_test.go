@@ -358,12 +358,21 @@ func TestOracleGrants(t *testing.T) {
 	tables := oracleTables(t)
 	nomis := tableColumns(t, deploy.NOMISSchemaSQL())
 	grantRE := regexp.MustCompile(`(?i)GRANT\s+([\w, ]+?)\s+ON\s+([\w.$]+)\s+TO\s+(\w+)`)
+	var sequences []string
+	for _, m := range oracleMigrations(t).Migrations {
+		for _, c := range regexp.MustCompile(`(?i)CREATE\s+SEQUENCE\s+(\w+)`).FindAllStringSubmatch(m.SQL, -1) {
+			sequences = append(sequences, strings.ToUpper(c[1]))
+		}
+	}
+	require.Contains(t, sequences, "ALERTSYNC_JOURNAL_SEQ")
 	for _, name := range deploy.OracleInstallFiles() {
 		body, err := deploy.ReadFile(name)
 		require.NoError(t, err)
 		for _, g := range grantRE.FindAllStringSubmatch(body, -1) {
 			obj := strings.ToUpper(g[2])
 			switch {
+			case strings.HasPrefix(obj, "OMS_OWNER.ALERTSYNC_") && strings.HasSuffix(obj, "_SEQ"):
+				require.Contains(t, sequences, strings.TrimPrefix(obj, "OMS_OWNER."), "%s: grant on a migrated sequence", name)
 			case strings.HasPrefix(obj, "OMS_OWNER.ALERTSYNC_"):
 				require.Contains(t, tables, strings.TrimPrefix(obj, "OMS_OWNER."), "%s: grant on a migrated table", name)
 			case strings.HasPrefix(obj, "OMS_OWNER."):

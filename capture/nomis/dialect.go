@@ -76,6 +76,11 @@ type Dialect interface {
 	// acknowledged, each only if its Due is still the one given (a resync
 	// re-armed meanwhile stays).
 	DoneResyncs(ctx context.Context, conn *sql.Conn, done []Resync) error
+	// RequestResyncs writes a resync request (request.go) for each of reqs
+	// to the journal, in order, in one transaction, with module_name
+	// RequestModule: the capture schedules the resyncs when it reads them.
+	// Each request must pass Check. Used by dlq redrive, not the capture.
+	RequestResyncs(ctx context.Context, conn *sql.Conn, reqs []ResyncRequest) error
 	// PrisonNumbers returns the prison number (OFFENDERS.OFFENDER_ID_DISPLAY)
 	// of each of offenderIDs that exists now; others are left out.
 	PrisonNumbers(ctx context.Context, conn *sql.Conn, offenderIDs []int64) (map[int64]string, error)

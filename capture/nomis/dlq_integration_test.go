@@ -17,7 +17,7 @@ import (
 // TestCorruptJournalRowsGoToDLQ: journal rows that cannot be turned into
 // records – an unknown table, an image that is not a JSON object, a value
 // that does not fit its column, a NOT NULL column missing, an operation
-// without the image it needs – each land in alertsync.dlq with the reason
+// without the image it needs, a resync request that is not one – each land in alertsync.dlq with the reason
 // (never a value), the whole journal row, and the capture goes on: the
 // changes after them are published and the journal empties.
 func TestCorruptJournalRowsGoToDLQ(t *testing.T) {
@@ -38,10 +38,11 @@ SELECT v.t, v.op, v.old_row, v.new_row, 'OIDALERT', txid_current()
          (3, 'offender_alerts', 'I', NULL, jsonb_set(a.j, '{alert_date}', '"SECRET-DATE"')::json),
          (4, 'offender_alerts', 'U', a.j::json, jsonb_set(a.j, '{alert_seq}', '1234567890123')::json),
          (5, 'offender_alerts', 'I', NULL, (a.j - 'alert_code')::json),
-         (6, 'offender_alerts', 'U', NULL, a.j::json)
+         (6, 'offender_alerts', 'U', NULL, a.j::json),
+         (7, 'alertsync_resync', 'I', NULL, '{"reason": "REDRIVE", "comment": "SECRET-NOTE"}'::json)
        ) AS v(n, t, op, old_row, new_row)
  ORDER BY v.n`)
-	wantKinds := []string{KindUnknownTable, KindMalformed, KindBadValue, KindBadValue, KindMissingValue, KindOperation}
+	wantKinds := []string{KindUnknownTable, KindMalformed, KindBadValue, KindBadValue, KindMissingValue, KindOperation, KindMalformed}
 	wantErrs := []string{
 		"journal row of table offender_notes, which is not captured",
 		"new_row is not a JSON object",
@@ -49,8 +50,9 @@ SELECT v.t, v.op, v.old_row, v.new_row, 'OIDALERT', txid_current()
 		"new_row column alert_seq: not a whole number of at most 32 bits",
 		"new_row column alert_code: null or absent in a NOT NULL column",
 		"old_row missing for operation U",
+		"new_row is not a resync request object",
 	}
-	wantAlertKeys := []any{nil, nil, "nomis:10:1", "nomis:10:1", "nomis:10:1", "nomis:10:1"}
+	wantAlertKeys := []any{nil, nil, "nomis:10:1", "nomis:10:1", "nomis:10:1", "nomis:10:1", nil}
 	ids := pgtestInts(t, h, "SELECT journal_id FROM alertsync.alertsync_journal WHERE module_name = 'OIDALERT' ORDER BY journal_id")
 	require.Len(t, ids, len(wantKinds))
 
@@ -92,7 +94,7 @@ SELECT v.t, v.op, v.old_row, v.new_row, 'OIDALERT', txid_current()
 			require.NoError(t, json.Unmarshal(raw, &row))
 			require.InDelta(t, float64(ids[i]), row["journal_id"], 0)
 			require.Equal(t, "OIDALERT", row["module_name"])
-			require.Contains(t, []string{"offender_notes", "offender_alerts"}, row["table_name"])
+			require.Contains(t, []string{"offender_notes", "offender_alerts", TableResyncRequest}, row["table_name"])
 			failedAt, _ := schemas.Get[time.Time](v, "failed_at")
 			require.WithinDuration(t, time.Now(), failedAt, time.Minute)
 		})
@@ -100,7 +102,7 @@ SELECT v.t, v.op, v.old_row, v.new_row, 'OIDALERT', txid_current()
 	raw := unwrapUnion(entries[1].Value["value"]).([]byte)
 	require.Contains(t, string(raw), `"new_row":"\"SECRET-STRING\""`, "images kept as the journal holds them")
 
-	for kind, n := range map[string]float64{KindUnknownTable: 1, KindMalformed: 1, KindBadValue: 2, KindMissingValue: 1, KindOperation: 1} {
+	for kind, n := range map[string]float64{KindUnknownTable: 1, KindMalformed: 2, KindBadValue: 2, KindMissingValue: 1, KindOperation: 1} {
 		require.InDelta(t, n, h.metric(t, "alertsync_capture_nomis_dlq_total", map[string]string{"kind": kind}).GetCounter().GetValue(), 0, kind)
 	}
 	logs := h.logs.String()

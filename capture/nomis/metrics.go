@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "prisoner_snapshots_total",
-			Help: "Prisoner snapshots acknowledged by Kafka on nomis.alertsync.prisoner_alerts, by reason (INITIAL_LOAD, NEW_BOOKING, BOOKING_SWITCHED, BOOKING_MOVED, BOOKING_REMOVED, MERGE, BOOKING_COPY).",
+			Help: "Prisoner snapshots acknowledged by Kafka on nomis.alertsync.prisoner_alerts, by reason (INITIAL_LOAD, NEW_BOOKING, BOOKING_SWITCHED, BOOKING_MOVED, BOOKING_REMOVED, MERGE, BOOKING_COPY, REDRIVE).",
 		}, []string{"reason"}),
 		resyncPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "resyncs_pending",

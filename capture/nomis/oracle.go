@@ -260,6 +260,26 @@ USING (` + oraResyncs + `) n
 	oraDoneResyncsSQL = `DELETE FROM OMS_OWNER.ALERTSYNC_RESYNC r
  WHERE (r.OFFENDER_NO, r.DUE_AT) IN (SELECT n.OFFENDER_NO, n.DUE_AT FROM (` + oraResyncs + `) n)`
 
+	// oraRequestResyncsSQL journals the resync requests of the JSON array
+	// in :1 (their NEW_ROW objects), in order, as the journal triggers
+	// would (0002_journal_triggers.sql), with MODULE_NAME :2. A block, so
+	// that the transaction id is taken once the transaction exists
+	// (LOCAL_TRANSACTION_ID(TRUE) starts it).
+	oraRequestResyncsSQL = `DECLARE
+    v_txid VARCHAR2(200) := DBMS_TRANSACTION.LOCAL_TRANSACTION_ID(TRUE);
+BEGIN
+    FOR r IN (SELECT t.IMG
+                FROM JSON_TABLE(:1, '$[*]' COLUMNS (N FOR ORDINALITY, IMG VARCHAR2(4000) FORMAT JSON PATH '$')) t
+               ORDER BY t.N) LOOP
+        INSERT INTO OMS_OWNER.ALERTSYNC_JOURNAL
+            (JOURNAL_ID, TABLE_NAME, OPERATION, OLD_ROW, NEW_ROW,
+             MODULE_NAME, ADDITIONAL_INFO, USER_ID, TXID)
+        VALUES (
+            OMS_OWNER.ALERTSYNC_JOURNAL_SEQ.NEXTVAL, 'alertsync_resync', 'I', NULL, r.IMG,
+            :2, NULL, SUBSTR(SYS_CONTEXT('USERENV', 'SESSION_USER'), 1, 32), v_txid);
+    END LOOP;
+END;`
+
 	// oraPrisonNumbersSQL returns OFFENDER_ID_DISPLAY of the offender ids
 	// in :1.
 	oraPrisonNumbersSQL = `SELECT o.OFFENDER_ID, o.OFFENDER_ID_DISPLAY
@@ -632,6 +652,35 @@ func (*oracle) Delete(ctx context.Context, conn *sql.Conn, ids []int64, resyncs 
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("deleting %d published journal rows: committing: %w", len(ids), err)
+	}
+	return nil
+}
+
+func (*oracle) RequestResyncs(ctx context.Context, conn *sql.Conn, reqs []ResyncRequest) (err error) {
+	if len(reqs) == 0 {
+		return nil
+	}
+	if _, err := requestImages(reqs); err != nil {
+		return err
+	}
+	list, err := oraJSON(reqs)
+	if err != nil {
+		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, oraRequestResyncsSQL, list, RequestModule); err != nil {
+		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("journaling %d resync requests: committing: %w", len(reqs), err)
 	}
 	return nil
 }

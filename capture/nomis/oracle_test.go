@@ -387,6 +387,28 @@ func TestOracleDialectStatements(t *testing.T) {
 			require.Equal(t, 1, r.ended("rollback"), "the delete is rolled back with the failed MERGE")
 			require.Equal(t, 2, r.ended("commit"))
 		}},
+		{"resync requests", nil, func(t *testing.T, r *oraRun) {
+			require.NoError(t, r.d.RequestResyncs(ctx, r.conn, []ResyncRequest{
+				{BookID: 70, Reason: ReasonRedrive}, {OffenderNo: "A1234BC", Reason: ReasonRedrive},
+			}))
+			c := r.recorded()
+			require.Len(t, c, 1)
+			require.Equal(t, oraRequestResyncsSQL, c[0].Query)
+			require.Equal(t, RequestModule, c[0].Args[1].Value)
+			var reqs []ResyncRequest
+			oraLob(t, c[0], &reqs)
+			require.Equal(t, []ResyncRequest{{BookID: 70, Reason: ReasonRedrive}, {OffenderNo: "A1234BC", Reason: ReasonRedrive}}, reqs, "in order")
+			require.Len(t, r.txs(), 1)
+			require.Equal(t, 1, r.ended("commit"))
+
+			require.NoError(t, r.d.RequestResyncs(ctx, r.conn, nil))
+			require.ErrorContains(t, r.d.RequestResyncs(ctx, r.conn, []ResyncRequest{{Reason: ReasonRedrive}}), "names no prisoner")
+			require.Len(t, r.recorded(), 1, "nothing run for none, nor for a bad request")
+
+			r.f.Answer(oraRequestResyncsSQL, orafake.Answer{Err: orafake.OraErr(942)})
+			require.ErrorContains(t, r.d.RequestResyncs(ctx, r.conn, []ResyncRequest{{BookID: 70, Reason: ReasonRedrive}}), "journaling 1 resync requests")
+			require.Equal(t, 1, r.ended("rollback"))
+		}},
 		{"pending resyncs", func(f *orafake.Fake) {
 			f.Answer(oraPendingResyncsSQL, orafake.Answer{Cols: cols("OFFENDER_NO", "DUE_AT", "REASON"),
 				Rows: [][]driver.Value{{"A1", t1, ReasonNewBooking}, {"B2", t2, ReasonMerge}}})

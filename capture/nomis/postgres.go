@@ -430,6 +430,41 @@ func (*postgres) DoneResyncs(ctx context.Context, conn *sql.Conn, done []Resync)
 	return nil
 }
 
+// pgRequestResyncs journals the resync requests of $1 (their NEW_ROW
+// texts), in order, as the journal trigger would (alertsync_journal_row).
+const pgRequestResyncs = `INSERT INTO alertsync.alertsync_journal
+		(table_name, operation, old_row, new_row, module_name, additional_info, user_id, txid)
+	SELECT 'alertsync_resync', 'I', NULL, u.img::json, $2, NULL, left(session_user, 32), txid_current()
+	  FROM unnest($1::text[]) WITH ORDINALITY AS u(img, n)
+	 ORDER BY u.n`
+
+func (*postgres) RequestResyncs(ctx context.Context, conn *sql.Conn, reqs []ResyncRequest) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	imgs, err := requestImages(reqs)
+	if err != nil {
+		return err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, pgRequestResyncs, imgs, RequestModule); err != nil {
+		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
+	}
+	// Wake a waiting capture at commit, as a journal-writing transaction
+	// does (0010_wait_lock.sql): one NOTIFY more than needed is harmless.
+	if _, err := tx.ExecContext(ctx, "SELECT pg_notify('"+pgChannel+"', '')"); err != nil {
+		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("journaling %d resync requests: committing: %w", len(reqs), err)
+	}
+	return nil
+}
+
 func (*postgres) PrisonNumbers(ctx context.Context, conn *sql.Conn, offenderIDs []int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(offenderIDs))
 	if len(offenderIDs) == 0 {

@@ -33,6 +33,9 @@ type change struct {
 	table         *table
 	op            string
 	before, after row // nil when the op has none
+	// request is set for a resync request (table requestTable), which
+	// publishes nothing.
+	request *ResyncRequest
 }
 
 // origin is the source of a record: a journal row, or a snapshot read.
@@ -67,6 +70,9 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_$#]{0,127}$`)
 
 // decode checks and converts a journal row. Errors are *RowError.
 func (b *builder) decode(r *JournalRow) (*change, error) {
+	if r.Table == TableResyncRequest {
+		return decodeRequest(r)
+	}
 	t, ok := b.tables[r.Table]
 	if !ok {
 		name := r.Table
@@ -111,8 +117,15 @@ func (b *builder) decode(r *JournalRow) (*change, error) {
 	return ch, nil
 }
 
-// alertKeys returns the keys of the alert rows a change publishes.
+// alertKeys returns the keys of the alert rows a change publishes, or,
+// for a resync request by booking, the key that resolves its prisoner.
 func (ch *change) alertKeys() []AlertKey {
+	if ch.request != nil {
+		if k, ok := ch.request.requestKey(); ok {
+			return []AlertKey{k}
+		}
+		return nil
+	}
 	if ch.table.name != TableOffenderAlerts {
 		return nil
 	}
@@ -136,8 +149,11 @@ func (t *table) alertKey(r row) AlertKey {
 // create; an update one update, or, when it changes the primary key, a
 // delete and tombstone of the old key then a create of the new one (as
 // Debezium does); a delete is a delete and its tombstone. contexts holds the
-// alert contexts of the batch (AlertContexts).
+// alert contexts of the batch (AlertContexts). A resync request has none.
 func (b *builder) records(ch *change, contexts map[AlertKey]AlertContext) []outRecord {
+	if ch.request != nil {
+		return nil
+	}
 	t := ch.table
 	src := originOf(ch.row)
 	rec := func(op string, before, after row) outRecord {

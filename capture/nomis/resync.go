@@ -25,12 +25,13 @@ const (
 	ReasonBookingRemoved  = "BOOKING_REMOVED"
 	ReasonMerge           = "MERGE"
 	ReasonBookingCopy     = "BOOKING_COPY"
+	// ReasonRedrive (request.go): asked for by dlq redrive.
 )
 
 // reasonSymbols are the symbols of the Reason enum of the snapshot schema,
 // in schema order (TestSnapshotEncodingMatchesGoavro holds them to it).
 var reasonSymbols = []string{"UNKNOWN", ReasonInitialLoad, ReasonNewBooking, ReasonBookingSwitched,
-	ReasonBookingMoved, ReasonBookingRemoved, ReasonMerge, ReasonBookingCopy}
+	ReasonBookingMoved, ReasonBookingRemoved, ReasonMerge, ReasonBookingCopy, ReasonRedrive}
 
 // CopyBookingInfo is the AUDIT_ADDITIONAL_INFO of the alerts NOMIS copies
 // onto a new booking.
@@ -70,10 +71,17 @@ func (t *table) text(r row, name string) string {
 //   - OFFENDERS: OFFENDER_ID_DISPLAY or ROOT_OFFENDER_ID changed (merge, both
 //     prison numbers), or the offender deleted (merged away);
 //   - OFFENDER_ALERTS: an insert made by the booking copy
-//     (OMKCOPY.COPY_BOOKING_DATA), which re-arms the prisoner's debounce.
+//     (OMKCOPY.COPY_BOOKING_DATA), which re-arms the prisoner's debounce;
+//   - a resync request (request.go): the prisoner it names.
 //
 // contexts holds the batch's alert contexts (the copy's prison number).
 func (ch *change) resyncTriggers(contexts map[AlertKey]AlertContext) []resyncTrigger {
+	if ch.request != nil {
+		if tr, ok := ch.request.requestTrigger(contexts); ok {
+			return []resyncTrigger{tr}
+		}
+		return nil
+	}
 	t, before, after := ch.table, ch.before, ch.after
 	var out []resyncTrigger
 	byID := func(r row, reason string) {

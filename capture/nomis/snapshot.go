@@ -70,6 +70,7 @@ func (c *Capture) resyncsOf(ctx context.Context, conn *sql.Conn, changes []*chan
 		}
 	}
 	if len(triggers) == 0 {
+		c.logRequests(changes, contexts, nil)
 		return nil, nil
 	}
 	var numbers map[int64]string
@@ -81,7 +82,29 @@ func (c *Capture) resyncsOf(ctx context.Context, conn *sql.Conn, changes []*chan
 	}
 	// Microseconds: the database keeps them, and DoneResyncs compares Due.
 	due := time.Now().Add(c.cfg.Capture.ResyncDelay).Truncate(time.Microsecond)
+	c.logRequests(changes, contexts, numbers)
 	return resolveResyncs(triggers, numbers, due), nil
+}
+
+// logRequests logs each resync request of a batch and whether it names a
+// prisoner NOMIS has now (one that does not is dropped: nothing to resync).
+func (c *Capture) logRequests(changes []*change, contexts map[AlertKey]AlertContext, numbers map[int64]string) {
+	for _, ch := range changes {
+		if ch == nil || ch.request == nil {
+			continue
+		}
+		tr, ok := ch.request.requestTrigger(contexts)
+		no := tr.offenderNo
+		if ok && no == "" {
+			no = numbers[tr.offenderID]
+		}
+		attrs := []any{"journal_id", ch.row.ID, "request", ch.request.String(), "reason", ch.request.Reason}
+		if no == "" {
+			c.log.Warn("resync request names no prisoner NOMIS has: nothing to resync", attrs...)
+			continue
+		}
+		c.log.Info("resync requested", append(attrs, "offender_no", no)...)
+	}
 }
 
 // resyncDue reads, publishes and clears the resyncs that are due.

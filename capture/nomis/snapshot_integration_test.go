@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
@@ -228,4 +230,59 @@ func TestResyncSurvivesRestart(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the published resync is still pending")
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestResyncRequests: resync requests written to the journal (as dlq
+// redrive does, through RequestResyncs) by prison number, offender id and
+// booking id each bring one REDRIVE snapshot of their prisoner (two
+// requests for one prisoner, one), a request for a booking NOMIS does not
+// have is logged and dropped, and no change record is published for them.
+func TestResyncRequests(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.fixture(t)
+	h.inSession(t, nil, alertSQL(10, 1, "XA"), alertSQL(20, 1, "HA"))
+	base := h.startSettled(t)
+	alertsBefore := len(h.consumeAll(t, h.topic(TableOffenderAlerts)))
+
+	d, err := NewDialect("postgres", h.cfg.Capture)
+	require.NoError(t, err)
+	sqlDB, err := d.Open(h.cfg.NOMIS.NOMIS)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	conn, err := sqlDB.Conn(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	require.ErrorContains(t, d.RequestResyncs(t.Context(), conn, []ResyncRequest{{Reason: ReasonRedrive}}), "names no prisoner")
+	require.NoError(t, d.RequestResyncs(t.Context(), conn, []ResyncRequest{
+		{OffenderNo: "A1234BC", Reason: ReasonRedrive},
+		{BookID: 20, Reason: ReasonRedrive},
+		{OffenderID: 1, Reason: ReasonRedrive},
+		{BookID: 999, Reason: ReasonRedrive},
+	}))
+	require.Equal(t, []string{RequestModule}, pgtestStrings(t, h,
+		"SELECT DISTINCT module_name FROM alertsync.alertsync_journal WHERE table_name = '"+TableResyncRequest+"'"), "journaled, not yet read")
+
+	got := h.snapshots(t, base, 2, 3*h.cfg.Capture.ResyncDelay)
+	require.Len(t, got, 2, "one snapshot per prisoner: %+v", got)
+	slices.SortFunc(got, func(a, b snap) int { return cmp.Compare(a.no, b.no) })
+	require.Equal(t, snap{no: "A1234BC", reason: ReasonRedrive, bookings: []int64{10}, alerts: []string{"10/1 XA"}, commit: got[0].commit, snapshot: "true"}, got[0])
+	require.Equal(t, snap{no: "B2345CD", reason: ReasonRedrive, bookings: []int64{20}, alerts: []string{"20/1 HA"}, commit: got[1].commit, snapshot: "true"}, got[1])
+	h.waitCaughtUp(t, 30*time.Second)
+	require.Zero(t, h.journalRows(t), "the requests leave the journal")
+	require.Len(t, h.consumeAll(t, h.topic(TableOffenderAlerts)), alertsBefore, "no change record for a request")
+	require.Empty(t, h.consumeAll(t, h.dlqTopic()))
+	logs := h.logs.String()
+	require.Equal(t, 1, strings.Count(logs, "resync request names no prisoner NOMIS has"), logs)
+	require.Contains(t, logs, "booking 999")
+	require.InDelta(t, 2, h.metric(t, "alertsync_capture_nomis_prisoner_snapshots_total", map[string]string{"reason": ReasonRedrive}).GetCounter().GetValue(), 0)
+}
+
+func pgtestStrings(t *testing.T, h *harness, sql string) []string {
+	t.Helper()
+	rows, err := h.db.Pool.Query(t.Context(), sql)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return out
 }

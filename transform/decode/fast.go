@@ -48,7 +48,7 @@ const minAlertBytes = 28
 
 // reasonSymbols are the symbols of alertsync.nomis.alertsync.prisoner_alerts.Reason,
 // by index.
-var reasonSymbols = [...]string{"UNKNOWN", "INITIAL_LOAD", "NEW_BOOKING", "BOOKING_SWITCHED", "BOOKING_MOVED", "BOOKING_REMOVED", "MERGE", "BOOKING_COPY"}
+var reasonSymbols = [...]string{"UNKNOWN", "INITIAL_LOAD", "NEW_BOOKING", "BOOKING_SWITCHED", "BOOKING_MOVED", "BOOKING_REMOVED", "MERGE", "BOOKING_COPY", "REDRIVE"}
 
 // FastNOMISAlert returns the change of a nomis.oms_owner.offender_alerts
 // record from the Avro binary bodies of its key and value, written with the

@@ -17,6 +17,10 @@
 --                              -> SELECT, INSERT, UPDATE (and DELETE where the
 --                                 row goes away: published outcome batches,
 --                                 released holds) on the bookkeeping tables
+--   ask the capture for prisoner resyncs (alertsync dlq redrive --stage
+--   capture.nomis, run with this user's nomis.dsn)
+--                              -> INSERT on ALERTSYNC_JOURNAL, SELECT on
+--                                 ALERTSYNC_JOURNAL_SEQ
 --   lock the current booking before allocating ALERT_SEQ (SELECT ... FOR
 --   UPDATE)               -> SELECT on OFFENDER_BOOKINGS (SELECT, unlike the
 --                                 READ privilege, allows FOR UPDATE)
@@ -49,3 +53,7 @@ GRANT SELECT, INSERT, DELETE ON OMS_OWNER.ALERTSYNC_OUTCOME_BATCHES TO ALERTSYNC
 GRANT SELECT, INSERT, UPDATE, DELETE ON OMS_OWNER.ALERTSYNC_DLQ_HOLDS TO ALERTSYNC_APPLY;
 
 GRANT SELECT, INSERT ON OMS_OWNER.ALERTSYNC_CONFLICTS TO ALERTSYNC_APPLY;
+
+GRANT INSERT ON OMS_OWNER.ALERTSYNC_JOURNAL TO ALERTSYNC_APPLY;
+
+GRANT SELECT ON OMS_OWNER.ALERTSYNC_JOURNAL_SEQ TO ALERTSYNC_APPLY;
