@@ -18,7 +18,8 @@ type Config struct {
 	DPS config.DPS `key:"dps"`
 	// NOMIS holds the holds of apply nomis: alertsync.alertsync_dlq_holds on
 	// the PostgreSQL stand-in, OMS_OWNER.ALERTSYNC_DLQ_HOLDS on Oracle
-	// (nomis.dialect).
+	// (nomis.dialect); the redrive of capture.nomis writes its resync
+	// requests to the journal there.
 	NOMIS config.NOMIS `key:"nomis"`
 	Own   Options      `key:"dlq"`
 }
@@ -26,7 +27,7 @@ type Config struct {
 // Options is the "dlq" section.
 type Options struct {
 	Timeout        time.Duration `key:"timeout" default:"2m" doc:"Longest dlq list or dlq redrive takes to read alertsync.dlq up to its current end and to produce the redriven records."`
-	ConnectTimeout time.Duration `key:"connect_timeout" default:"10s" doc:"Longest wait for a connection to the DPS or NOMIS database holding the applies' holds."`
+	ConnectTimeout time.Duration `key:"connect_timeout" default:"10s" doc:"Longest wait for a connection to the DPS or NOMIS database: the applies' holds, and the NOMIS journal the redrive of capture.nomis writes its resync requests to."`
 }
 
 // Validate refuses non-positive timeouts.

@@ -146,8 +146,9 @@ func ref(e map[string]any) string {
 	return e["dlq_topic"].(string) + "/" + strconv.Itoa(int(e["dlq_partition"].(float64))) + "/" + strconv.Itoa(int(e["dlq_offset"].(float64)))
 }
 
-// TestRedriveRefusals: redrive runs for the applies' stages only, and needs
-// one alert key or all; each refusal comes before anything is read.
+// TestRedriveRefusals: redrive needs a known stage and one alert key or
+// all, and discards failed records at the transformer only; each refusal
+// comes before anything is read.
 func TestRedriveRefusals(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -156,7 +157,8 @@ func TestRedriveRefusals(t *testing.T) {
 		want error
 		text string
 	}{
-		{"capture", RedriveOptions{Stage: StageCaptureNOMIS, AlertKey: key}, ErrRedriveUnsupported, "only the entries of apply-dps, apply-nomis and transform"},
+		{"discard on capture", RedriveOptions{Stage: StageCaptureNOMIS, AlertKey: key, DiscardFailed: true}, ErrRedriveUnsupported, "for the transform stage only"},
+		{"capture, neither key nor all", RedriveOptions{Stage: StageCaptureNOMIS}, nil, "either an alert key or all"},
 		{"discard on an apply", RedriveOptions{Stage: StageApplyDPS, AlertKey: key, DiscardFailed: true}, ErrRedriveUnsupported, "for the transform stage only"},
 		{"transform, key and all", RedriveOptions{Stage: StageTransform, All: true, AlertKey: key}, nil, "either an alert key or all"},
 		{"unknown stage", RedriveOptions{Stage: "apply.dps", All: true}, ErrUnknownStage, `"apply.dps"`},

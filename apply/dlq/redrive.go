@@ -49,24 +49,24 @@ type RedriveOptions struct {
 //
 // For the transform stage, whose holds the transformer keeps in Kafka, see
 // redriveTransform: the held records go back to their source topics and
-// the transformer releases the hold. The capture.nomis stage is refused
-// with ErrRedriveUnsupported.
+// the transformer releases the hold. For the capture.nomis stage, whose
+// entries hold nothing, see redriveCapture: the capture is asked for a
+// resync of each entry's prisoner.
 func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, out io.Writer) error {
 	if err := CheckStage(opts.Stage); err != nil {
 		return err
 	}
 	if opts.Stage == "" {
-		return fmt.Errorf("redrive: a stage is required (%s, %s or %s)", StageApplyDPS, StageApplyNOMIS, StageTransform)
-	}
-	if !isApply(opts.Stage) && opts.Stage != StageTransform {
-		return fmt.Errorf("redrive of stage %s: %w: only the entries of %s, %s and %s can be redriven; the others stay listed by dlq list",
-			opts.Stage, ErrRedriveUnsupported, StageApplyDPS, StageApplyNOMIS, StageTransform)
+		return fmt.Errorf("redrive: a stage is required (%s, %s, %s or %s)", StageApplyDPS, StageApplyNOMIS, StageTransform, StageCaptureNOMIS)
 	}
 	if opts.All == (opts.AlertKey != "") {
 		return errors.New("redrive: give either an alert key or all")
 	}
-	if opts.Stage == StageTransform {
+	switch opts.Stage {
+	case StageTransform:
 		return redriveTransform(ctx, cfg, deps, opts, out)
+	case StageCaptureNOMIS:
+		return redriveCapture(ctx, cfg, deps, opts, out)
 	}
 	if opts.DiscardFailed {
 		return fmt.Errorf("redrive of stage %s: %w: discarding the failed command is supported for the %s stage only",

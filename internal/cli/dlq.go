@@ -54,9 +54,9 @@ func runDLQList(ctx context.Context, args []string, out, errOut io.Writer) error
 func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) error {
 	var cfg applydlq.Config
 	fs := newFlagSet("dlq redrive", errOut)
-	stage := fs.String("stage", "", "stage whose held records are redriven: apply-dps, apply-nomis or transform (required)")
-	key := fs.String("alert-key", "", "redrive the hold on this alert, e.g. nomis:10:1 or dps:<uuid>")
-	all := fs.Bool("all", false, "redrive every open hold of the stage")
+	stage := fs.String("stage", "", "stage whose held records are redriven: apply-dps, apply-nomis or transform; capture.nomis asks the NOMIS capture for a resync of each entry's prisoner (required)")
+	key := fs.String("alert-key", "", "redrive the hold on this alert, e.g. nomis:10:1 or dps:<uuid> (capture.nomis: the entries of this alert)")
+	all := fs.Bool("all", false, "redrive every open hold of the stage (capture.nomis: every entry)")
 	dryRun := fs.Bool("dry-run", false, "print what would be redriven and change nothing")
 	discard := fs.Bool("discard-failed", false, "transform only: release each hold's failed record without transforming it again (a later change of the alert, which carries its whole state, replaces it) and redrive the records held behind it")
 	rest, err := loadConfig(fs, &cfg, args, os.LookupEnv)
@@ -70,7 +70,7 @@ func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) er
 		return usagef("dlq redrive: --stage: %v", err)
 	}
 	if *stage == "" {
-		return usagef("dlq redrive: --stage is required (apply-dps, apply-nomis or transform)")
+		return usagef("dlq redrive: --stage is required (apply-dps, apply-nomis, transform or capture.nomis)")
 	}
 	if *all == (*key != "") {
 		return usagef("dlq redrive: give either --alert-key K or --all")

@@ -500,7 +500,8 @@ func countDLQ(entries []dlqEntry, stage, key string) map[string]int {
 
 // TestE2EBadInput puts bad input in at the sources: an alert code DPS does
 // not know, a DPS alert for a prisoner with no current NOMIS booking, an
-// over-long DPS description, and a NOMIS alert DPS refuses. Each bad record
+// over-long DPS description, a NOMIS alert DPS refuses, and NOMIS rows the
+// capture cannot read (redriven by a resync of their prisoner). Each bad record
 // lands in the DLQ with its reason and holds the alert's later changes (at
 // the applies and at the transformer); after the cause is fixed,
 // `alertsync dlq redrive` brings both sides into agreement (for the
@@ -515,11 +516,12 @@ func TestE2EBadInput(t *testing.T) {
 		long     = prisoner{"B4004QD", 404, 4404} // an over-long DPS description
 		late     = prisoner{"B4005QE", 405, 4405} // no current booking, redriven after the resync
 		longN    = prisoner{"B4006QF", 406, 4406} // a NOMIS comment longer than DPS holds
+		unread   = prisoner{"B4007QG", 407, 4407} // NOMIS rows the capture cannot read
 	)
 	// NOMIS's COMMENT_TEXT widened (as MAX_STRING_SIZE=EXTENDED with a
 	// byte-length column would allow): a comment of more than 4000
 	// characters, which DPS cannot hold.
-	seed := scenarioPrisonersSQL(unknown, refused, long, longN) + `
+	seed := scenarioPrisonersSQL(unknown, refused, long, longN, unread) + `
 ALTER TABLE oms_owner.offender_alerts DROP CONSTRAINT offender_alerts_comment_bytes, ALTER COLUMN comment_text TYPE varchar(8000);`
 	seed += `
 INSERT INTO oms_owner.reference_codes (domain, code, description, list_seq, active_flag, parent_domain, parent_code)
@@ -711,11 +713,59 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 		})
 	})
 
+	t.Run("rows the capture cannot read: redrive resyncs the prisoner", func(t *testing.T) {
+		// Two synced alerts; a NOMIS user then types an expiry date in the
+		// year 10000 on both (the stand-in's timestamp takes it; the
+		// capture reads four-digit years only). Every later change of
+		// those rows carries the bad value in its old image: the
+		// correction of the first and the deletion of the second go to
+		// the DLQ too, and DPS keeps the state before the typo.
+		var kept, gone nomisKey
+		nu.do(t, func(tx pgx.Tx) {
+			kept = nu.create(t, tx, unread, "X", "XA", "Kept", "")
+			gone = nu.create(t, tx, unread, "X", "HA", "Deleted later", "")
+		})
+		w.synced(t, unread.number, "the two alerts the capture will not read")
+		nu.do(t, func(tx pgx.Tx) {
+			nu.update(t, tx, kept, "expiry_date = $3::timestamp", "10000-01-01 00:00:00")
+			nu.update(t, tx, gone, "expiry_date = $3::timestamp", "10000-06-01 00:00:00")
+		})
+		nu.do(t, func(tx pgx.Tx) { nu.update(t, tx, kept, "expiry_date = NULL, comment_text = $3", "Kept, corrected") })
+		nu.do(t, func(tx pgx.Tx) { nu.remove(t, tx, gone) })
+		w.eventually(t, syncWait, "the unreadable rows in the DLQ", func() string {
+			got := map[string]int{}
+			for _, e := range w.dlqList(t) {
+				if e.Stage == "capture.nomis" {
+					got[e.AlertKey]++
+					require.Equal(t, "bad_value", e.ErrorKind, "%+v", e)
+					require.Contains(t, e.Error, "column expiry_date")
+					require.NotContains(t, e.Error, "10000")
+				}
+			}
+			if want := map[string]int{key(kept): 2, key(gone): 2}; !maps.Equal(got, want) {
+				return fmt.Sprintf("capture.nomis entries %v, want %v", got, want)
+			}
+			return ""
+		})
+		require.NotEmpty(t, compareStores(t, w, unread.number), "DPS still has the state before the typo")
+
+		out, errOut, code := w.cli(t, "apply-nomis", nil, "dlq", "redrive", "--stage", "capture.nomis", "--all")
+		require.Zero(t, code, "dlq redrive --stage capture.nomis:\n%s\n%s", out, errOut)
+		t.Logf("redrive capture.nomis:\n%s", out)
+		require.Contains(t, out, "capture.nomis: requested 1 prisoner resync (REDRIVE) for 4 entries")
+		require.Equal(t, 4, strings.Count(out, fmt.Sprintf("resync of booking %d", unread.booking)), out)
+		w.synced(t, unread.number, "the capture's redrive (a REDRIVE resync)")
+		require.Equal(t, "Kept, corrected", pgtest.QueryValue[string](t, w.dps,
+			"SELECT description FROM public.alert WHERE prison_number = $1 AND deleted_at IS NULL", unread.number))
+		require.Equal(t, 1, pgtest.QueryValue[int](t, w.dps,
+			"SELECT count(*)::int FROM public.alert WHERE prison_number = $1 AND deleted_at IS NOT NULL", unread.number), "the deletion came over")
+	})
+
 	t.Run("holds closed, stores agree, reconcile", func(t *testing.T) {
 		for _, e := range w.dlqList(t) {
 			require.NotEqual(t, "open", e.Hold, "a hold is still open: %+v", e)
 		}
-		require.Empty(t, compareStores(t, w, unknown.number, unbooked.number, refused.number, late.number, longN.number), "NOMIS and DPS differ")
+		require.Empty(t, compareStores(t, w, unknown.number, unbooked.number, refused.number, late.number, longN.number, unread.number), "NOMIS and DPS differ")
 		before := w.storeState(t)
 		time.Sleep(quietFor)
 		require.Equal(t, before, w.storeState(t), "alert rows changed after the pipeline went quiet (a loop?)")
