@@ -62,7 +62,7 @@ func TestMigrationSets(t *testing.T) {
 	for _, m := range set.Migrations {
 		names = append(names, m.Name)
 	}
-	require.Equal(t, []string{"journal", "journal_triggers", "alert_mapping", "consumer_offsets", "outcome_outbox", "dlq_holds", "journal_read_fast", "resync_and_state", "journal_trigger_cost", "wait_lock", "apply_outbox", "outcome_batches"}, names)
+	require.Equal(t, []string{"journal", "journal_triggers", "alert_mapping", "consumer_offsets", "outcome_outbox", "dlq_holds", "journal_read_fast", "resync_and_state", "journal_trigger_cost", "wait_lock", "apply_outbox", "outcome_batches", "resync_requests"}, names)
 }
 
 // nomisDB returns a database with the NOMIS stand-in, its reference codes

@@ -262,7 +262,7 @@ func TestOracleJournalTriggers(t *testing.T) {
 }
 
 var (
-	createdRE    = regexp.MustCompile(`(?i)\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|SEQUENCE|TRIGGER|INDEX)\s+([\w.]+)`)
+	createdRE    = regexp.MustCompile(`(?i)\bCREATE\s+(?:OR\s+REPLACE\s+)?(TABLE|SEQUENCE|TRIGGER|INDEX|PROCEDURE)\s+([\w.]+)`)
 	indexOnRE    = regexp.MustCompile(`(?i)\bCREATE\s+INDEX\s+\w+\s+ON\s+(\w+)`)
 	dropRE       = regexp.MustCompile(`(?i)\bDROP\s+(TABLE|SEQUENCE|TRIGGER|USER|INDEX|VIEW|PACKAGE|FUNCTION|PROCEDURE)\s+([\w.]+)`)
 	constraintRE = regexp.MustCompile(`(?i)\bCONSTRAINT\s+(\w+)`)
@@ -358,21 +358,24 @@ func TestOracleGrants(t *testing.T) {
 	tables := oracleTables(t)
 	nomis := tableColumns(t, deploy.NOMISSchemaSQL())
 	grantRE := regexp.MustCompile(`(?i)GRANT\s+([\w, ]+?)\s+ON\s+([\w.$]+)\s+TO\s+(\w+)`)
-	var sequences []string
+	var procedures []string
 	for _, m := range oracleMigrations(t).Migrations {
-		for _, c := range regexp.MustCompile(`(?i)CREATE\s+SEQUENCE\s+(\w+)`).FindAllStringSubmatch(m.SQL, -1) {
-			sequences = append(sequences, strings.ToUpper(c[1]))
+		for _, c := range createdRE.FindAllStringSubmatch(m.SQL, -1) {
+			if strings.EqualFold(c[1], "PROCEDURE") {
+				procedures = append(procedures, strings.ToUpper(c[2]))
+			}
 		}
 	}
-	require.Contains(t, sequences, "ALERTSYNC_JOURNAL_SEQ")
+	require.Contains(t, procedures, "ALERTSYNC_REQUEST_RESYNCS")
+	privsOf := func(g []string) string { return strings.ToUpper(g[1]) }
 	for _, name := range deploy.OracleInstallFiles() {
 		body, err := deploy.ReadFile(name)
 		require.NoError(t, err)
 		for _, g := range grantRE.FindAllStringSubmatch(body, -1) {
 			obj := strings.ToUpper(g[2])
 			switch {
-			case strings.HasPrefix(obj, "OMS_OWNER.ALERTSYNC_") && strings.HasSuffix(obj, "_SEQ"):
-				require.Contains(t, sequences, strings.TrimPrefix(obj, "OMS_OWNER."), "%s: grant on a migrated sequence", name)
+			case strings.HasPrefix(privsOf(g), "EXECUTE") && strings.HasPrefix(obj, "OMS_OWNER.ALERTSYNC_"):
+				require.Contains(t, procedures, strings.TrimPrefix(obj, "OMS_OWNER."), "%s: grant on a migrated procedure", name)
 			case strings.HasPrefix(obj, "OMS_OWNER.ALERTSYNC_"):
 				require.Contains(t, tables, strings.TrimPrefix(obj, "OMS_OWNER."), "%s: grant on a migrated table", name)
 			case strings.HasPrefix(obj, "OMS_OWNER."):

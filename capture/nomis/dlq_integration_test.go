@@ -39,7 +39,7 @@ SELECT v.t, v.op, v.old_row, v.new_row, 'OIDALERT', txid_current()
          (4, 'offender_alerts', 'U', a.j::json, jsonb_set(a.j, '{alert_seq}', '1234567890123')::json),
          (5, 'offender_alerts', 'I', NULL, (a.j - 'alert_code')::json),
          (6, 'offender_alerts', 'U', NULL, a.j::json),
-         (7, 'alertsync_resync', 'I', NULL, '{"reason": "REDRIVE", "comment": "SECRET-NOTE"}'::json)
+         (7, 'alertsync_resync_request', 'I', NULL, '{"reason": "REDRIVE", "comment": "SECRET-NOTE"}'::json)
        ) AS v(n, t, op, old_row, new_row)
  ORDER BY v.n`)
 	wantKinds := []string{KindUnknownTable, KindMalformed, KindBadValue, KindBadValue, KindMissingValue, KindOperation, KindMalformed}

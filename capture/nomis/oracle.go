@@ -261,24 +261,10 @@ USING (` + oraResyncs + `) n
  WHERE (r.OFFENDER_NO, r.DUE_AT) IN (SELECT n.OFFENDER_NO, n.DUE_AT FROM (` + oraResyncs + `) n)`
 
 	// oraRequestResyncsSQL journals the resync requests of the JSON array
-	// in :1 (their NEW_ROW objects), in order, as the journal triggers
-	// would (0002_journal_triggers.sql), with MODULE_NAME :2. A block, so
-	// that the transaction id is taken once the transaction exists
-	// (LOCAL_TRANSACTION_ID(TRUE) starts it).
-	oraRequestResyncsSQL = `DECLARE
-    v_txid VARCHAR2(200) := DBMS_TRANSACTION.LOCAL_TRANSACTION_ID(TRUE);
-BEGIN
-    FOR r IN (SELECT t.IMG
-                FROM JSON_TABLE(:1, '$[*]' COLUMNS (N FOR ORDINALITY, IMG VARCHAR2(4000) FORMAT JSON PATH '$')) t
-               ORDER BY t.N) LOOP
-        INSERT INTO OMS_OWNER.ALERTSYNC_JOURNAL
-            (JOURNAL_ID, TABLE_NAME, OPERATION, OLD_ROW, NEW_ROW,
-             MODULE_NAME, ADDITIONAL_INFO, USER_ID, TXID)
-        VALUES (
-            OMS_OWNER.ALERTSYNC_JOURNAL_SEQ.NEXTVAL, 'alertsync_resync', 'I', NULL, r.IMG,
-            :2, NULL, SUBSTR(SYS_CONTEXT('USERENV', 'SESSION_USER'), 1, 32), v_txid);
-    END LOOP;
-END;`
+	// in :1 (their NEW_ROW objects), in order, with MODULE_NAME :2, through
+	// the procedure of migration 0010 (the only way the redrive's user may
+	// write to the journal), which fails unless it wrote :3 rows.
+	oraRequestResyncsSQL = `BEGIN OMS_OWNER.ALERTSYNC_REQUEST_RESYNCS(:1, :2, :3); END;`
 
 	// oraPrisonNumbersSQL returns OFFENDER_ID_DISPLAY of the offender ids
 	// in :1.
@@ -676,7 +662,7 @@ func (*oracle) RequestResyncs(ctx context.Context, conn *sql.Conn, reqs []Resync
 			_ = tx.Rollback()
 		}
 	}()
-	if _, err := tx.ExecContext(ctx, oraRequestResyncsSQL, list, RequestModule); err != nil {
+	if _, err := tx.ExecContext(ctx, oraRequestResyncsSQL, list, RequestModule, len(reqs)); err != nil {
 		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
 	}
 	if err := tx.Commit(); err != nil {

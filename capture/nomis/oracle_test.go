@@ -395,6 +395,7 @@ func TestOracleDialectStatements(t *testing.T) {
 			require.Len(t, c, 1)
 			require.Equal(t, oraRequestResyncsSQL, c[0].Query)
 			require.Equal(t, RequestModule, c[0].Args[1].Value)
+			require.EqualValues(t, 2, c[0].Args[2].Value, "the count the procedure checks")
 			var reqs []ResyncRequest
 			oraLob(t, c[0], &reqs)
 			require.Equal(t, []ResyncRequest{{BookID: 70, Reason: ReasonRedrive}, {OffenderNo: "A1234BC", Reason: ReasonRedrive}}, reqs, "in order")

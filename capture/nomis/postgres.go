@@ -431,12 +431,10 @@ func (*postgres) DoneResyncs(ctx context.Context, conn *sql.Conn, done []Resync)
 }
 
 // pgRequestResyncs journals the resync requests of $1 (their NEW_ROW
-// texts), in order, as the journal trigger would (alertsync_journal_row).
-const pgRequestResyncs = `INSERT INTO alertsync.alertsync_journal
-		(table_name, operation, old_row, new_row, module_name, additional_info, user_id, txid)
-	SELECT 'alertsync_resync', 'I', NULL, u.img::json, $2, NULL, left(session_user, 32), txid_current()
-	  FROM unnest($1::text[]) WITH ORDINALITY AS u(img, n)
-	 ORDER BY u.n`
+// texts), in order, through the function of migration 0013 (the only way
+// the redrive's user may write to the journal); it returns the rows written
+// and wakes a waiting capture at commit.
+const pgRequestResyncs = "SELECT alertsync.alertsync_request_resyncs($1::text[], $2)"
 
 func (*postgres) RequestResyncs(ctx context.Context, conn *sql.Conn, reqs []ResyncRequest) error {
 	if len(reqs) == 0 {
@@ -446,21 +444,12 @@ func (*postgres) RequestResyncs(ctx context.Context, conn *sql.Conn, reqs []Resy
 	if err != nil {
 		return err
 	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
+	var n int
+	if err := conn.QueryRowContext(ctx, pgRequestResyncs, imgs, RequestModule).Scan(&n); err != nil {
 		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, pgRequestResyncs, imgs, RequestModule); err != nil {
-		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
-	}
-	// Wake a waiting capture at commit, as a journal-writing transaction
-	// does (0010_wait_lock.sql): one NOTIFY more than needed is harmless.
-	if _, err := tx.ExecContext(ctx, "SELECT pg_notify('"+pgChannel+"', '')"); err != nil {
-		return fmt.Errorf("journaling %d resync requests: %w", len(reqs), err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("journaling %d resync requests: committing: %w", len(reqs), err)
+	if n != len(reqs) {
+		return fmt.Errorf("journaling %d resync requests: %d written", len(reqs), n)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 
 // Resync requests. A prisoner resync can also be asked for from outside the
 // capture (alertsync dlq redrive --stage capture.nomis) by a row of the
-// journal itself: TABLE_NAME alertsync_resync, OPERATION I, NEW_ROW a JSON
+// journal itself: TABLE_NAME alertsync_resync_request, OPERATION I, NEW_ROW a JSON
 // object naming the prisoner (ResyncRequest). The capture reads it in commit
 // order with the other rows and schedules the resync as a change calling for
 // one would (debounced by capture.resync_delay, stored as pending in the
@@ -19,7 +19,7 @@ import (
 // lost nor run before the changes committed ahead of it.
 
 // TableResyncRequest is the TABLE_NAME of a resync request in the journal.
-const TableResyncRequest = "alertsync_resync"
+const TableResyncRequest = "alertsync_resync_request"
 
 // ReasonRedrive is the reason of the resyncs dlq redrive asks for.
 const ReasonRedrive = "REDRIVE"

@@ -1,10 +1,13 @@
 package nomis
 
 import (
-	"encoding/json"
+	"io/fs"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/alertsync/alertsync/deploy"
 )
 
 func TestResyncRequestCheck(t *testing.T) {
@@ -96,14 +99,18 @@ func TestDecodeRequest(t *testing.T) {
 	}
 }
 
-// TestRequestStatementsNameTheTable: the dialects' statements write the
-// journal rows the capture reads as requests.
-func TestRequestStatementsNameTheTable(t *testing.T) {
+// TestRequestMigrationsNameTheTable: the functions the dialects call
+// (RequestResyncs) write the journal rows the capture reads as requests.
+func TestRequestMigrationsNameTheTable(t *testing.T) {
 	t.Parallel()
-	for _, q := range []string{pgRequestResyncs, oraRequestResyncsSQL} {
-		require.Contains(t, q, "'"+TableResyncRequest+"', 'I', NULL")
+	pg, err := fs.ReadFile(deploy.NOMISMigrations(), "0013_resync_requests.sql")
+	require.NoError(t, err)
+	ora, err := fs.ReadFile(deploy.OracleMigrations(), "0010_resync_requests.sql")
+	require.NoError(t, err)
+	for _, m := range []string{string(pg), string(ora)} {
+		require.Contains(t, m, "'"+TableResyncRequest+"', 'I', NULL")
+		require.Equal(t, 1, strings.Count(strings.ToUpper(m), "INSERT INTO"), "it writes nothing else")
 	}
-	var reqs []ResyncRequest
-	require.NoError(t, json.Unmarshal([]byte(`[{"offender_id": 7, "reason": "REDRIVE"}]`), &reqs))
-	require.Equal(t, []ResyncRequest{{OffenderID: 7, Reason: ReasonRedrive}}, reqs, "the Oracle bind's shape")
+	require.Contains(t, pgRequestResyncs, "alertsync.alertsync_request_resyncs(")
+	require.Contains(t, oraRequestResyncsSQL, "OMS_OWNER.ALERTSYNC_REQUEST_RESYNCS(")
 }

@@ -86,8 +86,10 @@ func (c *Capture) resyncsOf(ctx context.Context, conn *sql.Conn, changes []*chan
 	return resolveResyncs(triggers, numbers, due), nil
 }
 
-// logRequests logs each resync request of a batch and whether it names a
-// prisoner NOMIS has now (one that does not is dropped: nothing to resync).
+// logRequests logs each resync request of a batch as it is read (before it
+// is acknowledged: after a crash it is read, and logged, again) and whether
+// it names a prisoner NOMIS has now (one that does not is dropped: nothing
+// to resync).
 func (c *Capture) logRequests(changes []*change, contexts map[AlertKey]AlertContext, numbers map[int64]string) {
 	for _, ch := range changes {
 		if ch == nil || ch.request == nil {
@@ -103,7 +105,7 @@ func (c *Capture) logRequests(changes []*change, contexts map[AlertKey]AlertCont
 			c.log.Warn("resync request names no prisoner NOMIS has: nothing to resync", attrs...)
 			continue
 		}
-		c.log.Info("resync requested", append(attrs, "offender_no", no)...)
+		c.log.Info("resync request read", append(attrs, "offender_no", no)...)
 	}
 }
 

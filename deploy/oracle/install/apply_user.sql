@@ -19,8 +19,9 @@
 --                                 released holds) on the bookkeeping tables
 --   ask the capture for prisoner resyncs (alertsync dlq redrive --stage
 --   capture.nomis, run with this user's nomis.dsn)
---                              -> INSERT on ALERTSYNC_JOURNAL, SELECT on
---                                 ALERTSYNC_JOURNAL_SEQ
+--                              -> EXECUTE on ALERTSYNC_REQUEST_RESYNCS, which
+--                                 writes resync requests to the journal and
+--                                 nothing else (no INSERT on the journal)
 --   lock the current booking before allocating ALERT_SEQ (SELECT ... FOR
 --   UPDATE)               -> SELECT on OFFENDER_BOOKINGS (SELECT, unlike the
 --                                 READ privilege, allows FOR UPDATE)
@@ -54,6 +55,4 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON OMS_OWNER.ALERTSYNC_DLQ_HOLDS TO ALERTSY
 
 GRANT SELECT, INSERT ON OMS_OWNER.ALERTSYNC_CONFLICTS TO ALERTSYNC_APPLY;
 
-GRANT INSERT ON OMS_OWNER.ALERTSYNC_JOURNAL TO ALERTSYNC_APPLY;
-
-GRANT SELECT ON OMS_OWNER.ALERTSYNC_JOURNAL_SEQ TO ALERTSYNC_APPLY;
+GRANT EXECUTE ON OMS_OWNER.ALERTSYNC_REQUEST_RESYNCS TO ALERTSYNC_APPLY;

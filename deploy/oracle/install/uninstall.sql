@@ -16,8 +16,8 @@
 -- means the DPS ids of NOMIS alerts must be re-established by a migration
 -- run before the sync is installed again.
 --
--- Re-runnable: an object already gone (ORA-04080 trigger, ORA-00942 table,
--- ORA-02289 sequence, ORA-01918 user) is skipped.
+-- Re-runnable: an object already gone (ORA-04080 trigger, ORA-04043
+-- procedure, ORA-00942 table, ORA-02289 sequence, ORA-01918 user) is skipped.
 --
 -- Left in place on purpose: EXECUTE ON SYS.DBMS_LOCK granted to OMS_OWNER by
 -- migration_owner.sql, since NOMIS may rely on it itself. If it was granted
@@ -48,6 +48,16 @@ BEGIN
 EXCEPTION
     WHEN OTHERS THEN
         IF SQLCODE != -4080 THEN
+            RAISE;
+        END IF;
+END;
+/
+
+BEGIN
+    EXECUTE IMMEDIATE 'DROP PROCEDURE OMS_OWNER.ALERTSYNC_REQUEST_RESYNCS';
+EXCEPTION
+    WHEN OTHERS THEN
+        IF SQLCODE != -4043 THEN
             RAISE;
         END IF;
 END;
