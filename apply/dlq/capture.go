@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/alertsync/alertsync/capture/nomis"
 )
@@ -25,8 +26,9 @@ var ErrEntriesLeftAlone = errors.New("some entries name no prisoner and were not
 // what NOMIS holds now is. So the redrive asks the capture for a resync of
 // the prisoner each entry names (the alert's booking, the booking's
 // offender, the offender's prison number: a moved booking or a renumbered
-// offender names both), one per prisoner, by writing resync requests to the
-// journal in one transaction (nomis.Dialect.RequestResyncs). The capture
+// offender names both), one per booking, offender or prison number named
+// (the capture merges those of one prisoner), by writing resync requests
+// to the journal in one transaction (nomis.Dialect.RequestResyncs). The capture
 // reads them in commit order and publishes a REDRIVE snapshot of each
 // prisoner capture.resync_delay later; the transformer makes NOMIS's
 // current booking authoritative for the prisoner in DPS (ADR004), which
@@ -53,7 +55,7 @@ func redriveCapture(ctx context.Context, cfg Config, deps Deps, opts RedriveOpti
 	}
 	var entries []Entry
 	for _, e := range all {
-		if e.Stage == StageCaptureNOMIS && (opts.All || e.AlertKey == opts.AlertKey) {
+		if e.Stage == StageCaptureNOMIS && (opts.All || e.AlertKey == opts.AlertKey) && !e.FailedAt.Before(opts.Since) {
 			entries = append(entries, e)
 		}
 	}
@@ -65,6 +67,9 @@ func redriveCapture(ctx context.Context, cfg Config, deps Deps, opts RedriveOpti
 		if !opts.All {
 			what = "no entries on " + opts.AlertKey
 		}
+		if !opts.Since.IsZero() {
+			what += " since " + opts.Since.UTC().Format(time.RFC3339)
+		}
 		p.printf("%s: %s in %s: nothing to redrive\n", opts.Stage, what, s.rd.topic)
 		return p.err
 	}
@@ -75,7 +80,11 @@ func redriveCapture(ctx context.Context, cfg Config, deps Deps, opts RedriveOpti
 	)
 	for i := range entries {
 		e := &entries[i]
-		p.printf("%s: entry %s (journal row %d, %s): ", opts.Stage, e.DLQRef(), e.Offset, e.ErrorKind)
+		row := fmt.Sprintf("journal row %d", e.Offset)
+		if e.Offset == 0 {
+			row = "a snapshot's alert row" // the capture's snapshots read rows outside the journal
+		}
+		p.printf("%s: entry %s (%s, %s): ", opts.Stage, e.DLQRef(), row, e.ErrorKind)
 		rs := resyncsOf(e)
 		if len(rs) == 0 {
 			skipped = append(skipped, e.DLQRef())

@@ -145,6 +145,15 @@ func TestRedriveCapture(t *testing.T) {
 	require.Contains(t, out, "requested 1 prisoner resync (REDRIVE) for 1 entry")
 	require.Len(t, requests(), 4)
 
+	later := time.Now().Add(time.Hour)
+	out, err = w.redrive(t, RedriveOptions{Stage: StageCaptureNOMIS, All: true, Since: later})
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("capture.nomis: no entries since %s in %s: nothing to redrive\n", later.UTC().Format(time.RFC3339), w.cfg.Topics.Name(kafka.DLQ)), out)
+	out, err = w.redrive(t, RedriveOptions{Stage: StageCaptureNOMIS, AlertKey: "nomis:10:2", Since: time.Now().Add(-time.Hour)})
+	require.NoError(t, err)
+	require.Contains(t, out, "for 1 entry")
+	require.Len(t, requests(), 5)
+
 	out, err = w.redrive(t, RedriveOptions{Stage: StageCaptureNOMIS, AlertKey: "nomis:30:1"})
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("capture.nomis: no entries on nomis:30:1 in %s: nothing to redrive\n", w.cfg.Topics.Name(kafka.DLQ)), out,

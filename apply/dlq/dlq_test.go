@@ -159,6 +159,7 @@ func TestRedriveRefusals(t *testing.T) {
 	}{
 		{"discard on capture", RedriveOptions{Stage: StageCaptureNOMIS, AlertKey: key, DiscardFailed: true}, ErrRedriveUnsupported, "for the transform stage only"},
 		{"capture, neither key nor all", RedriveOptions{Stage: StageCaptureNOMIS}, nil, "either an alert key or all"},
+		{"since on an apply", RedriveOptions{Stage: StageApplyNOMIS, All: true, Since: time.Now()}, ErrRedriveUnsupported, "for the capture.nomis stage only"},
 		{"discard on an apply", RedriveOptions{Stage: StageApplyDPS, AlertKey: key, DiscardFailed: true}, ErrRedriveUnsupported, "for the transform stage only"},
 		{"transform, key and all", RedriveOptions{Stage: StageTransform, All: true, AlertKey: key}, nil, "either an alert key or all"},
 		{"unknown stage", RedriveOptions{Stage: "apply.dps", All: true}, ErrUnknownStage, `"apply.dps"`},

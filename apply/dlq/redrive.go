@@ -30,6 +30,9 @@ type RedriveOptions struct {
 	// it: for a record that cannot be mended, whose alert a later record
 	// (carrying its whole state) brings up to date.
 	DiscardFailed bool
+	// Since (capture.nomis only), when not zero, leaves out the entries
+	// that failed before it.
+	Since time.Time
 }
 
 // Redrive releases the open holds of opts.Stage that match opts: for each,
@@ -61,6 +64,10 @@ func Redrive(ctx context.Context, cfg Config, deps Deps, opts RedriveOptions, ou
 	}
 	if opts.All == (opts.AlertKey != "") {
 		return errors.New("redrive: give either an alert key or all")
+	}
+	if !opts.Since.IsZero() && opts.Stage != StageCaptureNOMIS {
+		return fmt.Errorf("redrive of stage %s: %w: choosing entries by time is supported for the %s stage only",
+			opts.Stage, ErrRedriveUnsupported, StageCaptureNOMIS)
 	}
 	switch opts.Stage {
 	case StageTransform:

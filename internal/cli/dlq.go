@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	applydlq "github.com/alertsync/alertsync/apply/dlq"
 	"github.com/alertsync/alertsync/internal/pipeline"
@@ -58,6 +59,7 @@ func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) er
 	key := fs.String("alert-key", "", "redrive the hold on this alert, e.g. nomis:10:1 or dps:<uuid> (capture.nomis: the entries of this alert)")
 	all := fs.Bool("all", false, "redrive every open hold of the stage (capture.nomis: every entry)")
 	dryRun := fs.Bool("dry-run", false, "print what would be redriven and change nothing")
+	since := fs.String("since", "", "capture.nomis only: leave out the entries that failed before this time (RFC 3339, e.g. 2026-11-28T09:00:00Z) or this long ago (a duration, e.g. 24h)")
 	discard := fs.Bool("discard-failed", false, "transform only: release each hold's failed record without transforming it again (a later change of the alert, which carries its whole state, replaces it) and redrive the records held behind it")
 	rest, err := loadConfig(fs, &cfg, args, os.LookupEnv)
 	if err != nil {
@@ -78,13 +80,22 @@ func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) er
 	if *discard && *stage != applydlq.StageTransform {
 		return usagef("dlq redrive: --discard-failed is for --stage transform only")
 	}
+	var sinceT time.Time
+	if *since != "" {
+		if *stage != applydlq.StageCaptureNOMIS {
+			return usagef("dlq redrive: --since is for --stage capture.nomis only")
+		}
+		if sinceT, err = parseSince(*since, time.Now()); err != nil {
+			return usagef("dlq redrive: --since: %v", err)
+		}
+	}
 	log := service.NewLogger(cfg.Log, errOut)
 	reg, err := pipeline.NewRegistry(cfg.Registry)
 	if err != nil {
 		return err
 	}
 	err = applydlq.Redrive(ctx, cfg, applydlq.Deps{Registry: reg, Logger: log},
-		applydlq.RedriveOptions{Stage: *stage, AlertKey: *key, All: *all, DryRun: *dryRun, DiscardFailed: *discard}, out)
+		applydlq.RedriveOptions{Stage: *stage, AlertKey: *key, All: *all, DryRun: *dryRun, DiscardFailed: *discard, Since: sinceT}, out)
 	if errors.Is(err, applydlq.ErrRedriveUnsupported) {
 		return usagef("dlq redrive: %v", err)
 	}
@@ -92,4 +103,17 @@ func runDLQRedrive(ctx context.Context, args []string, out, errOut io.Writer) er
 		return fmt.Errorf("dlq redrive: %w", err)
 	}
 	return nil
+}
+
+// parseSince reads --since: an RFC 3339 time, or a positive duration
+// before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
+	}
+	return now.Add(-d), nil
 }

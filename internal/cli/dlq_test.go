@@ -137,7 +137,8 @@ func TestDLQListAndRedriveNOMIS(t *testing.T) {
 	require.NoError(t, err, errOut)
 	require.Contains(t, out, "transform: no open holds in "+prefix+"alertsync.transform.holds: nothing to redrive")
 	for _, args := range [][]string{{"redrive", "--all"}, {"redrive", "--stage", "apply-nomis"}, {"redrive", "--stage", "nope", "--all"}, {"list", "--stage", "nope"}, {"frob"},
-		{"redrive", "--stage", "apply-nomis", "--all", "--discard-failed"}, {"redrive", "--stage", "capture.nomis", "--all", "--discard-failed"}} {
+		{"redrive", "--stage", "apply-nomis", "--all", "--discard-failed"}, {"redrive", "--stage", "capture.nomis", "--all", "--discard-failed"},
+		{"redrive", "--stage", "apply-nomis", "--all", "--since", "1h"}, {"redrive", "--stage", "capture.nomis", "--all", "--since", "soon"}} {
 		_, _, err = dlqRun(args...)
 		require.ErrorAs(t, err, &ue, "%v", args)
 	}
@@ -163,4 +164,19 @@ func TestDLQListAndRedriveNOMIS(t *testing.T) {
 	out, errOut, err = dlqRun("list", "--stage", "apply-nomis")
 	require.NoError(t, err, errOut)
 	require.Contains(t, out, "2 entries (1 held), 0 in open holds")
+}
+
+func TestParseSince(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	got, err := parseSince("2026-11-27T08:30:00Z", now)
+	require.NoError(t, err)
+	require.Equal(t, time.Date(2026, 11, 27, 8, 30, 0, 0, time.UTC), got)
+	got, err = parseSince("90m", now)
+	require.NoError(t, err)
+	require.Equal(t, now.Add(-90*time.Minute), got)
+	for _, bad := range []string{"yesterday", "-1h", "0s", "2026-11-27"} {
+		_, err := parseSince(bad, now)
+		require.ErrorContains(t, err, "neither an RFC 3339 time nor a positive duration", bad)
+	}
 }
