@@ -42,23 +42,24 @@ func redriveCapture(ctx context.Context, cfg Config, deps Deps, opts RedriveOpti
 		return fmt.Errorf("redrive of stage %s: %w: discarding the failed command is supported for the %s stage only",
 			opts.Stage, ErrRedriveUnsupported, StageTransform)
 	}
-	s, err := newSession(&cfg, deps, "redrive")
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	rctx, cancel := s.timeout(ctx)
-	defer cancel()
-	all, err := s.rd.readAll(rctx)
-	if err != nil {
-		return fmt.Errorf("redrive %s: %w", opts.Stage, err)
-	}
-	var entries []Entry
-	for _, e := range all {
-		if e.Stage == StageCaptureNOMIS && (opts.All || e.AlertKey == opts.AlertKey) && !e.FailedAt.Before(opts.Since) {
-			entries = append(entries, e)
+	return withRedriveSession(ctx, &cfg, deps, func(rctx context.Context, s *session) error {
+		all, err := s.rd.readAll(rctx)
+		if err != nil {
+			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 		}
-	}
+		var entries []Entry
+		for _, e := range filter(all, StageCaptureNOMIS, opts.AlertKey) {
+			if !e.FailedAt.Before(opts.Since) {
+				entries = append(entries, e)
+			}
+		}
+		return requestFor(rctx, &cfg, opts, s.rd.topic, entries, out)
+	})
+}
+
+// requestFor asks for the resyncs of entries (see redriveCapture), printing
+// what it does to out; topic is the DLQ's name, for messages.
+func requestFor(ctx context.Context, cfg *Config, opts RedriveOptions, topic string, entries []Entry, out io.Writer) error {
 	// In the order the capture met them (the offset is the journal id).
 	slices.SortStableFunc(entries, func(a, b Entry) int { return cmp.Compare(a.Offset, b.Offset) })
 	p := &printer{out: out}
@@ -70,7 +71,7 @@ func redriveCapture(ctx context.Context, cfg Config, deps Deps, opts RedriveOpti
 		if !opts.Since.IsZero() {
 			what += " since " + opts.Since.UTC().Format(time.RFC3339)
 		}
-		p.printf("%s: %s in %s: nothing to redrive\n", opts.Stage, what, s.rd.topic)
+		p.printf("%s: %s in %s: nothing to redrive\n", opts.Stage, what, topic)
 		return p.err
 	}
 	var (
@@ -112,7 +113,7 @@ func redriveCapture(ctx context.Context, cfg Config, deps Deps, opts RedriveOpti
 	case opts.DryRun:
 		p.printf("%s: would request %s for %s (nothing written)\n", opts.Stage, plural(len(reqs), "prisoner resync"), nEntries(done))
 	default:
-		if err := requestResyncs(rctx, &cfg, reqs); err != nil {
+		if err := requestResyncs(ctx, cfg, reqs); err != nil {
 			return fmt.Errorf("redrive %s: %w", opts.Stage, err)
 		}
 		p.printf("%s: requested %s (%s) for %s; the capture publishes each prisoner's snapshot capture.resync_delay after reading its request\n",
