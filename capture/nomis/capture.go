@@ -445,6 +445,7 @@ type batch struct {
 	failures []error
 	contexts map[AlertKey]AlertContext
 	resyncs  []Resync
+	requests map[string]int // resync requests by result
 }
 
 // fetch reads the next batch on rconn (read), decodes it and looks up its
@@ -478,7 +479,7 @@ func (c *Capture) fetch(ctx context.Context, rconn *sql.Conn, order *keyList, sk
 	if b.contexts, err = c.dialect.AlertContexts(ctx, rconn, keys); err != nil {
 		return fetched{err: err}
 	}
-	if b.resyncs, err = c.resyncsOf(ctx, rconn, b.changes, b.contexts); err != nil {
+	if b.resyncs, b.requests, err = c.resyncsOf(ctx, rconn, b.changes, b.contexts); err != nil {
 		return fetched{err: err}
 	}
 	return fetched{batch: b}
@@ -610,7 +611,8 @@ type inflight struct {
 	last     JournalRow
 	counts   map[tableOp]int
 	dlqKinds map[string]int
-	resyncs  []Resync // prisoner resyncs the batch's rows call for
+	resyncs  []Resync       // prisoner resyncs the batch's rows call for
+	requests map[string]int // resync requests by result (logRequests)
 }
 
 type tableOp struct{ table, op string }
@@ -678,7 +680,7 @@ func (c *Capture) send(b *batch) (*inflight, error) {
 		ids[i] = rows[i].ID
 	}
 	return &inflight{ack: ack, ids: ids, oldest: rows[0].CommitTime, last: rows[len(rows)-1],
-		counts: counts, dlqKinds: dlqKinds, resyncs: resyncs}, nil
+		counts: counts, dlqKinds: dlqKinds, resyncs: resyncs, requests: b.requests}, nil
 }
 
 // finish waits until Kafka has acknowledged every record of a sent batch
@@ -703,6 +705,9 @@ func (c *Capture) finish(ctx context.Context, conn *sql.Conn, f *inflight) error
 	}
 	for k, n := range f.dlqKinds {
 		c.m.dlq.WithLabelValues(k).Add(float64(n))
+	}
+	for k, n := range f.requests {
+		c.m.requests.WithLabelValues(k).Add(float64(n))
 	}
 	if c.comp != nil {
 		c.comp.Position(fmt.Sprintf("commit %d change %d", f.last.Commit, f.last.ID))

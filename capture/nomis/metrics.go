@@ -12,6 +12,7 @@ type metrics struct {
 	errors       *prometheus.CounterVec // kind
 
 	snapshots          *prometheus.CounterVec // reason
+	requests           *prometheus.CounterVec // result
 	resyncPending      prometheus.Gauge
 	initialLoadAlerts  prometheus.Counter
 	initialLoadRunning prometheus.Gauge
@@ -48,6 +49,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "prisoner_snapshots_total",
 			Help: "Prisoner snapshots acknowledged by Kafka on nomis.alertsync.prisoner_alerts, by reason (INITIAL_LOAD, NEW_BOOKING, BOOKING_SWITCHED, BOOKING_MOVED, BOOKING_REMOVED, MERGE, BOOKING_COPY, REDRIVE).",
 		}, []string{"reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "resync_requests_total",
+			Help: "Resync requests (dlq redrive --stage capture.nomis) taken from the journal, by result: resync (a prisoner resync scheduled) or no_prisoner (the booking or offender named is not in NOMIS: dropped).",
+		}, []string{"result"}),
 		resyncPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "alertsync", Subsystem: "capture_nomis", Name: "resyncs_pending",
 			Help: "Prisoner resyncs recorded and waiting for their snapshot (debounced by capture.resync_delay).",
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.records, m.backlog, m.lag, m.pollDuration, m.dlq, m.errors,
-			m.snapshots, m.resyncPending, m.initialLoadAlerts, m.initialLoadRunning)
+			m.snapshots, m.requests, m.resyncPending, m.initialLoadAlerts, m.initialLoadRunning)
 	}
 	return m
 }

@@ -60,9 +60,10 @@ func (c *Capture) nextDue() (time.Time, bool) {
 }
 
 // resyncsOf returns the prisoner resyncs a batch's changes call for, due
-// capture.resync_delay from now; offender ids are resolved to prison numbers
-// in one round trip.
-func (c *Capture) resyncsOf(ctx context.Context, conn *sql.Conn, changes []*change, contexts map[AlertKey]AlertContext) ([]Resync, error) {
+// capture.resync_delay from now, and the batch's resync requests by result
+// (logRequests); offender ids are resolved to prison numbers in one round
+// trip.
+func (c *Capture) resyncsOf(ctx context.Context, conn *sql.Conn, changes []*change, contexts map[AlertKey]AlertContext) ([]Resync, map[string]int, error) {
 	var triggers []resyncTrigger
 	for _, ch := range changes {
 		if ch != nil {
@@ -70,27 +71,28 @@ func (c *Capture) resyncsOf(ctx context.Context, conn *sql.Conn, changes []*chan
 		}
 	}
 	if len(triggers) == 0 {
-		c.logRequests(changes, contexts, nil)
-		return nil, nil
+		return nil, c.logRequests(changes, contexts, nil), nil
 	}
 	var numbers map[int64]string
 	if ids := needsOffenderIDs(triggers); len(ids) > 0 {
 		var err error
 		if numbers, err = c.dialect.PrisonNumbers(ctx, conn, ids); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// Microseconds: the database keeps them, and DoneResyncs compares Due.
 	due := time.Now().Add(c.cfg.Capture.ResyncDelay).Truncate(time.Microsecond)
-	c.logRequests(changes, contexts, numbers)
-	return resolveResyncs(triggers, numbers, due), nil
+	requests := c.logRequests(changes, contexts, numbers)
+	return resolveResyncs(triggers, numbers, due), requests, nil
 }
 
 // logRequests logs each resync request of a batch as it is read (before it
 // is acknowledged: after a crash it is read, and logged, again) and whether
 // it names a prisoner NOMIS has now (one that does not is dropped: nothing
-// to resync).
-func (c *Capture) logRequests(changes []*change, contexts map[AlertKey]AlertContext, numbers map[int64]string) {
+// to resync), and counts them by result: "resync" or "no_prisoner" (nil
+// when the batch has none).
+func (c *Capture) logRequests(changes []*change, contexts map[AlertKey]AlertContext, numbers map[int64]string) map[string]int {
+	var out map[string]int
 	for _, ch := range changes {
 		if ch == nil || ch.request == nil {
 			continue
@@ -100,13 +102,19 @@ func (c *Capture) logRequests(changes []*change, contexts map[AlertKey]AlertCont
 		if ok && no == "" {
 			no = numbers[tr.offenderID]
 		}
+		if out == nil {
+			out = map[string]int{}
+		}
 		attrs := []any{"journal_id", ch.row.ID, "request", ch.request.String(), "reason", ch.request.Reason}
 		if no == "" {
+			out["no_prisoner"]++
 			c.log.Warn("resync request names no prisoner NOMIS has: nothing to resync", attrs...)
 			continue
 		}
+		out["resync"]++
 		c.log.Info("resync request read", append(attrs, "offender_no", no)...)
 	}
+	return out
 }
 
 // resyncDue reads, publishes and clears the resyncs that are due.

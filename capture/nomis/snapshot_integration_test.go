@@ -273,4 +273,6 @@ func TestResyncRequests(t *testing.T) {
 	require.Equal(t, 1, strings.Count(logs, "resync request names no prisoner NOMIS has"), logs)
 	require.Contains(t, logs, "booking 999")
 	require.InDelta(t, 2, h.metric(t, "alertsync_capture_nomis_prisoner_snapshots_total", map[string]string{"reason": ReasonRedrive}).GetCounter().GetValue(), 0)
+	require.InDelta(t, 3, h.metric(t, "alertsync_capture_nomis_resync_requests_total", map[string]string{"result": "resync"}).GetCounter().GetValue(), 0)
+	require.InDelta(t, 1, h.metric(t, "alertsync_capture_nomis_resync_requests_total", map[string]string{"result": "no_prisoner"}).GetCounter().GetValue(), 0)
 }
