@@ -86,7 +86,7 @@ func requestFor(ctx context.Context, cfg *Config, opts RedriveOptions, topic str
 			row = "a snapshot's alert row" // the capture's snapshots read rows outside the journal
 		}
 		p.printf("%s: entry %s (%s, %s): ", opts.Stage, e.DLQRef(), row, e.ErrorKind)
-		rs := resyncsOf(e)
+		rs := requestsOf(e)
 		if len(rs) == 0 {
 			skipped = append(skipped, e.DLQRef())
 			p.printf("left alone: its journal row names no prisoner (no readable offender_id_display, offender_id or offender_book_id)\n")
@@ -170,17 +170,16 @@ func requestResyncs(ctx context.Context, cfg *Config, reqs []nomis.ResyncRequest
 // capturedRow is the journal row a capture.nomis entry carries as its
 // value (the capture's rawRow): the images as the text the journal held.
 type capturedRow struct {
-	TableName string  `json:"table_name"`
-	OldRow    *string `json:"old_row"`
-	NewRow    *string `json:"new_row"`
+	OldRow *string `json:"old_row"`
+	NewRow *string `json:"new_row"`
 }
 
-// resyncsOf returns the prisoners a capture.nomis entry names: from each
+// requestsOf returns the prisoners a capture.nomis entry names: from each
 // image of its journal row, the prison number (offender_id_display), else
 // the offender id, else the booking id, whichever reads as one; failing
 // that, the booking of its alert key. Duplicates are dropped. It reads ids
 // only, never another value.
-func resyncsOf(e *Entry) []nomis.ResyncRequest {
+func requestsOf(e *Entry) []nomis.ResyncRequest {
 	var out []nomis.ResyncRequest
 	add := func(r nomis.ResyncRequest) {
 		r.Reason = nomis.ReasonRedrive

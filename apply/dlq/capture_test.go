@@ -31,7 +31,7 @@ func capturedValue(t *testing.T, table string, old, new *string) []byte {
 
 func ptr(s string) *string { return &s }
 
-func TestResyncsOf(t *testing.T) {
+func TestRequestsOf(t *testing.T) {
 	t.Parallel()
 	req := func(no string, off, book int64) nomis.ResyncRequest {
 		return nomis.ResyncRequest{OffenderNo: no, OffenderID: off, BookID: book, Reason: nomis.ReasonRedrive}
@@ -63,10 +63,10 @@ func TestResyncsOf(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := Entry{Stage: StageCaptureNOMIS, AlertKey: tt.alertKey, Value: capturedValue(t, tt.table, tt.old, tt.new)}
-			require.Equal(t, tt.want, resyncsOf(&e))
+			require.Equal(t, tt.want, requestsOf(&e))
 		})
 	}
-	require.Nil(t, resyncsOf(&Entry{Value: []byte("SECRET")}), "a value that is not a journal row, no alert key")
+	require.Nil(t, requestsOf(&Entry{Value: []byte("SECRET")}), "a value that is not a journal row, no alert key")
 }
 
 // TestRedriveCapture: dlq redrive --stage capture.nomis writes one resync

@@ -16,7 +16,9 @@ import (
 // one would (debounced by capture.resync_delay, stored as pending in the
 // transaction that deletes the row), and publishes no change record for it.
 // So a request is as safe as any journal row: once committed it is neither
-// lost nor run before the changes committed ahead of it.
+// lost nor run before the changes committed ahead of it (an initial load
+// folds it in, with every journal row it reflects: its prisoner is in the
+// load unless it has no current booking).
 
 // TableResyncRequest is the TABLE_NAME of a resync request in the journal.
 const TableResyncRequest = "alertsync_resync_request"
