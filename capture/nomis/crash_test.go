@@ -72,7 +72,7 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 	prefix := kafkatest.Topic(t, "ncrash") + "."
 	cr := &nomisCrasher{t: t, db: db, adm: adm, bin: bin, logDir: t.TempDir(),
 		topic: prefix + "nomis.oms_owner.offender_alerts", began: began,
-		env: captureEnv(db.DSN, brokers, reg.URL(), prefix, nil)}
+		env: captureEnv(db.DSN, brokers, reg.URL(), prefix, map[string]string{"ALERTSYNC_CAPTURE_RESYNC_DELAY": "300ms"})}
 
 	// The first start migrates the journal (capture.migrate) and publishes
 	// the offenders and bookings written before it (no triggers yet: none).
@@ -90,6 +90,11 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 	}
 	wlDone := make(chan error, 1)
 	go func() { wlDone <- g.Wait() }()
+	// Resync requests, as dlq redrive writes them, all through the kills:
+	// each must bring a REDRIVE snapshot of its prisoner.
+	reqCtx, stopRequests := context.WithCancel(ctx)
+	reqDone := make(chan map[string]bool, 1)
+	go func() { reqDone <- requestResyncsUntil(reqCtx, t, db) }()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)) //nolint:gosec // test timing, not security
 	var (
 		wlErr         error
@@ -126,10 +131,13 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 	require.NoError(t, wlErr, "workload")
 	wlTook := time.Since(wlStart)
 	wl.finish()
+	stopRequests()
+	requested := <-reqDone
 
 	catchUp := time.Now()
 	waitJournalEmpty(t, db, cr.cur, 3*time.Minute)
 	caughtUp := time.Since(catchUp)
+	waitResyncsDone(t, db, cr.cur, time.Minute)
 	ends := topictest.EndOffsets(ctx, t, adm, cr.topic)
 	rd := topictest.Reader{Brokers: brokers, Registry: srcl, ReadCommitted: true}
 	recs := topictest.As[rec](rd.ToEnds(t, cr.topic, ends))
@@ -137,6 +145,20 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 
 	v, problems := verifyNomisCrash(recs, wl.expected)
 	require.Empty(t, problems, "%d records checked", len(recs))
+
+	prisonerTopic := prefix + "nomis.alertsync.prisoner_alerts"
+	snapshots := rd.ToEnds(t, prisonerTopic, topictest.EndOffsets(ctx, t, adm, prisonerTopic))
+	redriven, nRedriven := map[string]int{}, 0
+	for _, r := range topictest.As[rec](snapshots) {
+		if s := snapOf(t, r); s.reason == ReasonRedrive {
+			redriven[s.no]++
+			nRedriven++
+		}
+	}
+	require.NotEmpty(t, requested, "resync requests written")
+	for no := range requested {
+		require.Positive(t, redriven[no], "no REDRIVE snapshot of %s, requested during the kills", no)
+	}
 
 	for i, k := range cr.kills {
 		t.Logf("kill %2d at %6s  %-52s topic at %d records", i+1, k.at.Round(10*time.Millisecond), k.reason, k.records)
@@ -146,6 +168,7 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 		wl.total(), wl.count[crashInsert], wl.count[crashUpdate], wl.count[crashDelete], wl.txns, wl.largest, wl.late, crashWorkers, wlTook.Round(time.Millisecond))
 	t.Logf("topic %s: %d records: %d change records, %d tombstones", cr.topic, len(recs), v.changes, v.tombstones)
 	t.Logf("duplicates: %d (%d change records, %d tombstones)", v.dupRecords+v.dupTombstones, v.dupRecords, v.dupTombstones)
+	t.Logf("resync requests: %d prisoners requested, %d REDRIVE snapshots of %d prisoners on %s", len(requested), nRedriven, len(redriven), prisonerTopic)
 	t.Logf("caught up %s after the workload; %s in all", caughtUp.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
 
@@ -654,5 +677,53 @@ func TestVerifyNomisCrashFindsProblems(t *testing.T) {
 			require.NotEmpty(t, problems)
 			require.Contains(t, strings.Join(problems, "\n"), tc.want)
 		})
+	}
+}
+
+// requestResyncsUntil writes a resync request for a random crash prisoner,
+// as dlq redrive does, every 100-400 ms until ctx ends, and returns the
+// prison numbers requested.
+func requestResyncsUntil(ctx context.Context, t *testing.T, db *pgtest.DB) map[string]bool {
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11)) //nolint:gosec // test data, not security
+	requested := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return requested
+		case <-time.After(100*time.Millisecond + time.Duration(rng.Int64N(int64(300*time.Millisecond)))):
+		}
+		book := 1 + rng.IntN(crashBookings)
+		img, err := ResyncRequest{BookID: int64(book), Reason: ReasonRedrive}.Image()
+		if err != nil {
+			t.Errorf("resync request: %v", err)
+			return requested
+		}
+		var n int
+		err = db.Pool.QueryRow(ctx, pgRequestResyncs, []string{string(img)}, RequestModule).Scan(&n)
+		if ctx.Err() != nil {
+			return requested // the request may or may not have committed: not counted
+		}
+		if err != nil || n != 1 {
+			t.Errorf("writing a resync request: %d rows, %v", n, err)
+			return requested
+		}
+		requested[fmt.Sprintf("C%04dDE", book)] = true
+	}
+}
+
+// waitResyncsDone waits until the capture has published every pending
+// prisoner resync (it removes them once Kafka acknowledged the snapshot).
+func waitResyncsDone(t *testing.T, db *pgtest.DB, p *captureProc, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n := pgtest.QueryValue[int64](t, db, "SELECT count(*) FROM alertsync.alertsync_resync")
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d prisoner resyncs still pending after %s\n%s", n, timeout, p.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
