@@ -25,6 +25,7 @@ type metrics struct {
 	refTypes   prometheus.Gauge
 	refErrors  prometheus.Counter
 	refWaits   *prometheus.HistogramVec // result: found, missing
+	refWaiting prometheus.Gauge         // records waiting now
 	decoded    *prometheus.CounterVec   // path: fast, generic
 	holds      prometheus.Gauge         // open holds
 }
@@ -68,6 +69,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refWaits: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "reference_wait_seconds",
 			Help:    "Waits for an alert code missing from the reference data, by result: found, missing (the record goes to the DLQ).",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}, []string{"result"}),
+		refWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "reference_waiting",
+			Help: "Records waiting now for an alert code missing from the reference data (each up to transform.reference_wait); the replica transforms nothing else meanwhile."}),
 		decoded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decoded_total",
 			Help: "Source records decoded, by path: fast (written with the current schema of the topic, read straight from Avro binary) or generic (another schema version, decoded with goavro). Counts every attempt, also of transactions that abort."}, []string{"path"}),
 		holds: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "holds_open",
@@ -75,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.holds, m.records, m.dropped, m.commands, m.dlq, m.skipped, m.txns, m.txnSeconds, m.batch,
-			m.freshness, m.lag, m.direction, m.reloads, m.errors, m.refCodes, m.refTypes, m.refErrors, m.refWaits, m.decoded)
+			m.freshness, m.lag, m.direction, m.reloads, m.errors, m.refCodes, m.refTypes, m.refErrors, m.refWaits, m.refWaiting, m.decoded)
 	}
 	return m
 }

@@ -304,6 +304,8 @@ func (r *refReader) await(ctx context.Context, key string, wait time.Duration, k
 	began := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	r.m.refWaiting.Inc()
+	defer r.m.refWaiting.Dec()
 	for {
 		err := r.catchUp(wctx)
 		if known() {
