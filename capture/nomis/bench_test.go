@@ -302,17 +302,24 @@ func overheadWrite(b *testing.B, db *pgtest.DB, run int) int {
 // capture p exits first.
 func waitJournalEmpty(tb testing.TB, db *pgtest.DB, p *captureProc, timeout time.Duration) {
 	tb.Helper()
+	waitNone(tb, db, p, "SELECT count(*) FROM alertsync.alertsync_journal", "journal rows", timeout)
+}
+
+// waitNone waits until count (a SELECT count(*)) is 0, failing when the
+// capture exits first or after timeout; what names the rows counted.
+func waitNone(tb testing.TB, db *pgtest.DB, p *captureProc, count, what string, timeout time.Duration) {
+	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		n := pgtest.QueryValue[int64](tb, db, "SELECT count(*) FROM alertsync.alertsync_journal")
+		n := pgtest.QueryValue[int64](tb, db, count)
 		if n == 0 {
 			return
 		}
 		if p.Exited() {
-			tb.Fatalf("capture exited with %d journal rows left: %v\n%s", n, p.Wait(), p.LogTail())
+			tb.Fatalf("capture exited with %d %s left: %v\n%s", n, what, p.Wait(), p.LogTail())
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("journal still holds %d rows after %s\n%s", n, timeout, p.LogTail())
+			tb.Fatalf("%d %s still there after %s\n%s", n, what, timeout, p.LogTail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -137,7 +137,9 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 	catchUp := time.Now()
 	waitJournalEmpty(t, db, cr.cur, 3*time.Minute)
 	caughtUp := time.Since(catchUp)
-	waitResyncsDone(t, db, cr.cur, time.Minute)
+	// Every pending resync published (the capture removes each once Kafka
+	// acknowledged its snapshot).
+	waitNone(t, db, cr.cur, "SELECT count(*) FROM alertsync.alertsync_resync", "pending prisoner resyncs", time.Minute)
 	ends := topictest.EndOffsets(ctx, t, adm, cr.topic)
 	rd := topictest.Reader{Brokers: brokers, Registry: srcl, ReadCommitted: true}
 	recs := topictest.As[rec](rd.ToEnds(t, cr.topic, ends))
@@ -708,22 +710,5 @@ func requestResyncsUntil(ctx context.Context, t *testing.T, db *pgtest.DB) map[s
 			return requested
 		}
 		requested[fmt.Sprintf("C%04dDE", book)] = true
-	}
-}
-
-// waitResyncsDone waits until the capture has published every pending
-// prisoner resync (it removes them once Kafka acknowledged the snapshot).
-func waitResyncsDone(t *testing.T, db *pgtest.DB, p *captureProc, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		n := pgtest.QueryValue[int64](t, db, "SELECT count(*) FROM alertsync.alertsync_resync")
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d prisoner resyncs still pending after %s\n%s", n, timeout, p.LogTail())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
