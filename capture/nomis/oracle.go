@@ -646,7 +646,7 @@ func (*oracle) RequestResyncs(ctx context.Context, conn *sql.Conn, reqs []Resync
 	if len(reqs) == 0 {
 		return nil
 	}
-	if _, err := requestImages(reqs); err != nil {
+	if err := checkRequests(reqs); err != nil {
 		return err
 	}
 	list, err := oraJSON(reqs)

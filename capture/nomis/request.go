@@ -143,11 +143,24 @@ func (r *ResyncRequest) requestTrigger(contexts map[AlertKey]AlertContext) (resy
 	return resyncTrigger{}, false
 }
 
+// checkRequests checks every request, naming the first bad one.
+func checkRequests(reqs []ResyncRequest) error {
+	for _, r := range reqs {
+		if err := r.Check(); err != nil {
+			return fmt.Errorf("resync request for %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
 // requestImages returns the NEW_ROW of each request, checked.
 func requestImages(reqs []ResyncRequest) ([]string, error) {
+	if err := checkRequests(reqs); err != nil {
+		return nil, err
+	}
 	out := make([]string, len(reqs))
 	for i, r := range reqs {
-		img, err := r.Image()
+		img, err := json.Marshal(r)
 		if err != nil {
 			return nil, fmt.Errorf("resync request for %s: %w", r, err)
 		}
