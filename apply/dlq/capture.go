@@ -128,7 +128,7 @@ func requestFor(ctx context.Context, cfg *Config, opts RedriveOptions, topic str
 	return nil
 }
 
-// printer prints, keeping the first error.
+// printer prints with fprintf, keeping the first error.
 type printer struct {
 	out io.Writer
 	err error
@@ -136,9 +136,7 @@ type printer struct {
 
 func (p *printer) printf(format string, a ...any) {
 	if p.err == nil {
-		if _, err := fmt.Fprintf(p.out, format, a...); err != nil {
-			p.err = fmt.Errorf("printing what redrive did: %w", err)
-		}
+		p.err = fprintf(p.out, format, a...)
 	}
 }
 

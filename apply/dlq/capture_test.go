@@ -1,7 +1,6 @@
 package dlq
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/alertsync/alertsync/capture/nomis"
 	"github.com/alertsync/alertsync/deploy"
 	"github.com/alertsync/alertsync/internal/kafka"
-	"github.com/alertsync/alertsync/internal/migrate"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/schemas"
 )
@@ -78,11 +76,7 @@ func TestRedriveCapture(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ndb := pgtest.NewDB(t)
-	ndb.Exec(t, deploy.NOMISSchemaSQL())
-	set, err := migrate.Named("nomis")
-	require.NoError(t, err)
-	_, err = migrate.Up(context.Background(), ndb.SQL(t), set, migrate.Latest)
-	require.NoError(t, err)
+	migrated(t, ndb, "nomis", deploy.NOMISSchemaSQL())
 	w.cfg.NOMIS.DSN, w.cfg.NOMIS.Dialect = ndb.DSN, "postgres"
 
 	dlqc, err := schemas.New(w.srcl, schemas.WithTopicPrefix(w.cfg.Topics.Prefix)).Bind(t.Context(), schemas.TopicDLQ)

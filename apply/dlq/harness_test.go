@@ -50,12 +50,8 @@ func newWorld(t *testing.T) *world {
 	w := &world{db: pgtest.NewDB(t), brokers: kafkatest.Brokers(t)}
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
-	w.db.Exec(t, deploy.DPSSchemaSQL())
-	w.db.Exec(t, deploy.DPSSeedSQL())
-	set, err := migrate.Named("dps")
-	require.NoError(t, err)
-	_, err = migrate.Up(context.Background(), w.db.SQL(t), set, migrate.Latest)
-	require.NoError(t, err)
+	migrated(t, w.db, "dps", deploy.DPSSchemaSQL(), deploy.DPSSeedSQL())
+	var err error
 	w.srcl, err = sr.NewClient(sr.URLs(reg.URL()))
 	require.NoError(t, err)
 	noEnv := config.Sources{LookupEnv: func(string) (string, bool) { return "", false }}
@@ -86,6 +82,19 @@ func newWorld(t *testing.T) *world {
 	require.NoError(t, err)
 	w.prod = kafkatest.Client(t, w.brokers, kgo.ProducerLinger(0))
 	return w
+}
+
+// migrated runs the service's own SQL (schema, seed) on db, then the
+// sync-owned migrations of set ("dps" or "nomis").
+func migrated(t *testing.T, db *pgtest.DB, set string, serviceSQL ...string) {
+	t.Helper()
+	for _, q := range serviceSQL {
+		db.Exec(t, q)
+	}
+	s, err := migrate.Named(set)
+	require.NoError(t, err)
+	_, err = migrate.Up(context.Background(), db.SQL(t), s, migrate.Latest)
+	require.NoError(t, err)
 }
 
 // startApply runs apply dps in this process until the test ends.

@@ -185,8 +185,11 @@ type redriver struct {
 	dryRun bool
 }
 
-func (r *redriver) printf(format string, a ...any) error {
-	if _, err := fmt.Fprintf(r.out, format, a...); err != nil {
+func (r *redriver) printf(format string, a ...any) error { return fprintf(r.out, format, a...) }
+
+// fprintf prints what a redrive did to out.
+func fprintf(out io.Writer, format string, a ...any) error {
+	if _, err := fmt.Fprintf(out, format, a...); err != nil {
 		return fmt.Errorf("printing what redrive did: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ package nomis
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -94,7 +95,8 @@ SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_ser
 	// each must bring a REDRIVE snapshot of its prisoner.
 	reqCtx, stopRequests := context.WithCancel(ctx)
 	reqDone := make(chan map[string]bool, 1)
-	go func() { reqDone <- requestResyncsUntil(reqCtx, t, db) }()
+	reqDB := db.SQL(t)
+	go func() { reqDone <- requestResyncsUntil(reqCtx, t, reqDB) }()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)) //nolint:gosec // test timing, not security
 	var (
 		wlErr         error
@@ -682,11 +684,12 @@ func TestVerifyNomisCrashFindsProblems(t *testing.T) {
 	}
 }
 
-// requestResyncsUntil writes a resync request for a random crash prisoner,
-// as dlq redrive does, every 100-400 ms until ctx ends, and returns the
-// prison numbers requested.
-func requestResyncsUntil(ctx context.Context, t *testing.T, db *pgtest.DB) map[string]bool {
+// requestResyncsUntil writes a resync request for a random crash prisoner
+// through the dialect, as dlq redrive does, every 100-400 ms until ctx
+// ends, and returns the prison numbers requested.
+func requestResyncsUntil(ctx context.Context, t *testing.T, h *sql.DB) map[string]bool {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11)) //nolint:gosec // test data, not security
+	d := newPostgres(Options{})
 	requested := map[string]bool{}
 	for {
 		select {
@@ -695,18 +698,19 @@ func requestResyncsUntil(ctx context.Context, t *testing.T, db *pgtest.DB) map[s
 		case <-time.After(100*time.Millisecond + time.Duration(rng.Int64N(int64(300*time.Millisecond)))):
 		}
 		book := 1 + rng.IntN(crashBookings)
-		img, err := ResyncRequest{BookID: int64(book), Reason: ReasonRedrive}.Image()
-		if err != nil {
-			t.Errorf("resync request: %v", err)
-			return requested
-		}
-		var n int
-		err = db.Pool.QueryRow(ctx, pgRequestResyncs, []string{string(img)}, RequestModule).Scan(&n)
+		err := func() error {
+			conn, err := h.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = conn.Close() }()
+			return d.RequestResyncs(ctx, conn, []ResyncRequest{{BookID: int64(book), Reason: ReasonRedrive}})
+		}()
 		if ctx.Err() != nil {
 			return requested // the request may or may not have committed: not counted
 		}
-		if err != nil || n != 1 {
-			t.Errorf("writing a resync request: %d rows, %v", n, err)
+		if err != nil {
+			t.Errorf("writing a resync request: %v", err)
 			return requested
 		}
 		requested[fmt.Sprintf("C%04dDE", book)] = true

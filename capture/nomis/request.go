@@ -155,12 +155,9 @@ func checkRequests(reqs []ResyncRequest) error {
 
 // requestImages returns the NEW_ROW of each request, checked.
 func requestImages(reqs []ResyncRequest) ([]string, error) {
-	if err := checkRequests(reqs); err != nil {
-		return nil, err
-	}
 	out := make([]string, len(reqs))
 	for i, r := range reqs {
-		img, err := json.Marshal(r)
+		img, err := r.Image()
 		if err != nil {
 			return nil, fmt.Errorf("resync request for %s: %w", r, err)
 		}
