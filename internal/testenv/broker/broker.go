@@ -47,10 +47,35 @@ type Options struct {
 	StopTimeout time.Duration
 	// MaxHeap is the JVM's -Xmx. Default: "512m".
 	MaxHeap string
+	// JVMOptions are added to the broker JVM's options, after the built-in
+	// ones (so they can override them), e.g. C1Only. Default none.
+	JVMOptions []string
 	// Config adds or overrides server.properties entries.
 	Config map[string]string
 	// Logger receives progress messages. Default: discarded.
 	Logger *slog.Logger
+}
+
+// C1Only is a JVMOptions entry that stops the JVM's just-in-time compiler at
+// its first tier (C1). A new broker JVM's C2 compiler otherwise keeps a
+// thread busy for minutes under load – measured on a 2-core machine under
+// the end-to-end benchmark's load (100-250 changes/s per direction): 10-40%
+// of a core for about seven minutes, work a long-running broker has long
+// finished – while C1 has compiled the hot code within seconds. Its code
+// is slower: the whole JVM then took 55-67% of a core at 50-200 changes/s
+// per direction, against 40-47% for a C2 broker after seven minutes of
+// that load. A benchmark against a new C1-only broker measures a steady
+// broker from its first step, and errs on the slow side.
+const C1Only = "-XX:TieredStopAtLevel=1"
+
+// PID is the process id of the broker's JVM, or 0 while it is not running.
+func (b *Broker) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.proc == nil || b.proc.exited() {
+		return 0
+	}
+	return b.proc.cmd.Process.Pid
 }
 
 // Broker is a running single-node Kafka cluster (one JVM in KRaft combined
@@ -284,6 +309,7 @@ func (b *Broker) launch(ctx context.Context) error {
 		b.dumping = fmt.Sprintf("%s.%x.tmp", b.archivePath(), r)
 		jvm = append(jvm, "-XX:ArchiveClassesAtExit="+b.dumping)
 	}
+	jvm = append(jvm, b.opts.JVMOptions...)
 	args := append(b.jvmArgs(jvm...), "kafka.Kafka", b.propertiesPath())
 	// The JVM lives until Stop or Kill, not until ctx ends.
 	cmd := exec.CommandContext(context.WithoutCancel(ctx), b.java, args...)

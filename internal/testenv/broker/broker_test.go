@@ -5,9 +5,11 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -117,12 +119,20 @@ func TestBrokerPersistentDir(t *testing.T) {
 	produce(t, b.Addr(), "kept", "v")
 	require.NoError(t, b.Stop())
 
-	b, err = Start(ctx, Options{Dir: dir, Logger: testLogger(t)})
+	// The second JVM with an option of ours: it is on the JVM's command
+	// line, and PID names the running JVM.
+	b, err = Start(ctx, Options{Dir: dir, JVMOptions: []string{C1Only}, Logger: testLogger(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Stop() })
 	require.Zero(t, b.FormatTime(), "storage formatted again")
 	require.Equal(t, []string{"v"}, readAll(t, b.Addr(), "kept"))
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", b.PID()))
+	require.NoError(t, err, "PID %d", b.PID())
+	args := strings.Split(string(cmdline), "\x00")
+	require.Contains(t, args, C1Only)
+	require.Contains(t, args, "kafka.Kafka")
 	require.NoError(t, b.Stop())
+	require.Zero(t, b.PID(), "PID after Stop")
 	_, err = os.Stat(dir + "/server.properties")
 	require.NoError(t, err, "Options.Dir must be kept")
 }

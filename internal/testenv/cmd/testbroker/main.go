@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +42,7 @@ func run(ctx context.Context, args []string) error {
 	dir := fs.String("dir", "", "keep the broker's data and logs in this directory (default: a temporary directory, removed on exit)")
 	version := fs.String("version", broker.DefaultVersion, "Apache Kafka version")
 	heap := fs.String("heap", "512m", "JVM maximum heap (-Xmx)")
+	jvmOpts := fs.String("jvm-opts", "", "extra JVM options, separated by spaces (e.g. "+broker.C1Only+": no C2 compilation, steady from the start)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	started := time.Now()
-	b, err := broker.Start(ctx, broker.Options{Dir: *dir, Version: *version, MaxHeap: *heap, Logger: logger})
+	b, err := broker.Start(ctx, broker.Options{Dir: *dir, Version: *version, MaxHeap: *heap, JVMOptions: strings.Fields(*jvmOpts), Logger: logger})
 	if err != nil {
 		return err
 	}
