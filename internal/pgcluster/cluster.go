@@ -623,6 +623,17 @@ func (c *Cluster) Running() bool {
 	return c.proc != nil
 }
 
+// PID returns the postmaster's process id (every server process of the
+// cluster is its child), or 0 when it is not running.
+func (c *Cluster) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return 0
+	}
+	return c.proc.Pid
+}
+
 // Port returns the TCP port the server listens on at 127.0.0.1.
 func (c *Cluster) Port() int {
 	c.mu.Lock()

@@ -1,6 +1,7 @@
 package pgcluster_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -95,6 +96,14 @@ func TestStartSettings(t *testing.T) {
 		sys, err := pglogrepl.IdentifySystem(context.Background(), pc)
 		require.NoError(t, err)
 		require.Equal(t, "postgres", sys.DBName)
+	})
+	t.Run("PID is the postmaster, every backend's parent", func(t *testing.T) {
+		pid := queryString(t, conn, "SELECT pg_backend_pid()::text")
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		require.NoError(t, err)
+		// pid (comm) state ppid ...: comm may hold spaces, so count from ')'.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		require.Equal(t, strconv.Itoa(c.PID()), fields[1], "parent of backend %s", pid)
 	})
 	t.Run("server runs as the expected OS user", func(t *testing.T) {
 		pid := queryString(t, conn, "SELECT pg_backend_pid()::text")
