@@ -1,0 +1,278 @@
+// Package cpustat says where a machine's CPU time went between two moments:
+// the machine's busy time and the share of named groups of processes (a
+// broker, a PostgreSQL cluster and its server processes, the components
+// under test), read from Linux's /proc. Benchmarks log it next to their
+// figures, so that a figure comes with the load it was measured under.
+//
+// Shares are in percent of one core: a machine with two cores has 200.
+// They are computed from clock ticks of the same clock (/proc/stat and
+// /proc/<pid>/stat count in USER_HZ), so no tick length is assumed.
+package cpustat
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ErrUnavailable is returned (wrapped) where /proc cannot be read: not
+// Linux, or /proc not mounted.
+var ErrUnavailable = errors.New("CPU accounting needs Linux's /proc")
+
+// proc is one process's or thread's CPU time so far.
+type proc struct {
+	ppid  int
+	name  string // comm: the process's or thread's name
+	ticks uint64 // user + system
+}
+
+// Snapshot is the CPU time of the machine, of every process and of the
+// threads of the processes asked for, at one moment.
+type Snapshot struct {
+	cpus    int
+	busy    uint64 // machine ticks spent outside idle and iowait, all CPUs
+	total   uint64 // all machine ticks, all CPUs
+	procs   map[int]proc
+	threads map[int]map[int]proc // pid -> tid -> thread
+}
+
+// Take reads the machine's CPU time, every process's, and the threads of
+// threadsOf (for Group.Threads).
+func Take(threadsOf ...int) (*Snapshot, error) {
+	s := &Snapshot{procs: map[int]proc{}, threads: map[int]map[int]proc{}}
+	if err := s.readMachine(); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, err := readStat(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			s.procs[pid] = p
+		} // else: it ended meanwhile
+	}
+	for _, pid := range threadsOf {
+		if pid <= 0 {
+			continue
+		}
+		dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+		tids, err := os.ReadDir(dir)
+		if err != nil {
+			continue // ended
+		}
+		ts := map[int]proc{}
+		for _, t := range tids {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			if p, err := readStat(filepath.Join(dir, t.Name(), "stat")); err == nil {
+				ts[tid] = p
+			}
+		}
+		s.threads[pid] = ts
+	}
+	return s, nil
+}
+
+// readMachine reads the "cpu" line of /proc/stat and counts the CPUs.
+func (s *Snapshot) readMachine() error {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		switch {
+		case len(fields) > 0 && fields[0] == "cpu":
+			// user nice system idle iowait irq softirq steal guest guest_nice;
+			// guest time is counted in user already.
+			for i, v := range fields[1:min(len(fields), 9)] {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					return fmt.Errorf("reading /proc/stat: %q: %w", sc.Text(), err)
+				}
+				s.total += n
+				if i != 3 && i != 4 { // idle, iowait
+					s.busy += n
+				}
+			}
+		case len(fields) > 0 && strings.HasPrefix(fields[0], "cpu"):
+			s.cpus++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading /proc/stat: %w", err)
+	}
+	if s.total == 0 || s.cpus == 0 {
+		return fmt.Errorf("%w: no cpu lines in /proc/stat", ErrUnavailable)
+	}
+	return nil
+}
+
+// readStat reads a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat file.
+func readStat(path string) (proc, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // a /proc path built from a pid
+	if err != nil {
+		return proc{}, err
+	}
+	// pid (comm) state ppid ... utime(14) stime(15): comm may hold spaces
+	// and parentheses, so split after the last ')'.
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return proc{}, fmt.Errorf("%s: unexpected format", path)
+	}
+	f := strings.Fields(string(b[end+1:]))
+	if len(f) < 13 {
+		return proc{}, fmt.Errorf("%s: %d fields after the name", path, len(f))
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	utime, err2 := strconv.ParseUint(f[11], 10, 64)
+	stime, err3 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return proc{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return proc{ppid: ppid, name: string(b[open+1 : end]), ticks: utime + stime}, nil
+}
+
+// Group names some processes whose CPU time is counted together.
+type Group struct {
+	Name string
+	// PIDs are the group's processes; 0 entries are ignored (a process
+	// not running).
+	PIDs []int
+	// Children adds the processes whose parent is one of PIDs (a
+	// PostgreSQL cluster: the postmaster's server processes).
+	Children bool
+	// Threads, when set, counts only the threads of PIDs whose name starts
+	// with one of these (e.g. a JVM's compiler threads, "C1 CompilerThre"
+	// and "C2 CompilerThre"), taken with Take(pid). Such a group is a part
+	// of another group's time, not beside it: it is left out of
+	// Usage.Other.
+	Threads []string
+}
+
+// Share is one group's CPU time in percent of one core.
+type Share struct {
+	Name    string
+	Percent float64
+	part    bool // a Threads group: part of another share
+}
+
+// Usage is where the machine's CPU time went between two snapshots.
+type Usage struct {
+	Cores  int     // CPUs of the machine
+	Busy   float64 // the machine's busy time, percent of one core (Cores*100 at most)
+	Shares []Share // per group, in the order asked
+	// Other is the busy time no group accounts for (other processes,
+	// processes that ended between the snapshots, the kernel's own work).
+	Other float64
+}
+
+// Between returns the CPU time spent between a and b (taken in this order)
+// by the machine and by each group. A process that started after a counts
+// whole; one that ended before b is in Other.
+func Between(a, b *Snapshot, groups []Group) Usage {
+	elapsed := float64(b.total - a.total)
+	if b.total <= a.total {
+		elapsed = 1 // same instant: every share is 0
+	}
+	// Ticks of all CPUs: one core's worth is elapsed/cpus.
+	pct := func(ticks uint64) float64 { return float64(ticks) / elapsed * float64(b.cpus) * 100 }
+	u := Usage{Cores: b.cpus, Busy: pct(b.busy - min(a.busy, b.busy))}
+	counted := map[int]bool{}
+	var grouped float64
+	for _, g := range groups {
+		var ticks uint64
+		if len(g.Threads) > 0 {
+			for _, pid := range g.PIDs {
+				for tid, t := range b.threads[pid] {
+					if slices.ContainsFunc(g.Threads, func(prefix string) bool { return strings.HasPrefix(t.name, prefix) }) {
+						ticks += since(a.threads[pid], b.threads[pid], tid)
+					}
+				}
+			}
+			u.Shares = append(u.Shares, Share{Name: g.Name, Percent: pct(ticks), part: true})
+			continue
+		}
+		members := map[int]bool{}
+		for _, pid := range g.PIDs {
+			if pid > 0 {
+				members[pid] = true
+			}
+		}
+		if g.Children {
+			for pid, p := range b.procs {
+				if members[p.ppid] {
+					members[pid] = true
+				}
+			}
+		}
+		for pid := range members {
+			if counted[pid] {
+				continue // in an earlier group
+			}
+			counted[pid] = true
+			ticks += since(a.procs, b.procs, pid)
+		}
+		s := Share{Name: g.Name, Percent: pct(ticks)}
+		grouped += s.Percent
+		u.Shares = append(u.Shares, s)
+	}
+	u.Other = max(0, u.Busy-grouped)
+	return u
+}
+
+// since returns the ticks of entry id of b since a (all of them when a
+// lacks it: it started after a).
+func since(a, b map[int]proc, id int) uint64 {
+	pb, ok := b[id]
+	if !ok {
+		return 0
+	}
+	if pa, ok := a[id]; ok && pa.ticks <= pb.ticks {
+		return pb.ticks - pa.ticks
+	}
+	return pb.ticks
+}
+
+// Share returns the share of the group named name (0 when there is none).
+func (u Usage) Share(name string) float64 {
+	for _, s := range u.Shares {
+		if s.Name == name {
+			return s.Percent
+		}
+	}
+	return 0
+}
+
+// String formats u on one line, e.g. "2 cores (200%): busy 158% = broker
+// 45% (of which JIT compiler 3%) + PostgreSQL 37% + ... + other 10%".
+func (u Usage) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d cores (%d%%): busy %.0f%% =", u.Cores, u.Cores*100, u.Busy)
+	sep := " "
+	for _, s := range u.Shares {
+		if s.part {
+			fmt.Fprintf(&b, " (of which %s %.0f%%)", s.Name, s.Percent)
+			continue
+		}
+		fmt.Fprintf(&b, "%s%s %.0f%%", sep, s.Name, s.Percent)
+		sep = " + "
+	}
+	fmt.Fprintf(&b, "%sother %.0f%%", sep, u.Other)
+	return b.String()
+}
