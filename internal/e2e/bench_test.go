@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/alertsync/alertsync/internal/pgcluster"
+	"github.com/alertsync/alertsync/internal/testenv/broker"
+	"github.com/alertsync/alertsync/internal/testenv/cpustat"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/proctest"
@@ -70,7 +75,7 @@ var benchAbove = []float64{750, 1000, 1500, 2000, 3000}
 // after-effects – vacuum, collections – slowed the steps after it). Run it
 // once: -benchtime 1x.
 func BenchmarkE2EFreshness(b *testing.B) {
-	brokers := kafkatest.Real(b)
+	brokers, brokerPID := benchBroker(b)
 	bin := proctest.BuildAlertsync(b)
 	pgOpts := pgcluster.Options{Logger: testLogger()}
 	profDir := os.Getenv("E2E_PPROF")
@@ -99,6 +104,7 @@ func BenchmarkE2EFreshness(b *testing.B) {
 	nomisSide := generatedPrisoners("B", 1, 96)
 	dpsSide := generatedPrisoners("C", 1, 96)
 	rw := newRestartableWorld(b, bin, brokers, dps, nomis, append(append([]prisoner{}, nomisSide...), dpsSide...))
+	clusters := []benchCluster{{"DPS", dpsCluster, dps}, {"NOMIS", nomisCluster, nomis}}
 
 	step := 0
 	measure := func(rate float64, d time.Duration) benchStepResult {
@@ -108,6 +114,7 @@ func BenchmarkE2EFreshness(b *testing.B) {
 		du := &actor{side: "DPS", pool: dps.Pool, user: "dps.bench@justice.example", prisoners: dpsSide, workers: benchWorkers, createsOnly: true, tagPrefix: fmt.Sprintf("s%dd-", step)}
 		histBefore := [2]histogram{rw.scrapeFreshness(b, "apply-dps"), rw.scrapeFreshness(b, "apply-nomis")}
 		transformBefore := [2]histogram{rw.transformFreshness(b, "nomis_to_dps"), rw.transformFreshness(b, "dps_to_nomis")}
+		cpuBefore := takeCPU(b, brokerPID)
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		began := time.Now()
 		var wg sync.WaitGroup
@@ -119,6 +126,7 @@ func BenchmarkE2EFreshness(b *testing.B) {
 		wg.Wait()
 		cancel()
 		took := time.Since(began)
+		cpuAfter := takeCPU(b, brokerPID)
 		r.achieved = math.Min(float64(nu.stats.total()), float64(du.stats.total())) / took.Seconds()
 		if f := nu.stats.failed.Load() + du.stats.failed.Load(); f > 0 {
 			b.Fatalf("%d user transactions failed at %.0f changes/s; last: %v / %v", f, rate, nu.stats.lastErr.Load(), du.stats.lastErr.Load())
@@ -140,6 +148,10 @@ func BenchmarkE2EFreshness(b *testing.B) {
 			rw.transformFreshness(b, "nomis_to_dps").minus(transformBefore[0]).quantile(0.99).Round(time.Millisecond),
 			rw.transformFreshness(b, "dps_to_nomis").minus(transformBefore[1]).quantile(0.5).Round(time.Millisecond),
 			rw.transformFreshness(b, "dps_to_nomis").minus(transformBefore[1]).quantile(0.99).Round(time.Millisecond))
+		// Where the machine's CPU went while the users wrote.
+		if cpuBefore != nil && cpuAfter != nil {
+			b.Logf("      cpu, %% of one core: %s", cpustat.Between(cpuBefore, cpuAfter, rw.cpuGroups(b, brokerPID, clusters)))
+		}
 		return r
 	}
 
@@ -205,6 +217,85 @@ func BenchmarkE2EFreshness(b *testing.B) {
 	report("dps_to_nomis", ms(percentile(steady.toNOMIS, 0.99)), "ms")
 	report("steady_rate", steady.achieved, "changes/s")
 	report("max_rate", maxRate, "changes/s")
+}
+
+// benchBroker returns the benchmark's broker and the process id of its JVM
+// (0 when unknown). With ALERTSYNC_TEST_KAFKA that is the given broker; its
+// JVM is found when it listens on this machine. Otherwise the benchmark
+// starts one of its own with the JVM's C1 compiler only (broker.C1Only): a
+// new JVM's C2 compiler took 10-40% of a core for its first seven minutes
+// under this load, which skewed every step of a 4-minute run and which a
+// long-running production broker has long finished. C1's code costs the
+// broker more CPU than warm C2 code: the figures err on the slow side.
+func benchBroker(b *testing.B) ([]string, int) {
+	if os.Getenv(kafkatest.EnvBrokers) != "" {
+		brokers := kafkatest.Real(b)
+		host, port, err := net.SplitHostPort(brokers[0])
+		if ip := net.ParseIP(host); err == nil && (host == "localhost" || ip != nil && ip.IsLoopback()) {
+			n, _ := strconv.Atoi(port)
+			if pid, err := cpustat.ListenerPID(n); err == nil && pid > 0 {
+				return brokers, pid
+			}
+		}
+		b.Logf("the broker %s is not a process of this machine that can be seen: its CPU is counted in \"other\"", brokers[0])
+		return brokers, 0
+	}
+	own := startPrivateBroker(b, broker.C1Only)
+	return []string{own.Addr()}, own.PID()
+}
+
+// takeCPU reads the CPU time so far of the machine and its processes, and
+// of the broker JVM's threads (for its compiler's share); nil, logged, where
+// /proc cannot be read.
+func takeCPU(b *testing.B, brokerPID int) *cpustat.Snapshot {
+	s, err := cpustat.Take(brokerPID)
+	if err != nil {
+		b.Logf("no CPU accounting: %v", err)
+		return nil
+	}
+	return s
+}
+
+// benchCluster is a PostgreSQL cluster of the benchmark and its database.
+type benchCluster struct {
+	name    string
+	cluster *pgcluster.Cluster
+	db      *pgtest.DB
+}
+
+// cpuGroups are the parts of the benchmark whose CPU time it reports: the
+// broker (and, as a part of it, its JIT compiler threads), each PostgreSQL
+// cluster's server processes serving the components (application_name
+// "alertsync …") and the rest of it (the simulated users' sessions, the
+// server's own processes), each component, and the benchmark's own process
+// (the simulated users and the harness). Read when the step's load ends: a
+// component's database session that ended during the step is counted in
+// its cluster's rest.
+func (rw *restartableWorld) cpuGroups(b *testing.B, brokerPID int, clusters []benchCluster) []cpustat.Group {
+	groups := []cpustat.Group{
+		{Name: "broker", PIDs: []int{brokerPID}},
+		{Name: "JIT compiler", PIDs: []int{brokerPID}, Threads: []string{"C1 CompilerThre", "C2 CompilerThre"}},
+	}
+	for _, c := range clusters {
+		var pids []int
+		rows, err := c.db.Pool.Query(context.Background(),
+			"SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'alertsync %'")
+		if err == nil {
+			pids, err = pgx.CollectRows(rows, pgx.RowTo[int])
+		}
+		if err != nil {
+			b.Logf("listing the components' sessions on %s: %v", c.name, err)
+		}
+		// The components' sessions first: the cluster's group below counts
+		// only what is left.
+		groups = append(groups,
+			cpustat.Group{Name: "PostgreSQL " + c.name + " for alertsync", PIDs: pids},
+			cpustat.Group{Name: "PostgreSQL " + c.name + " (users, server)", PIDs: []int{c.cluster.PID()}, Children: true})
+	}
+	for _, p := range rw.procs {
+		groups = append(groups, cpustat.Group{Name: p.name, PIDs: []int{p.PID()}})
+	}
+	return append(groups, cpustat.Group{Name: "users+harness", PIDs: []int{os.Getpid()}})
 }
 
 // profile takes a CPU profile of each component for d, in the background

@@ -200,19 +200,20 @@ func TestFaults(t *testing.T) {
 
 // startPrivateBroker starts a Kafka broker of the suite's own, which it may
 // restart (the shared broker of ALERTSYNC_TEST_KAFKA serves every package
-// and must not be), stopped when the test ends.
-func startPrivateBroker(t *testing.T) *broker.Broker {
-	t.Helper()
+// and must not be), with these JVM options added, stopped when the test
+// ends.
+func startPrivateBroker(tb testing.TB, jvmOptions ...string) *broker.Broker {
+	tb.Helper()
 	ctx, cancel := withTimeout(15 * time.Minute)
 	defer cancel()
-	b, err := broker.Start(ctx, broker.Options{Logger: testLogger()})
-	require.NoError(t, err, "starting a private Kafka broker (needs Java 17+ and Maven: apt-get install -y openjdk-17-jre-headless maven)")
-	t.Cleanup(func() {
+	b, err := broker.Start(ctx, broker.Options{JVMOptions: jvmOptions, Logger: testLogger()})
+	require.NoError(tb, err, "starting a private Kafka broker (needs Java 17+ and Maven: apt-get install -y openjdk-17-jre-headless maven)")
+	tb.Cleanup(func() {
 		if err := b.Stop(); err != nil {
-			t.Errorf("stopping the private Kafka broker: %v", err)
+			tb.Errorf("stopping the private Kafka broker: %v", err)
 		}
 	})
-	t.Logf("private Kafka broker %s ready in %s", b.Addr(), b.StartupTime().Round(time.Millisecond))
+	tb.Logf("private Kafka broker %s ready in %s", b.Addr(), b.StartupTime().Round(time.Millisecond))
 	return b
 }
 
