@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +31,7 @@ type proc struct {
 	ppid  int
 	name  string // comm: the process's or thread's name
 	ticks uint64 // user + system
+	start uint64 // start time after boot: tells a reused id from the old one
 }
 
 // Snapshot is the CPU time of the machine, of every process and of the
@@ -99,7 +101,9 @@ func (s *Snapshot) readMachine() error {
 		switch {
 		case len(fields) > 0 && fields[0] == "cpu":
 			// user nice system idle iowait irq softirq steal guest guest_nice;
-			// guest time is counted in user already.
+			// guest time is counted in user already. Steal (time the
+			// hypervisor gave to others) counts as busy: no process has it,
+			// so it ends in Usage.Other.
 			for i, v := range fields[1:min(len(fields), 9)] {
 				n, err := strconv.ParseUint(v, 10, 64)
 				if err != nil {
@@ -112,6 +116,9 @@ func (s *Snapshot) readMachine() error {
 			}
 		case len(fields) > 0 && strings.HasPrefix(fields[0], "cpu"):
 			s.cpus++
+		}
+		if !strings.HasPrefix(sc.Text(), "cpu") {
+			break // the cpu lines come first; "intr" can be longer than a Scanner line
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -129,23 +136,33 @@ func readStat(path string) (proc, error) {
 	if err != nil {
 		return proc{}, err
 	}
-	// pid (comm) state ppid ... utime(14) stime(15): comm may hold spaces
-	// and parentheses, so split after the last ')'.
+	// pid (comm) state ppid ... utime(14) stime(15) ... starttime(22): comm
+	// may hold spaces and parentheses, so split after the last ')'.
 	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
 	if open < 0 || end < open {
 		return proc{}, fmt.Errorf("%s: unexpected format", path)
 	}
 	f := strings.Fields(string(b[end+1:]))
-	if len(f) < 13 {
+	if len(f) < 20 {
 		return proc{}, fmt.Errorf("%s: %d fields after the name", path, len(f))
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	utime, err2 := strconv.ParseUint(f[11], 10, 64)
 	stime, err3 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	start, err4 := strconv.ParseUint(f[19], 10, 64)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return proc{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return proc{ppid: ppid, name: string(b[open+1 : end]), ticks: utime + stime}, nil
+	return proc{ppid: ppid, name: string(b[open+1 : end]), ticks: utime + stime, start: start}, nil
+}
+
+// Name returns the name (comm) of process pid, e.g. "java".
+func Name(pid int) (string, error) {
+	p, err := readStat(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", err
+	}
+	return p.name, nil
 }
 
 // Group names some processes whose CPU time is counted together.
@@ -155,7 +172,8 @@ type Group struct {
 	// not running).
 	PIDs []int
 	// Children adds the processes whose parent is one of PIDs (a
-	// PostgreSQL cluster: the postmaster's server processes).
+	// PostgreSQL cluster: the postmaster's server processes), not their
+	// children in turn.
 	Children bool
 	// Threads, when set, counts only the threads of PIDs whose name starts
 	// with one of these (e.g. a JVM's compiler threads, "C1 CompilerThre"
@@ -178,7 +196,8 @@ type Usage struct {
 	Busy   float64 // the machine's busy time, percent of one core (Cores*100 at most)
 	Shares []Share // per group, in the order asked
 	// Other is the busy time no group accounts for (other processes,
-	// processes that ended between the snapshots, the kernel's own work).
+	// processes that ended between the snapshots, the kernel's own work,
+	// time stolen by a hypervisor), never below 0.
 	Other float64
 }
 
@@ -188,7 +207,7 @@ type Usage struct {
 func Between(a, b *Snapshot, groups []Group) Usage {
 	elapsed := float64(b.total - a.total)
 	if b.total <= a.total {
-		elapsed = 1 // same instant: every share is 0
+		elapsed = 1 // not taken in order: guard the division only
 	}
 	// Ticks of all CPUs: one core's worth is elapsed/cpus.
 	pct := func(ticks uint64) float64 { return float64(ticks) / elapsed * float64(b.cpus) * 100 }
@@ -208,16 +227,17 @@ func Between(a, b *Snapshot, groups []Group) Usage {
 			u.Shares = append(u.Shares, Share{Name: g.Name, Percent: pct(ticks), part: true})
 			continue
 		}
-		members := map[int]bool{}
+		parents := map[int]bool{}
 		for _, pid := range g.PIDs {
 			if pid > 0 {
-				members[pid] = true
+				parents[pid] = true
 			}
 		}
+		members := maps.Clone(parents)
 		if g.Children {
 			for pid, p := range b.procs {
-				if members[p.ppid] {
-					members[pid] = true
+				if parents[p.ppid] {
+					members[pid] = true // children, not grandchildren
 				}
 			}
 		}
@@ -237,13 +257,14 @@ func Between(a, b *Snapshot, groups []Group) Usage {
 }
 
 // since returns the ticks of entry id of b since a (all of them when a
-// lacks it: it started after a).
+// lacks it, or held another process or thread under the same id: it started
+// after a).
 func since(a, b map[int]proc, id int) uint64 {
 	pb, ok := b[id]
 	if !ok {
 		return 0
 	}
-	if pa, ok := a[id]; ok && pa.ticks <= pb.ticks {
+	if pa, ok := a[id]; ok && pa.start == pb.start && pa.ticks <= pb.ticks {
 		return pb.ticks - pa.ticks
 	}
 	return pb.ticks
