@@ -13,8 +13,10 @@
 # BenchmarkE2EFreshness in internal/e2e (build tag broker): the five components
 # as processes against a real Kafka broker, run once (-benchtime 1x) on all
 # cores after the rounds, about 4 minutes. It uses the broker of
-# ALERTSYNC_TEST_KAFKA when set, else starts one of its own (kafkatest.Real:
-# needs Java 17+; the jars come from Maven Central, cached in .cache/kafka).
+# ALERTSYNC_TEST_KAFKA when set, else starts one of its own with the JVM's C1
+# compiler only (broker.C1Only; needs Java 17+; the jars come from Maven
+# Central, cached in .cache/kafka). After each step it logs where the
+# machine's CPU went (docs/testing-e2e.md).
 #
 # Environment: BENCHTIME (go test -benchtime, default 1s), ROUNDS (default 5),
 # BENCH (go test -bench regexp, default .), E2E_BENCH (0 leaves out the

@@ -228,16 +228,27 @@ func BenchmarkE2EFreshness(b *testing.B) {
 // long-running production broker has long finished. C1's code costs the
 // broker more CPU than warm C2 code: the figures err on the slow side.
 func benchBroker(b *testing.B) ([]string, int) {
-	if os.Getenv(kafkatest.EnvBrokers) != "" {
+	if kafkatest.Kind() == "real" {
 		brokers := kafkatest.Real(b)
 		host, port, err := net.SplitHostPort(brokers[0])
 		if ip := net.ParseIP(host); err == nil && (host == "localhost" || ip != nil && ip.IsLoopback()) {
 			n, _ := strconv.Atoi(port)
-			if pid, err := cpustat.ListenerPID(n); err == nil && pid > 0 {
+			pid, err := cpustat.ListenerPID(n)
+			name := ""
+			if err == nil && pid > 0 {
+				name, err = cpustat.Name(pid)
+			}
+			// A proxy in front of the broker (a container's port mapping)
+			// is not the broker.
+			if err == nil && name == "java" {
+				b.Logf("broker %s: JVM pid %d", brokers[0], pid)
 				return brokers, pid
 			}
+			if pid > 0 {
+				b.Logf("broker %s: the listener is pid %d (%s), not a JVM", brokers[0], pid, name)
+			}
 		}
-		b.Logf("the broker %s is not a process of this machine that can be seen: its CPU is counted in \"other\"", brokers[0])
+		b.Logf("the broker %s is not a JVM of this machine that can be seen: its CPU is counted in \"other\"", brokers[0])
 		return brokers, 0
 	}
 	own := startPrivateBroker(b, broker.C1Only)

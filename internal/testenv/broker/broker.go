@@ -62,9 +62,9 @@ type Options struct {
 // the end-to-end benchmark's load (100-250 changes/s per direction): 10-40%
 // of a core for about seven minutes, work a long-running broker has long
 // finished – while C1 has compiled the hot code within seconds. Its code
-// is slower: the whole JVM then took 55-67% of a core at 50-200 changes/s
-// per direction, against 40-47% for a C2 broker after seven minutes of
-// that load. A benchmark against a new C1-only broker measures a steady
+// is slower: the whole JVM then took 48-65% of a core from 50 changes/s per
+// direction up, against 40-47% for a C2 broker after seven minutes of that
+// load (150-250 changes/s). A benchmark against a new C1-only broker measures a steady
 // broker from its first step, and errs on the slow side.
 const C1Only = "-XX:TieredStopAtLevel=1"
 
