@@ -1,7 +1,6 @@
 package dps
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/alertsync/alertsync/deploy"
+	"github.com/alertsync/alertsync/internal/testenv/cpustat"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/proctest"
@@ -203,22 +203,11 @@ func benchCapture(b *testing.B, w benchWorkload) {
 // childProcess returns the pid of a child process of this one whose command
 // name is comm, or 0.
 func childProcess(comm string) int {
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range dirs {
-		stat, err := os.ReadFile(path)
-		if err != nil {
-			continue
+	procs, _ := cpustat.Processes()
+	for pid, p := range procs {
+		if p.Name == comm && p.PPID == os.Getpid() {
+			return pid
 		}
-		open, closing := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || closing < open {
-			continue
-		}
-		fields := strings.Fields(string(stat[closing+1:]))
-		if string(stat[open+1:closing]) != comm || len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		pid, _ := strconv.Atoi(strings.Fields(string(stat[:open]))[0])
-		return pid
 	}
 	return 0
 }

@@ -234,9 +234,11 @@ func benchBroker(b *testing.B) ([]string, int) {
 		if ip := net.ParseIP(host); err == nil && (host == "localhost" || ip != nil && ip.IsLoopback()) {
 			n, _ := strconv.Atoi(port)
 			pid, err := cpustat.ListenerPID(n)
-			name := ""
+			var name string
 			if err == nil && pid > 0 {
-				name, err = cpustat.Name(pid)
+				var st cpustat.Process
+				st, err = cpustat.Stat(pid)
+				name = st.Name
 			}
 			// A proxy in front of the broker (a container's port mapping)
 			// is not the broker.

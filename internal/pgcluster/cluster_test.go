@@ -1,7 +1,6 @@
 package pgcluster_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/alertsync/alertsync/internal/pgcluster"
+	"github.com/alertsync/alertsync/internal/testenv/cpustat"
 )
 
 func start(t *testing.T, opts pgcluster.Options) *pgcluster.Cluster {
@@ -98,12 +98,11 @@ func TestStartSettings(t *testing.T) {
 		require.Equal(t, "postgres", sys.DBName)
 	})
 	t.Run("PID is the postmaster, every backend's parent", func(t *testing.T) {
-		pid := queryString(t, conn, "SELECT pg_backend_pid()::text")
-		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		pid, err := strconv.Atoi(queryString(t, conn, "SELECT pg_backend_pid()::text"))
 		require.NoError(t, err)
-		// pid (comm) state ppid ...: comm may hold spaces, so count from ')'.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		require.Equal(t, strconv.Itoa(c.PID()), fields[1], "parent of backend %s", pid)
+		st, err := cpustat.Stat(pid)
+		require.NoError(t, err)
+		require.Equal(t, c.PID(), st.PPID, "parent of backend %d", pid)
 	})
 	t.Run("server runs as the expected OS user", func(t *testing.T) {
 		pid := queryString(t, conn, "SELECT pg_backend_pid()::text")

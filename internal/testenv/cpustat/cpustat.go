@@ -26,12 +26,13 @@ import (
 // Linux, or /proc not mounted.
 var ErrUnavailable = errors.New("CPU accounting needs Linux's /proc")
 
-// proc is one process's or thread's CPU time so far.
-type proc struct {
-	ppid  int
-	name  string // comm: the process's or thread's name
-	ticks uint64 // user + system
-	start uint64 // start time after boot: tells a reused id from the old one
+// Process is a process's or thread's /proc/<id>/stat: its parent, name and
+// CPU time so far.
+type Process struct {
+	PPID  int
+	Name  string // comm, e.g. "java"
+	Ticks uint64 // user + system time, in USER_HZ clock ticks
+	Start uint64 // start time after boot: tells a reused id from the old one
 }
 
 // Snapshot is the CPU time of the machine, of every process and of the
@@ -40,29 +41,20 @@ type Snapshot struct {
 	cpus    int
 	busy    uint64 // machine ticks spent outside idle and iowait, all CPUs
 	total   uint64 // all machine ticks, all CPUs
-	procs   map[int]proc
-	threads map[int]map[int]proc // pid -> tid -> thread
+	procs   map[int]Process
+	threads map[int]map[int]Process // pid -> tid -> thread
 }
 
 // Take reads the machine's CPU time, every process's, and the threads of
 // threadsOf (for Group.Threads).
 func Take(threadsOf ...int) (*Snapshot, error) {
-	s := &Snapshot{procs: map[int]proc{}, threads: map[int]map[int]proc{}}
-	if err := s.readMachine(); err != nil {
+	s := &Snapshot{threads: map[int]map[int]Process{}}
+	var err error
+	if s.busy, s.total, s.cpus, err = Machine(); err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if p, err := readStat(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			s.procs[pid] = p
-		} // else: it ended meanwhile
+	if s.procs, err = Processes(); err != nil {
+		return nil, err
 	}
 	for _, pid := range threadsOf {
 		if pid <= 0 {
@@ -73,7 +65,7 @@ func Take(threadsOf ...int) (*Snapshot, error) {
 		if err != nil {
 			continue // ended
 		}
-		ts := map[int]proc{}
+		ts := map[int]Process{}
 		for _, t := range tids {
 			tid, err := strconv.Atoi(t.Name())
 			if err != nil {
@@ -88,11 +80,13 @@ func Take(threadsOf ...int) (*Snapshot, error) {
 	return s, nil
 }
 
-// readMachine reads the "cpu" line of /proc/stat and counts the CPUs.
-func (s *Snapshot) readMachine() error {
+// Machine returns the machine's busy and total CPU time so far, in
+// USER_HZ clock ticks summed over all CPUs (from the "cpu" line of
+// /proc/stat), and its number of CPUs.
+func Machine() (busy, total uint64, cpus int, err error) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return 0, 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
@@ -107,62 +101,78 @@ func (s *Snapshot) readMachine() error {
 			for i, v := range fields[1:min(len(fields), 9)] {
 				n, err := strconv.ParseUint(v, 10, 64)
 				if err != nil {
-					return fmt.Errorf("reading /proc/stat: %q: %w", sc.Text(), err)
+					return 0, 0, 0, fmt.Errorf("reading /proc/stat: %q: %w", sc.Text(), err)
 				}
-				s.total += n
+				total += n
 				if i != 3 && i != 4 { // idle, iowait
-					s.busy += n
+					busy += n
 				}
 			}
 		case len(fields) > 0 && strings.HasPrefix(fields[0], "cpu"):
-			s.cpus++
+			cpus++
 		}
 		if !strings.HasPrefix(sc.Text(), "cpu") {
 			break // the cpu lines come first; "intr" can be longer than a Scanner line
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading /proc/stat: %w", err)
+		return 0, 0, 0, fmt.Errorf("reading /proc/stat: %w", err)
 	}
-	if s.total == 0 || s.cpus == 0 {
-		return fmt.Errorf("%w: no cpu lines in /proc/stat", ErrUnavailable)
+	if total == 0 || cpus == 0 {
+		return 0, 0, 0, fmt.Errorf("%w: no cpu lines in /proc/stat", ErrUnavailable)
 	}
-	return nil
+	return busy, total, cpus, nil
+}
+
+// Processes returns every process of the machine by pid; one that ends
+// while they are read is left out.
+func Processes() (map[int]Process, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	out := make(map[int]Process, len(ents))
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, err := readStat(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			out[pid] = p
+		}
+	}
+	return out, nil
+}
+
+// Stat returns process pid's /proc/<pid>/stat.
+func Stat(pid int) (Process, error) {
+	return readStat(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 }
 
 // readStat reads a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat file.
-func readStat(path string) (proc, error) {
+func readStat(path string) (Process, error) {
 	b, err := os.ReadFile(path) //nolint:gosec // a /proc path built from a pid
 	if err != nil {
-		return proc{}, err
+		return Process{}, err
 	}
 	// pid (comm) state ppid ... utime(14) stime(15) ... starttime(22): comm
 	// may hold spaces and parentheses, so split after the last ')'.
 	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
 	if open < 0 || end < open {
-		return proc{}, fmt.Errorf("%s: unexpected format", path)
+		return Process{}, fmt.Errorf("%s: unexpected format", path)
 	}
 	f := strings.Fields(string(b[end+1:]))
 	if len(f) < 20 {
-		return proc{}, fmt.Errorf("%s: %d fields after the name", path, len(f))
+		return Process{}, fmt.Errorf("%s: %d fields after the name", path, len(f))
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	utime, err2 := strconv.ParseUint(f[11], 10, 64)
 	stime, err3 := strconv.ParseUint(f[12], 10, 64)
 	start, err4 := strconv.ParseUint(f[19], 10, 64)
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return proc{}, fmt.Errorf("%s: %w", path, err)
+		return Process{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return proc{ppid: ppid, name: string(b[open+1 : end]), ticks: utime + stime, start: start}, nil
-}
-
-// Name returns the name (comm) of process pid, e.g. "java".
-func Name(pid int) (string, error) {
-	p, err := readStat(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return "", err
-	}
-	return p.name, nil
+	return Process{PPID: ppid, Name: string(b[open+1 : end]), Ticks: utime + stime, Start: start}, nil
 }
 
 // Group names some processes whose CPU time is counted together.
@@ -219,7 +229,7 @@ func Between(a, b *Snapshot, groups []Group) Usage {
 		if len(g.Threads) > 0 {
 			for _, pid := range g.PIDs {
 				for tid, t := range b.threads[pid] {
-					if slices.ContainsFunc(g.Threads, func(prefix string) bool { return strings.HasPrefix(t.name, prefix) }) {
+					if slices.ContainsFunc(g.Threads, func(prefix string) bool { return strings.HasPrefix(t.Name, prefix) }) {
 						ticks += since(a.threads[pid], b.threads[pid], tid)
 					}
 				}
@@ -236,7 +246,7 @@ func Between(a, b *Snapshot, groups []Group) Usage {
 		members := maps.Clone(parents)
 		if g.Children {
 			for pid, p := range b.procs {
-				if parents[p.ppid] {
+				if parents[p.PPID] {
 					members[pid] = true // children, not grandchildren
 				}
 			}
@@ -259,15 +269,15 @@ func Between(a, b *Snapshot, groups []Group) Usage {
 // since returns the ticks of entry id of b since a (all of them when a
 // lacks it, or held another process or thread under the same id: it started
 // after a).
-func since(a, b map[int]proc, id int) uint64 {
+func since(a, b map[int]Process, id int) uint64 {
 	pb, ok := b[id]
 	if !ok {
 		return 0
 	}
-	if pa, ok := a[id]; ok && pa.start == pb.start && pa.ticks <= pb.ticks {
-		return pb.ticks - pa.ticks
+	if pa, ok := a[id]; ok && pa.Start == pb.Start && pa.Ticks <= pb.Ticks {
+		return pb.Ticks - pa.Ticks
 	}
-	return pb.ticks
+	return pb.Ticks
 }
 
 // Share returns the share of the group named name (0 when there is none).

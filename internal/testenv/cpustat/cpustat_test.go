@@ -31,7 +31,7 @@ func burnUntil(path string, n uint64) error {
 		if err != nil {
 			return err
 		}
-		if now.ticks >= p.ticks+n {
+		if now.Ticks >= p.Ticks+n {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -97,9 +97,10 @@ func TestBetween(t *testing.T) {
 	t.Logf("%s", u)
 	// Every online CPU; NumCPU counts those this process may use.
 	require.GreaterOrEqual(t, u.Cores, runtime.NumCPU())
-	name, err := Name(child.Process.Pid)
+	st, err := Stat(child.Process.Pid)
 	require.NoError(t, err)
-	require.Equal(t, "sh", name)
+	require.Equal(t, "sh", st.Name)
+	require.Equal(t, self, st.PPID)
 	require.Greater(t, u.Share("child"), 0.0)
 	require.LessOrEqual(t, u.Busy, float64(u.Cores*100)+1)
 	// The child is in "child" only; every group together is within the
@@ -119,33 +120,33 @@ func TestBetween(t *testing.T) {
 // one core.
 func TestBetweenArithmetic(t *testing.T) {
 	a := &Snapshot{cpus: 2, busy: 1000, total: 5000,
-		procs: map[int]proc{
-			10: {ppid: 1, ticks: 100, start: 7},     // a postmaster
-			11: {ppid: 10, ticks: 50, start: 8},     // its server process
-			13: {ppid: 11, ticks: 5, start: 8},      // a grandchild: not a member
-			20: {ppid: 1, ticks: 400, start: 9},     // a component, its id reused below
-			30: {ppid: 1, ticks: 1000, start: 3},    // the broker
-			40: {ppid: 1, ticks: 70, start: 3},      // ends before b
-			50: {ppid: 1, ticks: 90, start: 3},      // its count went down: taken whole
-			60: {ppid: 10, ticks: 1_000, start: 30}, // also a child of 10, counted in "named" first
+		procs: map[int]Process{
+			10: {PPID: 1, Ticks: 100, Start: 7},     // a postmaster
+			11: {PPID: 10, Ticks: 50, Start: 8},     // its server process
+			13: {PPID: 11, Ticks: 5, Start: 8},      // a grandchild: not a member
+			20: {PPID: 1, Ticks: 400, Start: 9},     // a component, its id reused below
+			30: {PPID: 1, Ticks: 1000, Start: 3},    // the broker
+			40: {PPID: 1, Ticks: 70, Start: 3},      // ends before b
+			50: {PPID: 1, Ticks: 90, Start: 3},      // its count went down: taken whole
+			60: {PPID: 10, Ticks: 1_000, Start: 30}, // also a child of 10, counted in "named" first
 		},
-		threads: map[int]map[int]proc{30: {31: {name: "C2 CompilerThre", ticks: 10, start: 4}, 32: {name: "main", ticks: 5, start: 4}}},
+		threads: map[int]map[int]Process{30: {31: {Name: "C2 CompilerThre", Ticks: 10, Start: 4}, 32: {Name: "main", Ticks: 5, Start: 4}}},
 	}
 	b := &Snapshot{cpus: 2, busy: 1800, total: 6000,
-		procs: map[int]proc{
-			10: {ppid: 1, ticks: 110, start: 7},     // +10
-			11: {ppid: 10, ticks: 60, start: 8},     // +10
-			12: {ppid: 10, ticks: 15, start: 40},    // new child: 15 whole
-			13: {ppid: 11, ticks: 500, start: 8},    // grandchild: in Other
-			20: {ppid: 1, ticks: 450, start: 50},    // another process under the same id: 450 whole
-			30: {ppid: 1, ticks: 1200, start: 3},    // +200
-			50: {ppid: 1, ticks: 60, start: 3},      // 60 whole
-			60: {ppid: 10, ticks: 1_025, start: 30}, // +25
+		procs: map[int]Process{
+			10: {PPID: 1, Ticks: 110, Start: 7},     // +10
+			11: {PPID: 10, Ticks: 60, Start: 8},     // +10
+			12: {PPID: 10, Ticks: 15, Start: 40},    // new child: 15 whole
+			13: {PPID: 11, Ticks: 500, Start: 8},    // grandchild: in Other
+			20: {PPID: 1, Ticks: 450, Start: 50},    // another process under the same id: 450 whole
+			30: {PPID: 1, Ticks: 1200, Start: 3},    // +200
+			50: {PPID: 1, Ticks: 60, Start: 3},      // 60 whole
+			60: {PPID: 10, Ticks: 1_025, Start: 30}, // +25
 		},
-		threads: map[int]map[int]proc{30: {
-			31: {name: "C2 CompilerThre", ticks: 60, start: 4}, // +50
-			32: {name: "main", ticks: 25, start: 4},
-			33: {name: "C1 CompilerThre", ticks: 5, start: 60}, // new: 5 whole
+		threads: map[int]map[int]Process{30: {
+			31: {Name: "C2 CompilerThre", Ticks: 60, Start: 4}, // +50
+			32: {Name: "main", Ticks: 25, Start: 4},
+			33: {Name: "C1 CompilerThre", Ticks: 5, Start: 60}, // new: 5 whole
 		}},
 	}
 	u := Between(a, b, []Group{

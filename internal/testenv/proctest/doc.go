@@ -6,6 +6,7 @@
 // standard error (JSON log lines, for the alertsync binary) and keeps the
 // last 40 of those lines for failure messages. Kill SIGKILLs the whole
 // group, Stop SIGTERMs the process and waits for it to exit; a process not
-// yet ended when the test finishes is killed by t.Cleanup. PeakRSS and
-// CPUTime read /proc (Linux only); MachineCPU reads the machine's totals.
+// yet ended when the test finishes is killed by t.Cleanup. PeakRSS reads
+// /proc (Linux only); CPUTime and MachineCPU give a process's and the
+// machine's CPU time as durations, read by package cpustat.
 package proctest

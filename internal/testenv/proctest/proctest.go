@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alertsync/alertsync/internal/testenv/cpustat"
 )
 
 // tailLines is how many log lines a Proc keeps for LogTail.
@@ -160,52 +162,24 @@ func (p *Proc) PeakRSS() (float64, error) {
 
 // CPUTime returns the user and system CPU time process pid has used.
 func CPUTime(pid int) (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := cpustat.Stat(pid)
 	if err != nil {
 		return 0, fmt.Errorf("reading the CPU time of process %d: %w", pid, err)
 	}
-	// utime and stime are fields 14 and 15 of the line, in clock ticks
-	// (USER_HZ, 100 on Linux); the command name before them is in
-	// parentheses and may hold spaces.
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, stat)
-	}
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
+	return ticks(p.Ticks), nil
 }
 
 // MachineCPU returns the busy and total CPU time of the machine, all cores.
 func MachineCPU() (busy, total time.Duration, err error) {
-	stat, err := os.ReadFile("/proc/stat")
+	b, t, _, err := cpustat.Machine()
 	if err != nil {
-		return 0, 0, fmt.Errorf("reading /proc/stat: %w", err)
+		return 0, 0, err
 	}
-	line, _, _ := strings.Cut(string(stat), "\n")
-	fields := strings.Fields(line)
-	if len(fields) < 5 || fields[0] != "cpu" {
-		return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
-	}
-	for i, f := range fields[1:] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("parsing /proc/stat: %w", err)
-		}
-		d := time.Duration(n) * 10 * time.Millisecond
-		total += d
-		if i != 3 && i != 4 { // idle, iowait
-			busy += d
-		}
-	}
-	return busy, total, nil
+	return ticks(b), ticks(t), nil
 }
+
+// ticks converts clock ticks of /proc (USER_HZ, 100 on Linux) to a duration.
+func ticks(n uint64) time.Duration { return time.Duration(n) * 10 * time.Millisecond } //nolint:gosec // tick counts are far below 2^63
 
 // lineWriter copies what it is written to file and calls line for each
 // complete line.
