@@ -80,7 +80,10 @@ func TestMapsBothDirections(t *testing.T) {
 		}
 	}
 	// The drops, by reason, after the transaction that holds them.
+	// The sync's own DPS write may be in a later transaction than the last
+	// command read above, so each source topic is waited for.
 	r.waitMetric(t, "alertsync_transform_records_total", map[string]string{"result": "dropped", "topic": h.name(schemas.TopicNOMISOffenderAlerts)}, 3, 10*time.Second)
+	r.waitMetric(t, "alertsync_transform_records_total", map[string]string{"result": "dropped", "topic": h.name(schemas.TopicDPSAlert)}, 1, 10*time.Second)
 	require.Equal(t, 2.0, r.metric(t, "alertsync_transform_dropped_total", map[string]string{"reason": "sync"}))
 	require.Equal(t, 1.0, r.metric(t, "alertsync_transform_dropped_total", map[string]string{"reason": "booking_copy"}))
 	require.Equal(t, 1.0, r.metric(t, "alertsync_transform_dropped_total", map[string]string{"reason": "not_current_booking"}))
