@@ -89,6 +89,32 @@ func TestComposeFile(t *testing.T) {
 	for name, s := range c.Secrets {
 		require.FileExists(t, filepath.Join(root, s.File), "secret %s", name)
 	}
+
+	// The whole pipeline runs, each component once, with its own host port
+	// for the admin server, and every secret file a service names is one
+	// it mounts.
+	commands := map[string]bool{}
+	hostPorts := map[string]string{}
+	for name, s := range c.Services {
+		commands[strings.Join(s.Command, " ")] = true
+		for _, p := range s.Ports {
+			host := p[:strings.LastIndex(p, ":")]
+			require.NotContains(t, hostPorts, host, "services %s and %s publish the same host port", name, hostPorts[host])
+			hostPorts[host] = name
+		}
+		for k, v := range s.Env {
+			if !strings.HasSuffix(k, "_FILE") {
+				continue
+			}
+			path, _ := v.(string)
+			sec, ok := strings.CutPrefix(path, "/run/secrets/")
+			require.True(t, ok, "service %s: %s=%v is not a compose secret", name, k, v)
+			require.Contains(t, s.Secrets, sec, "service %s reads secret %s without mounting it", name, sec)
+		}
+	}
+	for _, want := range []string{"capture dps", "capture nomis", "transform", "apply dps", "apply nomis", "migrate dps", "migrate nomis"} {
+		require.True(t, commands[want], "no service runs alertsync %s", want)
+	}
 }
 
 func TestReadmeFirstScreen(t *testing.T) {
