@@ -19,6 +19,7 @@ type Metrics struct {
 	Held      prometheus.Counter
 	Published prometheus.Counter
 	Errors    *prometheus.CounterVec // kind
+	Lag       *prometheus.GaugeVec   // topic, partition: records behind the last stable offset
 }
 
 // NewMetrics creates the metrics of the apply named name (apply-dps, apply-nomis).
@@ -43,9 +44,11 @@ func NewMetrics(reg prometheus.Registerer, name string) *Metrics {
 			Help: "Outcome records published from the outbox."}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total",
 			Help: "Errors retried, by kind: session, outbox."}, []string{"kind"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "lag_records",
+			Help: "Records of a command partition this apply has not yet applied (last stable offset at its last fetch minus the next offset to apply; a transaction's commit marker counts as a record until the apply has passed it), while it owns the partition."}, []string{"topic", "partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Commands, m.Latency, m.Batch, m.Freshness, m.Retries, m.DLQ, m.Held, m.Published, m.Errors)
+		reg.MustRegister(m.Commands, m.Latency, m.Batch, m.Freshness, m.Retries, m.DLQ, m.Held, m.Published, m.Errors, m.Lag)
 	}
 	return m
 }

@@ -25,7 +25,9 @@ import (
 // apply.batch_commands, one database transaction each (Store.Apply:
 // writes, outcomes, fenced offset), partitions side by side (workers.go),
 // copies the offsets to Kafka as well (for lag monitoring only) and wakes
-// the outbox relay, which publishes outcomes and DLQ entries.
+// the outbox relay, which publishes outcomes and DLQ entries. The lag of
+// each partition it owns (Metrics.Lag) is set at each fetch and each batch
+// applied, and dropped when the partition is revoked or lost.
 type Runner struct {
 	Name     string // component name, e.g. apply-dps
 	Topic    kafka.Topic
@@ -151,6 +153,9 @@ func (r *Runner) session(ctx context.Context) error {
 		kgo.InstanceID(owner),
 		kgo.ConsumeTopics(topic),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers too, for the lag only (workers.fetched):
+		// they are never dispatched.
+		kgo.KeepControlRecords(),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(r.Opts.SessionTimeout),

@@ -3,9 +3,12 @@ package apply
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/failpoint"
@@ -55,6 +58,30 @@ type worker struct {
 	stop  chan struct{}
 	done  chan struct{}
 	carry []*kgo.Record // a queued batch taken but left for the next transaction (run's goroutine only)
+	lag   partitionLag  // under workers.mu
+	gauge prometheus.Gauge
+}
+
+// partitionLag is what a partition's lag gauge is computed from. The
+// consumer keeps transaction markers (kgo.KeepControlRecords) so that the
+// lag can pass them: the last command of a transaction is followed by its
+// commit marker, and an apply that has applied it is caught up.
+type partitionLag struct {
+	stable  int64 // last stable offset at the partition's last fetch
+	fetched int64 // offset after the last record fetched, markers included
+	last    int64 // offset of the last command fetched; -1 before the first
+	applied int64 // offset after the last command applied; before that, of the first record fetched
+}
+
+// behind returns the last stable offset minus the next offset to apply,
+// which is past the markers fetched behind the last command fetched once
+// that command is applied.
+func (l partitionLag) behind() int64 {
+	next := l.applied
+	if next > l.last {
+		next = max(next, l.fetched)
+	}
+	return max(0, l.stable-next)
 }
 
 // next returns the partition's next batch: the one carried over, else the
@@ -109,17 +136,21 @@ func newWorkers(ctx context.Context, r *Runner, codec *schemas.Codec, cmdIDs com
 		slots: make(chan struct{}, max(1, r.Opts.Parallelism)), applied: make(chan struct{}, 1), byTP: map[topicPartition]*worker{}}
 }
 
-// dispatch queues a poll's records on their partitions' workers, in
-// batches of apply.batch_commands, waiting while a queue is full. It
-// returns early when the session ends.
+// dispatch queues a poll's commands on their partitions' workers, in
+// batches of apply.batch_commands, waiting while a queue is full, and sets
+// the partitions' lag. It returns early when the session ends.
 func (ws *workers) dispatch(fs kgo.Fetches) {
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		for start := 0; start < len(p.Records); start += ws.r.Opts.BatchCommands {
-			w := ws.worker(p.Topic, p.Partition)
-			if w == nil {
-				return // not ours (any more)
-			}
-			batch := p.Records[start:min(len(p.Records), start+ws.r.Opts.BatchCommands)]
+		if len(p.Records) == 0 {
+			return
+		}
+		w := ws.worker(p.Topic, p.Partition)
+		if w == nil {
+			return // not ours (any more)
+		}
+		cmds := ws.fetched(w, p)
+		for start := 0; start < len(cmds); start += ws.r.Opts.BatchCommands {
+			batch := cmds[start:min(len(cmds), start+ws.r.Opts.BatchCommands)]
 			select {
 			case w.queue <- batch:
 			case <-w.done:
@@ -129,6 +160,29 @@ func (ws *workers) dispatch(fs kgo.Fetches) {
 			}
 		}
 	})
+}
+
+// fetched returns the commands of a partition's fetched records (without
+// its transaction markers) and updates the partition's lag.
+func (ws *workers) fetched(w *worker, p kgo.FetchTopicPartition) []*kgo.Record {
+	isMarker := func(r *kgo.Record) bool { return r.Attrs.IsControl() }
+	cmds := p.Records
+	if slices.ContainsFunc(cmds, isMarker) {
+		cmds = slices.DeleteFunc(slices.Clone(cmds), isMarker)
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	l := &w.lag
+	if l.applied < 0 {
+		l.applied = p.Records[0].Offset // everything before it was applied
+	}
+	l.stable = p.LastStableOffset
+	l.fetched = p.Records[len(p.Records)-1].Offset + 1
+	if len(cmds) > 0 {
+		l.last = cmds[len(cmds)-1].Offset
+	}
+	w.gauge.Set(float64(l.behind()))
+	return cmds
 }
 
 // worker returns the partition's worker, starting it; nil when the
@@ -144,7 +198,8 @@ func (ws *workers) worker(topic string, part int32) *worker {
 	if w := ws.byTP[tp]; w != nil {
 		return w
 	}
-	w := &worker{queue: make(chan []*kgo.Record, partitionQueue), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &worker{queue: make(chan []*kgo.Record, partitionQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		lag: partitionLag{last: -1, applied: -1}, gauge: ws.r.m.Lag.WithLabelValues(topic, strconv.Itoa(int(part)))}
 	ws.byTP[tp] = w
 	ws.wg.Add(1)
 	go ws.run(tp, f, w)
@@ -183,6 +238,8 @@ func (ws *workers) run(tp topicPartition, f Fence, w *worker) {
 		}
 		ws.mu.Lock()
 		ws.done = append(ws.done, recs[len(recs)-1])
+		w.lag.applied = recs[len(recs)-1].Offset + 1
+		w.gauge.Set(float64(w.lag.behind()))
 		ws.mu.Unlock()
 		select {
 		case ws.applied <- struct{}{}:
@@ -192,17 +249,26 @@ func (ws *workers) run(tp topicPartition, f Fence, w *worker) {
 	}
 }
 
+// forget drops a fenced-out partition's worker and its lag.
 func (ws *workers) forget(tp topicPartition, w *worker) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.byTP[tp] == w {
 		delete(ws.byTP, tp)
+		ws.dropLag(tp)
 	}
 }
 
-// stopPartitions stops the workers of partitions and waits for them: the
-// OnPartitionsRevoked and OnPartitionsLost callback, with the claims
-// dropped first so that nothing new is dispatched to them.
+// dropLag removes a partition's lag series: the partition is no longer
+// this apply's (a stale value would add to the lag of its next owner).
+func (ws *workers) dropLag(tp topicPartition) {
+	ws.r.m.Lag.DeleteLabelValues(tp.topic, strconv.Itoa(int(tp.part)))
+}
+
+// stopPartitions stops the workers of partitions and waits for them, then
+// drops the partitions' lag: the OnPartitionsRevoked and OnPartitionsLost
+// callback (also called when the session ends), with the claims dropped
+// first so that nothing new is dispatched to them.
 func (ws *workers) stopPartitions(m map[string][]int32) {
 	var stopped []*worker
 	ws.mu.Lock()
@@ -220,6 +286,11 @@ func (ws *workers) stopPartitions(m map[string][]int32) {
 	ws.mu.Unlock()
 	for _, w := range stopped {
 		<-w.done
+	}
+	for topic, parts := range m {
+		for _, p := range parts {
+			ws.dropLag(topicPartition{topic, p})
+		}
 	}
 }
 
