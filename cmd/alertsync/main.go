@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,12 +17,7 @@ func main() {
 	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		var ue *cli.UsageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(os.Stderr, "alertsync:", err)
-			os.Exit(2)
-		}
 		fmt.Fprintln(os.Stderr, "alertsync:", err)
-		os.Exit(1)
+		os.Exit(cli.ExitCode(err))
 	}
 }

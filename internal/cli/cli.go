@@ -26,6 +26,31 @@ func (e *UsageError) Error() string { return e.Msg }
 
 func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
 
+// ExitError is an error that sets main's exit status.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode returns the exit status main gives err: 0 for nil, 2 for a
+// *UsageError, an *ExitError's Code, 1 for any other error.
+func ExitCode(err error) int {
+	var ue *UsageError
+	var ee *ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &ee):
+		return ee.Code
+	}
+	return 1
+}
+
 type command struct {
 	name    string
 	summary string
@@ -42,6 +67,7 @@ func commands() []command {
 		{"dlq", "list the DLQ entries, or redrive the commands an apply holds (list | redrive)", runDLQ},
 		{"demo", "run the whole pipeline in one process on embedded Kafka, registry and PostgreSQL (--data-dir, --reset)", runDemo},
 		{"reconcile", "compare NOMIS with DPS per prisoner on every mapped field; exit 1 when they differ", runReconcile},
+		{"lag", "print the consumer lag of the transformer's and the applies' groups per partition; exit 1 over --max-lag", runLag},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
 	}
 }

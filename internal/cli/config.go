@@ -38,6 +38,7 @@ func components() []component {
 		{"migrate", "alertsync migrate", func() any { return new(MigrateConfig) }},
 		{"dlq", "alertsync dlq list and alertsync dlq redrive", func() any { return new(applydlq.Config) }},
 		{"reconcile", "alertsync reconcile", func() any { return new(reconcile.Config) }},
+		{"lag", "alertsync lag", func() any { return new(LagConfig) }},
 		{"demo", "alertsync demo", func() any { return new(demo.Config) }},
 	}
 }
