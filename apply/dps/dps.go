@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alertsync/alertsync/apply"
 	"github.com/alertsync/alertsync/internal/admin"
@@ -127,3 +128,8 @@ func (a *Apply) prepare(ctx context.Context, pool *pgxpool.Pool) error {
 	defer func() { _ = sqlDB.Close() }()
 	return apply.PreparePostgres(ctx, sqlDB, pool, "dps", "DPS")
 }
+
+// RegisterMetrics registers the metrics apply dps serves on reg, as the
+// component does when it starts; the metrics reference (docs/metrics.md)
+// and the checks of the deploy files are built from it.
+func RegisterMetrics(reg prometheus.Registerer) { apply.NewMetrics(reg, "apply-dps") }

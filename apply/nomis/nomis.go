@@ -106,15 +106,11 @@ func (a *Apply) Run(ctx context.Context) error {
 	}
 	st := newStore(d)
 	st.setPath = a.cfg.Own.SetPath
-	redone := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertsync_apply_nomis_statement_path_batches_total",
-		Help: "Batches the set path left to the statement path, by why: case (a case it leaves to it) or refused (a write the database refused)."},
-		[]string{"why"})
-	paths := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertsync_apply_nomis_committed_batches_total",
-		Help: "Batches committed, by the path that applied them: set (multi-row statements) or statement (command by command)."},
-		[]string{"path"})
+	var reg prometheus.Registerer
 	if a.deps.Admin != nil {
-		a.deps.Admin.Registry().MustRegister(redone, paths)
+		reg = a.deps.Admin.Registry()
 	}
+	redone, paths := newPathMetrics(reg)
 	st.onPath = func(set bool) {
 		if set {
 			paths.WithLabelValues("set").Inc()
@@ -144,10 +140,6 @@ func (a *Apply) Run(ctx context.Context) error {
 		}
 	}
 	if a.cfg.Own.Sweep {
-		var reg prometheus.Registerer
-		if a.deps.Admin != nil {
-			reg = a.deps.Admin.Registry()
-		}
 		sw := a.sweeper(d, dps, reg)
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -281,4 +273,30 @@ func readDPSViews(ctx context.Context, dps *pgxpool.Pool, ids []string) (map[str
 		return nil, fmt.Errorf("reading alerts and their DPS-side mappings: %w", err)
 	}
 	return out, nil
+}
+
+// newPathMetrics creates the counters of the two write paths (registered on
+// reg unless it is nil): batches the set path left to the statement path,
+// and batches committed by each path.
+func newPathMetrics(reg prometheus.Registerer) (redone, paths *prometheus.CounterVec) {
+	redone = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertsync_apply_nomis_statement_path_batches_total",
+		Help: "Batches the set path left to the statement path, by why: case (a case it leaves to it) or refused (a write the database refused)."},
+		[]string{"why"})
+	paths = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertsync_apply_nomis_committed_batches_total",
+		Help: "Batches committed, by the path that applied them: set (multi-row statements) or statement (command by command)."},
+		[]string{"path"})
+	if reg != nil {
+		reg.MustRegister(redone, paths)
+	}
+	return redone, paths
+}
+
+// RegisterMetrics registers the metrics apply nomis serves on reg, as the
+// component does when it starts (the apply's, the write paths', the expiry
+// sweep's); the metrics reference (docs/metrics.md) and the checks of the
+// deploy files are built from it.
+func RegisterMetrics(reg prometheus.Registerer) {
+	apply.NewMetrics(reg, "apply-nomis")
+	newPathMetrics(reg)
+	newSweepMetrics(reg)
 }

@@ -55,3 +55,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// RegisterMetrics registers the metrics capture dps serves on reg, as the
+// component does when it starts; the metrics reference (docs/metrics.md)
+// and the checks of the deploy files are built from it.
+func RegisterMetrics(reg prometheus.Registerer) { newMetrics(reg) }

@@ -69,6 +69,7 @@ func commands() []command {
 		{"reconcile", "compare NOMIS with DPS per prisoner on every mapped field; exit 1 when they differ", runReconcile},
 		{"lag", "print the consumer lag of the transformer's and the applies' groups per partition; exit 1 over --max-lag", runLag},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
+		{"metrics", "print the reference of the metrics each component serves (markdown, or --json)", runMetrics},
 	}
 }
 
