@@ -2,8 +2,9 @@
 # Installs what the tests need on a fresh machine of this kind, idempotently:
 # PostgreSQL 15 server and client binaries (Debian), fastavro (PyPI), the jars
 # of the real Apache Kafka broker (Maven Central, cached in .cache/kafka) and
-# golangci-lint at its pinned version (Go module proxy, in .cache/bin) and
-# Chromium (Debian), in which the demo test loads the admin page.
+# golangci-lint at its pinned version (Go module proxy, in .cache/bin),
+# Chromium (Debian), in which the demo test loads the admin page, and
+# promtool (Debian's prometheus package), which tests the alert rules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,13 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_packages[*]}"
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+# promtool checks and unit-tests the Prometheus rules in deploy/prometheus;
+# the package's recommends (node exporter, ...) are not needed.
+if ! command -v promtool >/dev/null 2>&1; then
+  log "installing Debian package prometheus (for promtool)"
+  [ ${#apt_packages[@]} -gt 0 ] || sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 id postgres >/dev/null 2>&1 || { log "creating the postgres OS user"; sudo_if_needed useradd --system --home /var/lib/postgresql --shell /bin/bash postgres; }
 
