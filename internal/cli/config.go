@@ -64,6 +64,9 @@ func runConfig(_ context.Context, args []string, out, errOut io.Writer) error {
 		if len(args) < 2 {
 			return usagef("config %s: want a component (%s)", args[0], componentNames())
 		}
+		if args[0] == "check" {
+			return ConfigCheck(args[1], args[2:], os.LookupEnv, out, errOut)
+		}
 		c, err := findComponent(args[1])
 		if err != nil {
 			return err
@@ -73,21 +76,34 @@ func runConfig(_ context.Context, args []string, out, errOut io.Writer) error {
 		if _, err := loadConfig(fs, cfg, args[2:], os.LookupEnv); err != nil {
 			return err
 		}
-		if args[0] == "print" {
-			for _, l := range config.Effective(cfg) {
-				if _, err := fmt.Fprintln(out, l); err != nil {
-					return fmt.Errorf("printing configuration of %s: %w", c.name, err)
-				}
+		for _, l := range config.Effective(cfg) {
+			if _, err := fmt.Fprintln(out, l); err != nil {
+				return fmt.Errorf("printing configuration of %s: %w", c.name, err)
 			}
-			return nil
-		}
-		if _, err := fmt.Fprintf(out, "%s: configuration is valid\n", c.name); err != nil {
-			return fmt.Errorf("reporting configuration of %s: %w", c.name, err)
 		}
 		return nil
 	default:
 		return usagef("config: unknown action %q (want check, print or docs)", args[0])
 	}
+}
+
+// ConfigCheck is `alertsync config check`: it loads the configuration of
+// component from args (flags, --config FILE) and the variables lookup finds,
+// as the component would at start, and reports whether it is valid. The
+// deploy files' tests check their configurations through it.
+func ConfigCheck(component string, args []string, lookup func(string) (string, bool), out, errOut io.Writer) error {
+	c, err := findComponent(component)
+	if err != nil {
+		return err
+	}
+	fs := newFlagSet("config check "+c.name, errOut)
+	if _, err := loadConfig(fs, c.config(), args, lookup); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(out, "%s: configuration is valid\n", c.name); err != nil {
+		return fmt.Errorf("reporting configuration of %s: %w", c.name, err)
+	}
+	return nil
 }
 
 // ConfigDocs renders the key reference of every component as Markdown; it is
