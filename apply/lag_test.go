@@ -35,7 +35,9 @@ import (
 // commands are applied, every partition's lag falls to 0 – not 1, though
 // the commands were written in Kafka transactions, as the transformer
 // writes them, so that each partition ends with a commit marker the stored
-// offset stops short of. When the apply stops, its series go.
+// offset stops short of. Commands written while it cannot keep up – more
+// than it holds in memory, so that it stops fetching – show too, from the
+// offsets it lists. When the apply stops, its series go.
 func TestLagGauge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -65,12 +67,13 @@ func TestLagGauge(t *testing.T) {
 	cmds, err := schemas.New(srcl, schemas.WithTopicPrefix(topics.Prefix)).Bind(ctx, schemas.TopicCommandsDPS)
 	require.NoError(t, err)
 
-	// 40 new alerts of 40 prisoners, in two transactions.
-	const n = 40
 	prod := kafkatest.Client(t, brokers, kgo.TransactionalID(topics.Prefix+"producer"), kgo.ProducerLinger(0))
-	for txn := range 2 {
+	// send writes commands from..to-1 (new alerts of as many prisoners)
+	// in one transaction.
+	send := func(from, to int) {
+		t.Helper()
 		require.NoError(t, prod.BeginTransaction())
-		for i := txn * n / 2; i < (txn+1)*n/2; i++ {
+		for i := from; i < to; i++ {
 			number, book, seq := fmt.Sprintf("A%04dBC", i), int64(100+i), int32(1)
 			desc := "alert " + strconv.Itoa(i)
 			pos := rules.Position{Commit: 1_000_000 + int64(i), Change: int64(i)}
@@ -86,21 +89,29 @@ func TestLagGauge(t *testing.T) {
 		}
 		require.NoError(t, prod.EndTransaction(ctx, kgo.TryCommit))
 	}
-	// The last stable offsets, once the commit markers are written (a
-	// broker writes them after EndTransaction returns): at the high
-	// watermarks.
+	// 40 new alerts of 40 prisoners, in two transactions.
+	const n = 40
+	send(0, n/2)
+	send(n/2, n)
+	// settle reads the last stable offsets into stable, once the commit
+	// markers are written (a broker writes them after EndTransaction
+	// returns): at the high watermarks.
 	stable := map[int32]float64{}
-	require.Eventually(t, func() bool {
-		lso, err := adm.ListCommittedOffsets(ctx, topic)
-		require.NoError(t, err)
-		hw, err := adm.ListEndOffsets(ctx, topic)
-		require.NoError(t, err)
-		lso.Each(func(o kadm.ListedOffset) { stable[o.Partition] = float64(o.Offset) })
-		written := true
-		hw.Each(func(o kadm.ListedOffset) { written = written && float64(o.Offset) == stable[o.Partition] })
-		return written
-	}, 30*time.Second, 20*time.Millisecond, "the transactions' commit markers are written")
-	require.Len(t, stable, 3)
+	settle := func() {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			lso, err := adm.ListCommittedOffsets(ctx, topic)
+			require.NoError(t, err)
+			hw, err := adm.ListEndOffsets(ctx, topic)
+			require.NoError(t, err)
+			lso.Each(func(o kadm.ListedOffset) { stable[o.Partition] = float64(o.Offset) })
+			written := true
+			hw.Each(func(o kadm.ListedOffset) { written = written && float64(o.Offset) == stable[o.Partition] })
+			return written
+		}, 30*time.Second, 20*time.Millisecond, "the transactions' commit markers are written")
+		require.Len(t, stable, 3)
+	}
+	settle()
 
 	lock, err := dps.SQL(t).BeginTx(ctx, nil)
 	require.NoError(t, err)
@@ -130,10 +141,11 @@ func TestLagGauge(t *testing.T) {
 				if end == 0 {
 					continue // no record: never fetched, no series
 				}
-				if v := lag(p); v != nil {
+				v := lag(p)
+				if v != nil {
 					got[p] = *v
 				}
-				ok = ok && got[p] == want(p)
+				ok = ok && v != nil && *v == want(p)
 			}
 			if ok {
 				return
@@ -149,6 +161,17 @@ func TestLagGauge(t *testing.T) {
 	waitLag("the backlog", func(p int32) float64 { return stable[p] })
 	require.Zero(t, stored(), "nothing applied while the table is locked")
 
+	// More than the apply holds in memory (partitionQueue batches of 5
+	// per partition): its dispatch waits on a full queue and it fetches no
+	// more. Then more still: only the listed offsets can show those.
+	const more, after = 150, 60
+	send(n, n+more)
+	time.Sleep(time.Second) // fetched, and the queues full
+	send(n+more, n+more+after)
+	settle()
+	waitLag("the backlog of an apply that cannot keep up", func(p int32) float64 { return stable[p] })
+	require.Zero(t, stored())
+
 	require.NoError(t, lock.Rollback())
 	waitLag("applied", func(int32) float64 { return 0 })
 	var markers float64 // the last commit marker of each partition with records
@@ -158,7 +181,7 @@ func TestLagGauge(t *testing.T) {
 		}
 	}
 	require.EqualValues(t, markers, stored(), "each partition's stored offset is its last commit marker's")
-	require.Equal(t, n, pgtest.QueryValue[int](t, dps, "SELECT count(*)::int FROM alert"))
+	require.Equal(t, n+more+after, pgtest.QueryValue[int](t, dps, "SELECT count(*)::int FROM alert"))
 
 	require.NoError(t, run.Halt(t))
 	for p := range stable {

@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer, name string) *Metrics {
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total",
 			Help: "Errors retried, by kind: session, outbox."}, []string{"kind"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "lag_records",
-			Help: "Records of a command partition this apply has not yet applied (last stable offset at its last fetch minus the next offset to apply; a transaction's commit marker counts as a record until the apply has passed it), while it owns the partition."}, []string{"topic", "partition"}),
+			Help: "Records of a command partition this apply has not yet applied: the last stable offset (from its fetches, and listed every 5s) minus the next offset to apply; a transaction's commit marker counts as a record until the apply has passed it. A series exists while the apply owns the partition, from its first fetch of a record of it."}, []string{"topic", "partition"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Commands, m.Latency, m.Batch, m.Freshness, m.Retries, m.DLQ, m.Held, m.Published, m.Errors, m.Lag)

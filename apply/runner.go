@@ -26,8 +26,9 @@ import (
 // writes, outcomes, fenced offset), partitions side by side (workers.go),
 // copies the offsets to Kafka as well (for lag monitoring only) and wakes
 // the outbox relay, which publishes outcomes and DLQ entries. The lag of
-// each partition it owns (Metrics.Lag) is set at each fetch and each batch
-// applied, and dropped when the partition is revoked or lost.
+// each partition it owns (Metrics.Lag) is set at each fetch, each batch
+// applied and every lagRefresh, and dropped when the partition is revoked
+// or lost.
 type Runner struct {
 	Name     string // component name, e.g. apply-dps
 	Topic    kafka.Topic
@@ -176,6 +177,10 @@ func (r *Runner) session(ctx context.Context) error {
 	commitsDone := make(chan struct{})
 	go func() { defer close(commitsDone); ws.commitLoop(commitCtx, consumer) }()
 	defer func() { ws.close(); stopCommits(); <-commitsDone }()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); ws.lagLoop(lagCtx, kadm.NewClient(relayCl), topic) }()
+	defer func() { stopLag(); <-lagDone }()
 	r.set(admin.Running, "")
 	r.Logger.Info("applying", "topic", topic, "group", group, "owner", owner, "parallelism", r.Opts.Parallelism)
 	for {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/failpoint"
@@ -134,6 +135,42 @@ func newWorkers(ctx context.Context, r *Runner, codec *schemas.Codec, cmdIDs com
 	wctx, fail := context.WithCancelCause(ctx)
 	return &workers{r: r, codec: codec, cmdIDs: cmdIDs, claims: cl, ctx: wctx, fail: fail, poke: poke,
 		slots: make(chan struct{}, max(1, r.Opts.Parallelism)), applied: make(chan struct{}, 1), byTP: map[topicPartition]*worker{}}
+}
+
+// lagRefresh is how often an apply lists its topic's last stable offsets
+// for the lag of the partitions it owns (lagLoop).
+const lagRefresh = 5 * time.Second
+
+// lagLoop refreshes, every lagRefresh until ctx ends, the last stable
+// offsets of the partitions this apply owns and their lag. Fetches set them
+// too, but an apply that cannot keep up stops fetching: a stalled worker
+// fills its queue, dispatch waits for it, and no fetch brings the offsets
+// of what has been written since.
+func (ws *workers) lagLoop(ctx context.Context, adm *kadm.Client, topic string) {
+	t := time.NewTicker(lagRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		offsets, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			ws.r.Logger.Debug("listing last stable offsets (for the lag)", "topic", topic, "err", err)
+			continue
+		}
+		ws.mu.Lock()
+		offsets.Each(func(o kadm.ListedOffset) {
+			w := ws.byTP[topicPartition{o.Topic, o.Partition}]
+			if o.Err != nil || w == nil || w.lag.applied < 0 || o.Offset <= w.lag.stable {
+				return
+			}
+			w.lag.stable = o.Offset
+			w.gauge.Set(float64(w.lag.behind()))
+		})
+		ws.mu.Unlock()
+	}
 }
 
 // dispatch queues a poll's commands on their partitions' workers, in
