@@ -382,7 +382,13 @@ func pastMarkers(ctx context.Context, kc kafka.Config, log *slog.Logger, from ma
 				"partitions", pending, "timeout", timeout.String())
 			return next, nil
 		}
-		if err := fs.Err0(); err != nil {
+		if err := fs.Err0(); errors.Is(err, kerr.TopicAuthorizationFailed) {
+			// Describing groups and listing offsets needs no READ on the
+			// topics; this does.
+			log.Warn("no permission to read the topics past the transaction markers at the committed offsets; the lag of these partitions counts them",
+				"partitions", pending, "err", err)
+			return next, nil
+		} else if err != nil {
 			return nil, fmt.Errorf("reading past the transaction markers at the committed offsets: %w", err)
 		}
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
