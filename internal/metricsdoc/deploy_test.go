@@ -64,28 +64,31 @@ func checkExpr(catalog []Metric, recorded map[string][]string, expr string) erro
 	// hold anything.
 	e := strings.NewReplacer("$__rate_interval", "5m", "$job", "x").Replace(expr)
 	e = stringLit.ReplaceAllString(e, `""`)
-	known := slices.Clone(targetLabels)
+	var known []string
 	found := 0
 	for _, m := range seriesName.FindAllStringSubmatch(e, -1) {
 		name := m[1]
+		// A scraped series has the target's labels besides its own; a
+		// recorded one only those its rule keeps.
 		var labels []string
-		if name == "up" { // Prometheus's own, per target: only target labels
-			labels = nil
-		} else if rec, ok := recorded[name]; ok {
+		switch rec, ok := recorded[name]; {
+		case name == "up": // Prometheus's own, per target
+			labels = targetLabels
+		case ok:
 			labels = rec
-		} else if strings.Contains(name, ":") {
+		case strings.Contains(name, ":"):
 			return fmt.Errorf("%s: no rule records %s", expr, name)
-		} else {
+		default:
 			metric, err := Lookup(catalog, name)
 			if err != nil {
 				return fmt.Errorf("%s: %w", expr, err)
 			}
-			labels = metric.Labels
+			labels = append(slices.Clone(metric.Labels), targetLabels...)
 		}
 		found++
 		known = append(known, labels...)
 		for _, k := range matcherKey.FindAllStringSubmatch(m[3], -1) {
-			if !slices.Contains(labels, k[1]) && !slices.Contains(targetLabels, k[1]) {
+			if !slices.Contains(labels, k[1]) {
 				return fmt.Errorf("%s: %s has no label %s (it has %v)", expr, name, k[1], labels)
 			}
 		}
@@ -104,7 +107,9 @@ func checkExpr(catalog []Metric, recorded map[string][]string, expr string) erro
 }
 
 // recordedLabels gives each recording rule's labels: its own and those
-// its expression keeps (its outermost by clause).
+// its expression keeps, which the rules here name in their first by clause
+// (the outermost aggregation, or histogram_quantile's, which keeps all but
+// le).
 func recordedLabels(rf ruleFile) map[string][]string {
 	out := map[string][]string{}
 	for _, g := range rf.Groups {
@@ -164,8 +169,10 @@ func TestRulesUseServedMetrics(t *testing.T) {
 	} {
 		require.Error(t, checkExpr(c, recorded, bad), bad)
 	}
-	require.NoError(t, checkExpr(c, recorded, `sum by (le, job) (rate(alertsync_apply_dps_freshness_seconds_bucket{instance!="x", outcome_text="{a}"}[5m]))`[:0]+
-		`sum by (le, job) (rate(alertsync_apply_dps_freshness_seconds_bucket{instance!="x"}[5m]))`))
+	require.Error(t, checkExpr(c, recorded, `alertsync:consumer_lag_records:sum{job="x"}`), "a recorded series has no target labels")
+	require.Error(t, checkExpr(c, recorded, `sum by (job) (alertsync:consumer_lag_records:sum)`))
+	require.NoError(t, checkExpr(c, recorded, `sum by (le, job) (rate(alertsync_apply_dps_freshness_seconds_bucket{instance!="x", le="{a,b}"}[5m]))`))
+	require.NoError(t, checkExpr(c, recorded, `alertsync:consumer_lag_records:sum{namespace="x", consumer="apply-dps"}`))
 }
 
 // TestRulesPromtool: promtool accepts the rules and their unit tests pass

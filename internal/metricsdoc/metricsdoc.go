@@ -148,18 +148,28 @@ var variableLabels = regexp.MustCompile(`variableLabels: \{([^}]*)\}\}$`)
 // gather.
 func (r *recorder) instantiate() error {
 	for _, c := range r.collectors {
-		descs := make(chan *prometheus.Desc, 16)
-		go func() { c.Describe(descs); close(descs) }()
-		var n int
-		for d := range descs {
+		ch := make(chan *prometheus.Desc, 16)
+		go func() { c.Describe(ch); close(ch) }()
+		var descs []*prometheus.Desc
+		for d := range ch {
+			descs = append(descs, d)
+		}
+		n := -1 // labels of the collector's family
+		for _, d := range descs {
 			m := variableLabels.FindStringSubmatch(d.String())
 			if m == nil {
 				return fmt.Errorf("unexpected descriptor form %s", d)
 			}
+			labels := 0
 			if m[1] != "" {
-				n = len(strings.Split(m[1], ","))
+				labels = len(strings.Split(m[1], ","))
 			}
+			if n >= 0 && labels != n {
+				return fmt.Errorf("collector %T describes families with different labels: teach metricsdoc to give each a child", c)
+			}
+			n = labels
 		}
+		n = max(n, 0)
 		values := make([]string, n)
 		for i := range values {
 			values[i] = "x"
