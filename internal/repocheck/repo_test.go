@@ -93,10 +93,14 @@ func TestComposeFile(t *testing.T) {
 	// The whole pipeline runs, each component once, with its own host port
 	// for the admin server, and every secret file a service names is one
 	// it mounts.
-	commands := map[string]bool{}
+	commands := map[string]string{}
 	hostPorts := map[string]string{}
 	for name, s := range c.Services {
-		commands[strings.Join(s.Command, " ")] = true
+		if s.Build != nil {
+			cmd := strings.Join(s.Command, " ")
+			require.NotContains(t, commands, cmd, "services %s and %s both run alertsync %s", name, commands[cmd], cmd)
+			commands[cmd] = name
+		}
 		for _, p := range s.Ports {
 			host := p[:strings.LastIndex(p, ":")]
 			require.NotContains(t, hostPorts, host, "services %s and %s publish the same host port", name, hostPorts[host])
@@ -112,8 +116,8 @@ func TestComposeFile(t *testing.T) {
 			require.Contains(t, s.Secrets, sec, "service %s reads secret %s without mounting it", name, sec)
 		}
 	}
-	for _, want := range []string{"capture dps", "capture nomis", "transform", "apply dps", "apply nomis", "migrate dps", "migrate nomis"} {
-		require.True(t, commands[want], "no service runs alertsync %s", want)
+	for _, want := range []string{"capture dps", "capture nomis", "transform", "apply dps", "apply nomis", "migrate dps", "migrate nomis", "reconcile --every 1h"} {
+		require.Contains(t, commands, want, "no service runs alertsync %s", want)
 	}
 }
 
