@@ -84,41 +84,36 @@ func readKustomization(t *testing.T, dir string, except ...string) (kustomizatio
 				} `json:"metadata"`
 			}
 			require.NoError(t, sigsyaml.Unmarshal([]byte(doc), &head), "%s document %d", r, i)
-			strict := func(into any) {
-				t.Helper()
-				require.NoError(t, sigsyaml.UnmarshalStrict([]byte(doc), into), "%s: %s %s", r, head.Kind, head.Metadata.Name)
-			}
+			where := r + ": " + head.Kind + " " + head.Metadata.Name
 			switch head.Kind {
 			case "Deployment":
-				var o appsv1.Deployment
-				strict(&o)
-				m.deployments = append(m.deployments, o)
+				m.deployments = append(m.deployments, decodeStrict[appsv1.Deployment](t, doc, where))
 			case "StatefulSet":
-				var o appsv1.StatefulSet
-				strict(&o)
-				m.statefulSets = append(m.statefulSets, o)
+				m.statefulSets = append(m.statefulSets, decodeStrict[appsv1.StatefulSet](t, doc, where))
 			case "Service":
-				var o corev1.Service
-				strict(&o)
-				m.services[o.Name] = o
+				m.services[head.Metadata.Name] = decodeStrict[corev1.Service](t, doc, where)
 			case "ConfigMap":
-				var o corev1.ConfigMap
-				strict(&o)
-				m.configMaps[o.Name] = o
+				m.configMaps[head.Metadata.Name] = decodeStrict[corev1.ConfigMap](t, doc, where)
 			case "PodDisruptionBudget":
-				var o policyv1.PodDisruptionBudget
-				strict(&o)
-				m.pdbs = append(m.pdbs, o)
+				m.pdbs = append(m.pdbs, decodeStrict[policyv1.PodDisruptionBudget](t, doc, where))
 			case "ServiceAccount":
-				var o corev1.ServiceAccount
-				strict(&o)
-				m.accounts[o.Name] = true
+				decodeStrict[corev1.ServiceAccount](t, doc, where)
+				m.accounts[head.Metadata.Name] = true
 			default:
 				m.other[head.Kind+"/"+head.Metadata.Name] = []byte(doc)
 			}
 		}
 	}
 	return k, m
+}
+
+// decodeStrict decodes a manifest into its API type; a field the type does
+// not have fails.
+func decodeStrict[T any](t *testing.T, doc, where string) T {
+	t.Helper()
+	var o T
+	require.NoError(t, sigsyaml.UnmarshalStrict([]byte(doc), &o), where)
+	return o
 }
 
 // workload is a Deployment's or StatefulSet's name, pod template and
