@@ -67,6 +67,7 @@ func commands() []command {
 		{"dlq", "list the DLQ entries, or redrive the commands an apply holds (list | redrive)", runDLQ},
 		{"demo", "run the whole pipeline in one process on embedded Kafka, registry and PostgreSQL (--data-dir, --reset)", runDemo},
 		{"reconcile", "compare NOMIS with DPS per prisoner on every mapped field; exit 1 when they differ", runReconcile},
+		{"history", "print the timeline of a prisoner or an alert from the topics (--prisoner | --dps-alert | --nomis-alert); exit 1 when none", runHistory},
 		{"lag", "print the consumer lag of the transformer's and the applies' groups per partition; exit 1 over --max-lag", runLag},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
 		{"metrics", "print the reference of the metrics each component serves (markdown, or --json)", runMetrics},

@@ -14,6 +14,7 @@ import (
 	"github.com/alertsync/alertsync/capture/nomis"
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/demo"
+	"github.com/alertsync/alertsync/internal/history"
 	"github.com/alertsync/alertsync/internal/pipeline"
 	"github.com/alertsync/alertsync/internal/reconcile"
 	"github.com/alertsync/alertsync/transform"
@@ -39,6 +40,7 @@ func components() []component {
 		{"dlq", "alertsync dlq list and alertsync dlq redrive", func() any { return new(applydlq.Config) }},
 		{"reconcile", "alertsync reconcile", func() any { return new(reconcile.Config) }},
 		{"lag", "alertsync lag", func() any { return new(LagConfig) }},
+		{"history", "alertsync history", func() any { return new(history.Config) }},
 		{"demo", "alertsync demo", func() any { return new(demo.Config) }},
 	}
 }

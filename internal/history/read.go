@@ -1,0 +1,170 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// span is the part of a partition to read: [from, end).
+type span struct{ from, end int64 }
+
+// spans are the parts of each partition of each topic to read.
+type spans map[string]map[int32]span
+
+// plan lists, for each of topics that exists, the partitions to read: from
+// the log start (or, when since is set, the first record written at or
+// after since: ListOffsetsAfterMilli) up to the end offset (high watermark)
+// listed now. It returns the topics that do not exist apart.
+func plan(ctx context.Context, adm *kadm.Client, topics []string, since time.Time) (spans, []string, error) {
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the end offsets of %s: %w", strings.Join(topics, ", "), err)
+	}
+	var starts kadm.ListedOffsets
+	if since.IsZero() {
+		starts, err = adm.ListStartOffsets(ctx, topics...)
+	} else {
+		starts, err = adm.ListOffsetsAfterMilli(ctx, since.UnixMilli(), topics...)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the start offsets of %s: %w", strings.Join(topics, ", "), err)
+	}
+	out := spans{}
+	var missing []string
+	for _, t := range topics {
+		ps, ok := ends[t]
+		if !ok || slices.ContainsFunc(slices.Collect(maps.Values(ps)), func(o kadm.ListedOffset) bool {
+			return errors.Is(o.Err, kerr.UnknownTopicOrPartition)
+		}) {
+			missing = append(missing, t)
+			continue
+		}
+		for p, e := range ps {
+			if e.Err != nil {
+				return nil, nil, fmt.Errorf("listing the end offset of %s/%d: %w", t, p, e.Err)
+			}
+			s, ok := starts.Lookup(t, p)
+			if ok && s.Err != nil {
+				return nil, nil, fmt.Errorf("listing the start offset of %s/%d: %w", t, p, s.Err)
+			}
+			from := int64(0)
+			if ok && s.Offset >= 0 {
+				from = s.Offset
+			}
+			if from < e.Offset {
+				if out[t] == nil {
+					out[t] = map[int32]span{}
+				}
+				out[t][p] = span{from: from, end: e.Offset}
+			}
+		}
+	}
+	return out, missing, nil
+}
+
+// read reads the spans, read committed, and calls each for every record a
+// read-committed consumer sees in them (not those of aborted transactions,
+// nor control records), in offset order per partition. A transaction open
+// when the end offsets were listed is waited for: the read ends when every
+// partition has been read past the offset before its end, which a
+// read-committed consumer reaches only once the transactions begun before
+// it are decided. Control records are kept in the fetches for that: the
+// abort marker of an aborted transaction is what shows that its records are
+// passed. newClient makes the consuming client from the options given; it
+// is closed before read returns. An error of each stops the read.
+func read(ctx context.Context, newClient func(...kgo.Opt) (*kgo.Client, error), todo spans, each func(*kgo.Record) error) error {
+	offsets := map[string]map[int32]kgo.Offset{}
+	next := map[string]map[int32]int64{} // the partitions not read to their end, and the next offset to see
+	pending := 0
+	for t, ps := range todo {
+		offsets[t], next[t] = map[int32]kgo.Offset{}, map[int32]int64{}
+		for p, s := range ps {
+			offsets[t][p] = kgo.NewOffset().At(s.from)
+			next[t][p] = s.from
+			pending++
+		}
+	}
+	if pending == 0 {
+		return nil
+	}
+	cl, err := newClient(
+		kgo.ConsumePartitions(offsets),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for pending > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%d partitions not read to the end offsets listed at the start (%s): %w", pending, unread(next, todo), err)
+		}
+		for _, fe := range fs.Errors() {
+			return fmt.Errorf("reading %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		var done map[string][]int32
+		var err error
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			n, ok := next[fp.Topic][fp.Partition]
+			if !ok || err != nil {
+				return
+			}
+			end := todo[fp.Topic][fp.Partition].end
+			for _, r := range fp.Records {
+				if r.Offset < n {
+					continue
+				}
+				n = r.Offset + 1
+				if r.Attrs.IsControl() || r.Offset >= end {
+					continue
+				}
+				if err = each(r); err != nil {
+					return
+				}
+			}
+			next[fp.Topic][fp.Partition] = n
+			if n >= end {
+				delete(next[fp.Topic], fp.Partition)
+				pending--
+				if done == nil {
+					done = map[string][]int32{}
+				}
+				done[fp.Topic] = append(done[fp.Topic], fp.Partition)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if done != nil {
+			cl.RemoveConsumePartitions(done)
+		}
+	}
+	return nil
+}
+
+// unread names the partitions not read to their end: topic/partition at
+// offset of end.
+func unread(next map[string]map[int32]int64, todo spans) string {
+	var out []string
+	for _, t := range slices.Sorted(maps.Keys(next)) {
+		for _, p := range slices.Sorted(maps.Keys(next[t])) {
+			out = append(out, t+"/"+strconv.Itoa(int(p))+" at "+strconv.FormatInt(next[t][p], 10)+" of "+strconv.FormatInt(todo[t][p].end, 10))
+			if len(out) == 5 {
+				return strings.Join(out, ", ") + ", …"
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
