@@ -74,7 +74,8 @@ func commands() []command {
 	}
 }
 
-// Run executes the subcommand named by args[0].
+// Run executes the subcommand named by args[0]. A subcommand's -h or --help
+// is a success (nil).
 func Run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		err := usage(out)
@@ -85,7 +86,14 @@ func Run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], out, errOut)
+			err := c.run(ctx, args[1:], out, errOut)
+			if errors.Is(err, flag.ErrHelp) {
+				// -h or --help: the flag set has printed the usage asked
+				// for. Not a failure, and no exit status of the
+				// subcommand's own (history's 1 is "none found").
+				return nil
+			}
+			return err
 		}
 	}
 	_ = usage(errOut) // the usage error returned next is what matters

@@ -35,7 +35,7 @@ func historyCmd(ctx context.Context, args []string, out, errOut io.Writer) error
 	prisoner := fs.String("prisoner", "", "show the history of this prisoner (prison number, e.g. A1234BC)")
 	dpsAlert := fs.String("dps-alert", "", "show the history of this DPS alert (its UUID) and of its NOMIS twin")
 	nomisAlert := fs.String("nomis-alert", "", "show the history of this NOMIS alert (BOOKING_ID:ALERT_SEQ, e.g. 1234567:3) and of its DPS twin")
-	since := fs.String("since", "", "show the events from this time on: RFC 3339 (e.g. 2026-11-28T09:00:00Z) or a duration before now (e.g. 24h); reading starts at the first record written then")
+	since := fs.String("since", "", "show the events from this time on: RFC 3339 (e.g. 2026-11-28T09:00:00Z) or a duration before now (e.g. 24h); reading starts at the records written history.since_lookback (24h) before")
 	until := fs.String("until", "", "show the events up to this time: RFC 3339 or a duration before now")
 	asJSON := fs.Bool("json", false, "print one JSON array of events instead of the timeline")
 	rest, err := loadConfig(fs, &cfg, args, os.LookupEnv)

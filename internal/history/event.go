@@ -1,6 +1,8 @@
 package history
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -212,18 +214,41 @@ type RecordRef struct {
 	Timestamp Time   `json:"timestamp"`
 }
 
+// compare orders records by topic, partition and offset.
+func (r RecordRef) compare(o RecordRef) int {
+	return cmp.Or(cmp.Compare(r.Topic, o.Topic), cmp.Compare(r.Partition, o.Partition), cmp.Compare(r.Offset, o.Offset))
+}
+
 func (r RecordRef) String() string {
 	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
 }
 
-// ident is what an event names: its prisoner, the alerts it names (each
+// ident is what an event names: its prisoners, the alerts it names (each
 // group of keys is one alert: a NOMIS key and a DPS id that name the same
 // alert), bookings, and the command id it carries or reports on.
 type ident struct {
-	prison    string
+	// prisons are the prison numbers it names, usually one: a DPS update
+	// that moves an alert to another prisoner names both, by its before
+	// and after images.
+	prisons   []string
 	alerts    [][]alertKey
 	bookings  []int64
 	commandID string
+}
+
+// addPrison adds the prison number p ("" adds nothing).
+func (id *ident) addPrison(p string) {
+	if p != "" && !slices.Contains(id.prisons, p) {
+		id.prisons = append(id.prisons, p)
+	}
+}
+
+// prison returns the first prison number id names, "" when none.
+func (id *ident) prison() string {
+	if len(id.prisons) == 0 {
+		return ""
+	}
+	return id.prisons[0]
 }
 
 // alertKey names an alert: "nomis:<book>:<seq>" or "dps:<uuid>", as the DLQ

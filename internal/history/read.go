@@ -72,6 +72,10 @@ func plan(ctx context.Context, adm *kadm.Client, topics []string, since time.Tim
 	return out, missing, nil
 }
 
+// idleCheck is how long read waits for records before it asks whether the
+// partitions it waits on still hold any.
+const idleCheck = time.Second
+
 // read reads the spans, read committed, and calls each for every record a
 // read-committed consumer sees in them (not those of aborted transactions,
 // nor control records), in offset order per partition. A transaction open
@@ -80,9 +84,16 @@ func plan(ctx context.Context, adm *kadm.Client, topics []string, since time.Tim
 // read-committed consumer reaches only once the transactions begun before
 // it are decided. Control records are kept in the fetches for that: the
 // abort marker of an aborted transaction is what shows that its records are
-// passed. newClient makes the consuming client from the options given; it
-// is closed before read returns. An error of each stops the read.
-func read(ctx context.Context, newClient func(...kgo.Opt) (*kgo.Client, error), todo spans, each func(*kgo.Record) error) error {
+// passed. A partition whose log start has reached its end (its records
+// expired, or were deleted, during the read) is done too: it is learned
+// from the fetches, and from adm when no record came for idleCheck (a
+// partition with nothing left to fetch returns no fetch at all). A fetch
+// that brings a partition no record while its last stable offset is past
+// the end is no such sign: a fetch response already full leaves partitions
+// out that still hold records. newClient makes the consuming client from
+// the options given; it is closed before read returns. An error of each
+// stops the read.
+func read(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kgo.Client, error), todo spans, each func(*kgo.Record) error) error {
 	offsets := map[string]map[int32]kgo.Offset{}
 	next := map[string]map[int32]int64{} // the partitions not read to their end, and the next offset to see
 	pending := 0
@@ -101,20 +112,40 @@ func read(ctx context.Context, newClient func(...kgo.Opt) (*kgo.Client, error), 
 		kgo.ConsumePartitions(offsets),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
+		// Records below the log start are gone: go on from it.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	var done map[string][]int32
+	finish := func(t string, p int32) {
+		if _, ok := next[t][p]; !ok {
+			return
+		}
+		delete(next[t], p)
+		pending--
+		if done == nil {
+			done = map[string][]int32{}
+		}
+		done[t] = append(done[t], p)
+	}
 	for pending > 0 {
-		fs := cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, idleCheck)
+		fs := cl.PollFetches(pctx)
+		idle := pctx.Err() != nil
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%d partitions not read to the end offsets listed at the start (%s): %w", pending, unread(next, todo), err)
 		}
 		for _, fe := range fs.Errors() {
+			if idle && errors.Is(fe.Err, context.DeadlineExceeded) {
+				continue // the wait for records ended
+			}
 			return fmt.Errorf("reading %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
 		}
-		var done map[string][]int32
+		done = nil
 		var err error
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 			n, ok := next[fp.Topic][fp.Partition]
@@ -135,22 +166,43 @@ func read(ctx context.Context, newClient func(...kgo.Opt) (*kgo.Client, error), 
 				}
 			}
 			next[fp.Topic][fp.Partition] = n
-			if n >= end {
-				delete(next[fp.Topic], fp.Partition)
-				pending--
-				if done == nil {
-					done = map[string][]int32{}
-				}
-				done[fp.Topic] = append(done[fp.Topic], fp.Partition)
+			if n >= end || fp.LogStartOffset >= end {
+				finish(fp.Topic, fp.Partition)
 			}
 		})
 		if err != nil {
 			return err
 		}
+		if idle && pending > 0 {
+			if err := expired(ctx, adm, next, todo, finish); err != nil {
+				return err
+			}
+		}
 		if done != nil {
 			cl.RemoveConsumePartitions(done)
 		}
 	}
+	return nil
+}
+
+// expired calls finish for each partition of next whose log start has
+// reached its end in todo: nothing is left to read there.
+func expired(ctx context.Context, adm *kadm.Client, next map[string]map[int32]int64, todo spans, finish func(string, int32)) error {
+	var topics []string
+	for t, ps := range next {
+		if len(ps) > 0 {
+			topics = append(topics, t)
+		}
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("listing the start offsets of the partitions not read to their end (%s): %w", unread(next, todo), err)
+	}
+	starts.Each(func(o kadm.ListedOffset) {
+		if _, ok := next[o.Topic][o.Partition]; ok && o.Err == nil && o.Offset >= todo[o.Topic][o.Partition].end {
+			finish(o.Topic, o.Partition)
+		}
+	})
 	return nil
 }
 

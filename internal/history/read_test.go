@@ -2,6 +2,9 @@ package history
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,13 +15,23 @@ import (
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 )
 
+// fetchCounter counts the fetch responses a client reads.
+type fetchCounter struct{ n atomic.Int64 }
+
+func (c *fetchCounter) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 1 && err == nil { // Fetch
+		c.n.Add(1)
+	}
+}
+
 // TestReadCommittedRange: read sees the plain records and those of
 // committed transactions of its spans, never those of aborted ones; it ends
 // when the last offset of a span is an abort marker or an aborted record
 // (which a read-committed consumer never returns), and it waits for a
 // transaction open when the end offsets were listed, whose records it then
-// sees. A span that starts at a timestamp (plan with since) leaves out the
-// records before it.
+// sees: having delivered every record before it, it keeps fetching and does
+// not end until the transaction does. A span that starts at a timestamp
+// (plan with since) leaves out the records before it.
 func TestReadCommittedRange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -50,34 +63,123 @@ func TestReadCommittedRange(t *testing.T) {
 	// Partition 1 now ends with an aborted record and its abort marker.
 	open := txn(topic+"-c", false, rec(0, "late", 3*time.Minute))
 
-	newClient := func(opts ...kgo.Opt) (*kgo.Client, error) {
-		return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)...)
-	}
-	collect := func(since time.Time) []string {
+	// collect reads from since, calling seen with each record; it runs in
+	// a goroutine of its own, so it returns errors rather than failing the
+	// test.
+	collect := func(since time.Time, fetches *fetchCounter, seen func(string)) ([]string, error) {
+		newClient := func(opts ...kgo.Opt) (*kgo.Client, error) {
+			return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.FetchMaxWait(100 * time.Millisecond), kgo.WithHooks(fetches)}, opts...)...)
+		}
 		todo, missing, err := plan(ctx, adm, []string{topic, topic + "-nosuch"}, since)
-		require.NoError(t, err)
-		require.Equal(t, []string{topic + "-nosuch"}, missing)
+		if err != nil {
+			return nil, err
+		}
+		if want := []string{topic + "-nosuch"}; !slices.Equal(missing, want) {
+			return nil, fmt.Errorf("missing topics %v, want %v", missing, want)
+		}
 		var got []string
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		require.NoError(t, read(rctx, newClient, todo, func(r *kgo.Record) error {
+		err = read(rctx, adm, newClient, todo, func(r *kgo.Record) error {
 			got = append(got, string(r.Value))
+			seen(string(r.Value))
 			return nil
-		}))
-		return got
+		})
+		return got, err
 	}
 
-	done := make(chan []string)
-	go func() { done <- collect(time.Time{}) }()
+	type result struct {
+		got []string
+		err error
+	}
+	var fetches fetchCounter
+	before := make(chan struct{}) // closed when every record outside the open transaction is seen
+	var nseen int
+	done := make(chan result, 1)
+	go func() {
+		got, err := collect(time.Time{}, &fetches, func(string) {
+			if nseen++; nseen == 3 {
+				close(before)
+			}
+		})
+		done <- result{got, err}
+	}()
 	select {
-	case got := <-done:
-		t.Fatalf("read ended before the open transaction did: %v", got)
-	case <-time.After(500 * time.Millisecond):
+	case <-before:
+	case r := <-done:
+		t.Fatalf("read ended before seeing the records outside the open transaction: %v, %v", r.got, r.err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("read did not see the records outside the open transaction within 30s")
+	}
+	// Everything else delivered, the reader fetches on – several times –
+	// and does not end: it waits for the transaction.
+	n := fetches.n.Load()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(30 * time.Second); fetches.n.Load() < n+3; {
+		select {
+		case r := <-done:
+			t.Fatalf("read ended before the open transaction did: %v, %v", r.got, r.err)
+		case <-tick.C:
+			require.True(t, time.Now().Before(deadline), "the reader made no fetch in 30s")
+		}
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("read ended before the open transaction did: %v, %v", r.got, r.err)
+	default:
 	}
 	require.NoError(t, open.EndTransaction(ctx, kgo.TryCommit))
-	got := <-done
-	require.ElementsMatch(t, []string{"plain-0", "plain-1", "committed", "late"}, got)
+	r := <-done
+	require.NoError(t, r.err)
+	require.ElementsMatch(t, []string{"plain-0", "plain-1", "committed", "late"}, r.got)
 
-	require.ElementsMatch(t, []string{"committed", "late"}, collect(t0.Add(30*time.Second)))
-	require.Empty(t, collect(time.Now().Add(time.Hour)), "nothing written since")
+	got, err := collect(t0.Add(30*time.Second), &fetches, func(string) {})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"committed", "late"}, got)
+	got, err = collect(time.Now().Add(time.Hour), &fetches, func(string) {})
+	require.NoError(t, err)
+	require.Empty(t, got, "nothing written since")
+}
+
+// TestReadExpiredTail: records deleted during the read (retention, or
+// DeleteRecords) past the end of a span end the read of their partition: it
+// does not wait for offsets that can no longer be fetched, whether some of
+// the span is left (partition 0) or none (partition 1, whose fetches then
+// bring nothing at all).
+func TestReadExpiredTail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, "expired")
+	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	adm := kadm.NewClient(cl)
+	_, err := adm.CreateTopic(ctx, 2, 1, nil, topic)
+	require.NoError(t, err)
+	for p := range int32(2) {
+		for i := range 5 {
+			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%d-%d", p, i)}).FirstErr())
+		}
+	}
+	todo, _, err := plan(ctx, adm, []string{topic}, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, spans{topic: {0: {0, 5}, 1: {0, 5}}}, todo)
+	del := kadm.Offsets{}
+	del.AddOffset(topic, 0, 3, -1)
+	del.AddOffset(topic, 1, 5, -1)
+	resp, err := adm.DeleteRecords(ctx, del)
+	require.NoError(t, err)
+	require.NoError(t, resp.Error())
+
+	newClient := func(opts ...kgo.Opt) (*kgo.Client, error) {
+		return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)...)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var got []string
+	require.NoError(t, read(rctx, adm, newClient, todo, func(r *kgo.Record) error {
+		got = append(got, string(r.Value))
+		return nil
+	}))
+	require.Equal(t, []string{"0-3", "0-4"}, got)
 }

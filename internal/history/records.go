@@ -118,7 +118,7 @@ func undecodable(base string, at RecordRef, why string, key any) Event {
 	ev := Event{Record: at, Time: at.Timestamp, TimeOf: TimeRecord, Kind: KindUndecodable, Undecodable: why}
 	ev.ident = identOf(base, key, nil)
 	ev.Unattributed = ev.ident.empty()
-	ev.PrisonNumber = ev.ident.prison
+	ev.PrisonNumber = ev.ident.prison()
 	if len(ev.ident.alerts) == 1 {
 		for _, k := range ev.ident.alerts[0] {
 			ev.setKey(k)
@@ -383,7 +383,8 @@ func identOf(base string, key, value any) ident {
 			}
 		}
 		if ctx, ok := schemas.GetOpt[map[string]any](v, "context"); ok {
-			id.prison, _ = schemas.GetOpt[string](ctx, "offender_no")
+			p, _ := schemas.GetOpt[string](ctx, "offender_no")
+			id.addPrison(p)
 			if d, ok := schemas.GetOpt[string](ctx, "dps_alert_id"); ok {
 				group = append(group, dpsKey(d))
 			}
@@ -399,16 +400,20 @@ func identOf(base string, key, value any) ident {
 				if i, ok := schemas.Get[string](row, "id"); ok {
 					group = append(group, dpsKey(i))
 				}
-				if p, ok := schemas.Get[string](row, "prison_number"); ok && id.prison == "" {
-					id.prison = p
+				// Both images: an update can move the alert to
+				// another prisoner, whose history it belongs to too.
+				if p, ok := schemas.Get[string](row, "prison_number"); ok {
+					id.addPrison(p)
 				}
 			}
 		}
 		id.addAlert(group)
 	case schemas.TopicNOMISPrisonerAlerts:
-		id.prison, _ = schemas.Get[string](k, "offender_no")
 		if p, ok := schemas.Get[string](v, "offender_no"); ok {
-			id.prison = p
+			id.addPrison(p)
+		}
+		if p, ok := schemas.Get[string](k, "offender_no"); ok {
+			id.addPrison(p)
 		}
 		books, _ := schemas.Get[[]any](v, "booking_ids")
 		for _, b := range books {
@@ -433,9 +438,11 @@ func identOf(base string, key, value any) ident {
 			id.addAlert(group)
 		}
 	case schemas.TopicCommandsDPS, schemas.TopicCommandsNOMIS, schemas.TopicOutcomes:
-		id.prison, _ = schemas.Get[string](k, "prison_number")
 		if p, ok := schemas.Get[string](v, "prison_number"); ok {
-			id.prison = p
+			id.addPrison(p)
+		}
+		if p, ok := schemas.Get[string](k, "prison_number"); ok {
+			id.addPrison(p)
 		}
 		id.commandID, _ = schemas.Get[string](v, "command_id")
 		id.addAlert(idsGroup(v))
@@ -451,9 +458,7 @@ func identOf(base string, key, value any) ident {
 			if key != "" {
 				id.addAlert([]alertKey{key})
 			}
-			if prison != "" {
-				id.prison = prison
-			}
+			id.addPrison(prison)
 		}
 	}
 	for _, g := range id.alerts {
@@ -494,8 +499,8 @@ func (id *ident) addAlert(group []alertKey) {
 
 // merge adds what o names to id (a DLQ entry and its original record).
 func (id *ident) merge(o ident) {
-	if id.prison == "" {
-		id.prison = o.prison
+	for _, p := range o.prisons {
+		id.addPrison(p)
 	}
 	if id.commandID == "" {
 		id.commandID = o.commandID
@@ -505,7 +510,7 @@ func (id *ident) merge(o ident) {
 }
 
 func (id *ident) empty() bool {
-	return id.prison == "" && len(id.alerts) == 0 && len(id.bookings) == 0 && id.commandID == ""
+	return len(id.prisons) == 0 && len(id.alerts) == 0 && len(id.bookings) == 0 && id.commandID == ""
 }
 
 // fieldValue is a field of an alert image. The value of a personal field is

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // WriteJSON writes the events as one JSON array.
@@ -35,17 +36,17 @@ func WriteText(w io.Writer, sel Selector, s Selection) error {
 		if e.Sync != nil {
 			sync = map[bool]string{true: "sync", false: "user"}[*e.Sync]
 		}
-		origin := e.Origin
+		origin := cell(e.Origin)
 		if e.Kind == KindCommandDPS || e.Kind == KindCommandNOMIS {
-			origin = "from " + e.Origin
+			origin = "from " + origin
 		}
 		pos := "-"
 		if e.Position != nil {
 			pos = e.Position.String()
 		}
 		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			e.Time.UTC().Format(timeFormat), e.Kind.Label(), dash(e.Op), dash(e.PrisonNumber), dash(e.NOMISAlert), dash(e.DPSAlertID),
-			dash(e.CommandID), sync, dash(origin), pos, e.Record, details(e))
+			e.Time.UTC().Format(timeFormat), e.Kind.Label(), cell(e.Op), cell(e.PrisonNumber), cell(e.NOMISAlert), cell(e.DPSAlertID),
+			cell(e.CommandID), sync, origin, pos, shown(e.Record.String()), details(e))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing the history: %w", err)
@@ -75,7 +76,11 @@ func Summary(sel Selector, s Selection) string {
 	}
 	alerts := make([]string, len(s.Alerts))
 	for i, a := range s.Alerts {
-		alerts[i] = strings.Join(a, " = ")
+		keys := make([]string, len(a))
+		for j, k := range a {
+			keys[j] = shown(k)
+		}
+		alerts[i] = strings.Join(keys, " = ")
 	}
 	if len(alerts) > 0 {
 		fmt.Fprintf(b, "; %s seen: %s", plural(len(alerts), "alert"), strings.Join(alerts, ", "))
@@ -97,14 +102,14 @@ func details(e *Event) string {
 			add("alerts=%d%s", len(e.Alerts), alertList(e.Alerts))
 		}
 		if e.Reason != "" {
-			add("reason=%s", e.Reason)
+			add("reason=%s", shown(e.Reason))
 		}
 		if len(e.Outcomes) > 0 {
 			rs := make([]string, len(e.Outcomes))
 			for i, o := range e.Outcomes {
-				rs[i] = o.Result
+				rs[i] = shown(o.Result)
 				if o.Reason != "" {
-					rs[i] += "(" + o.Reason + ")"
+					rs[i] += "(" + shown(o.Reason) + ")"
 				}
 			}
 			add("outcome %s", strings.Join(rs, ", "))
@@ -118,36 +123,36 @@ func details(e *Event) string {
 		}
 		add("bookings=%s alerts=%d%s", dash(strings.Join(books, ",")), len(e.Alerts), alertList(e.Alerts))
 	case KindOutcome:
-		add("target=%s", e.Target)
+		add("target=%s", shown(e.Target))
 		if e.Reason != "" {
-			add("reason=%s", e.Reason)
+			add("reason=%s", shown(e.Reason))
 		}
 		if e.Command != nil {
-			add("of command→%s %s at %s", e.Command.Target, e.Command.Kind, e.Command.Record)
+			add("of command→%s %s at %s", shown(e.Command.Target), shown(e.Command.Kind), shown(e.Command.Record.String()))
 		} else {
 			add("command not read")
 		}
 	case KindDLQ:
-		add("stage=%s", e.Stage)
+		add("stage=%s", shown(e.Stage))
 		if e.Reason != "" {
-			add("reason=%s", e.Reason)
+			add("reason=%s", shown(e.Reason))
 		}
 		if e.AlertKey != "" {
-			add("alert_key=%s", e.AlertKey)
+			add("alert_key=%s", shown(e.AlertKey))
 		}
 		if e.Held {
-			add("held behind %s", dash(e.HeldBehind))
+			add("held behind %s", cell(e.HeldBehind))
 		}
-		add("attempt=%d original=%s", e.Attempt, e.Original)
+		add("attempt=%d original=%s", e.Attempt, shown(e.Original))
 		switch {
 		case e.Command == nil:
 		case e.Command.Record.String() == e.Original:
-			add("(command→%s %s)", e.Command.Target, e.Command.Kind)
+			add("(command→%s %s)", shown(e.Command.Target), shown(e.Command.Kind))
 		default:
-			add("of command→%s %s at %s", e.Command.Target, e.Command.Kind, e.Command.Record)
+			add("of command→%s %s at %s", shown(e.Command.Target), shown(e.Command.Kind), shown(e.Command.Record.String()))
 		}
 	case KindUndecodable:
-		add("%s", e.Undecodable)
+		add("%s", shown(e.Undecodable))
 		if e.Unattributed {
 			add("(its key names no prisoner or alert: shown with every selection)")
 		}
@@ -189,20 +194,20 @@ func alertList(as []AlertRef) string {
 	}
 	items := make([]string, len(as))
 	for i, a := range as {
-		id := a.NOMISAlert
+		id := shown(a.NOMISAlert)
 		if a.DPSAlertID != "" {
 			if id != "" {
 				id += "/"
 			}
-			id += a.DPSAlertID
+			id += shown(a.DPSAlertID)
 		}
-		item := id + " " + a.Code
+		item := id + " " + shown(a.Code)
 		if a.Status != "" {
-			item += " " + a.Status
+			item += " " + shown(a.Status)
 		}
-		item += " from " + a.ActiveFrom
+		item += " from " + shown(a.ActiveFrom)
 		if a.ActiveTo != "" {
-			item += " to " + a.ActiveTo
+			item += " to " + shown(a.ActiveTo)
 		}
 		items[i] = item
 	}
@@ -213,7 +218,7 @@ func optText(p *string) string {
 	if p == nil {
 		return "-"
 	}
-	return *p
+	return shown(*p)
 }
 
 func dash(s string) string {
@@ -221,6 +226,22 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// cell is a value of a record as a column shows it: "-" when empty, else
+// shown.
+func cell(s string) string { return dash(shown(s)) }
+
+// shown returns s as it is when it is valid UTF-8 of printable characters
+// (spaces included, tabs not), and quoted (strconv.Quote) otherwise. The
+// strings of a record (a NOMIS session module, a DPS origin marker, codes,
+// reasons, ids) are written by others: a line break, a tab or a terminal
+// escape in one must not break the columns or reach the terminal.
+func shown(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 func plural(n int, what string) string {

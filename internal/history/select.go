@@ -100,44 +100,46 @@ type Selection struct {
 
 // Select returns the events of evs that concern sel within w, linked: each
 // command lists the outcomes read for its id, and each outcome or DLQ entry
-// of an apply names its command.
+// of an apply names its command. The alerts are joined by the events of evs
+// only; Timeline.Select joins them by every record read.
+func Select(evs []Event, sel Selector, w Window) Selection {
+	links := unionFind{}
+	for i := range evs {
+		links.join(evs[i].ident)
+	}
+	return selectEvents(evs, links, sel, w)
+}
+
+// selectEvents is Select with the alerts joined by links.
 //
-// Alerts are identified across both systems by the events that name two
+// Alerts are identified across both systems by the records that name two
 // keys of one alert (a NOMIS change carrying its DPS id, a command or
 // outcome carrying both, a snapshot's mapped alert). An alert selector
 // matches every event that names a key of its alert, and the outcomes and
 // DLQ entries of the commands matched. A prisoner selector matches every
-// event that names the prisoner; an event that names no prisoner (a NOMIS
-// change of a booking that no longer exists, a DLQ entry known only by its
-// alert key) when it names one of the prisoner's alerts or bookings; and the
-// outcomes and DLQ entries of the commands matched. Undecodable records
-// whose key names nobody are shown with every selector, marked
-// Unattributed.
-func Select(evs []Event, sel Selector, w Window) Selection {
-	uf := unionFind{}
-	for i := range evs {
-		for _, g := range evs[i].ident.alerts {
-			for _, k := range g {
-				uf.union(g[0], k)
-			}
-		}
-	}
+// event that names the prisoner (a DPS change by either image); an event
+// that names no prisoner (a NOMIS change of a booking that no longer
+// exists, a DLQ entry known only by its alert key) when it names one of the
+// prisoner's alerts or bookings; and the outcomes and DLQ entries of the
+// commands matched. Undecodable records whose key names nobody are shown
+// with every selector, marked Unattributed.
+func selectEvents(evs []Event, links unionFind, sel Selector, w Window) Selection {
 	match := make([]bool, len(evs))
 	if k := sel.key(); k != "" {
-		root := uf.find(k)
+		roots := map[alertKey]bool{links.find(k): true}
 		for i := range evs {
-			match[i] = namesRoot(&uf, evs[i].ident, map[alertKey]bool{root: true})
+			match[i] = namesRoot(links, evs[i].ident, roots)
 		}
 	} else {
 		roots, books := map[alertKey]bool{}, map[int64]bool{}
 		for i := range evs {
 			id := evs[i].ident
-			if id.prison != sel.PrisonNumber {
+			if !slices.Contains(id.prisons, sel.PrisonNumber) {
 				continue
 			}
 			match[i] = true
 			for _, g := range id.alerts {
-				roots[uf.find(g[0])] = true
+				roots[links.find(g[0])] = true
 			}
 			for _, b := range id.bookings {
 				books[b] = true
@@ -145,30 +147,45 @@ func Select(evs []Event, sel Selector, w Window) Selection {
 		}
 		for i := range evs {
 			id := evs[i].ident
-			if match[i] || id.prison != "" {
+			if match[i] || len(id.prisons) > 0 {
 				continue
 			}
-			match[i] = namesRoot(&uf, id, roots) || slices.ContainsFunc(id.bookings, func(b int64) bool { return books[b] })
+			match[i] = namesRoot(links, id, roots) || slices.ContainsFunc(id.bookings, func(b int64) bool { return books[b] })
 		}
 	}
-	commands := map[string][]int{} // command id → command events
-	outcomes := map[string][]int{} // command id → outcome events
+	// The commands and outcomes of each command id, by where they were
+	// read, so that the command an outcome names (the first) and the
+	// outcomes a command lists do not depend on the order the partitions
+	// were read in. An empty command id links nothing.
+	commands := map[string][]int{}
+	outcomes := map[string][]int{}
 	for i := range evs {
+		id := evs[i].CommandID
+		if id == "" {
+			continue
+		}
 		switch evs[i].Kind {
 		case KindCommandDPS, KindCommandNOMIS:
-			commands[evs[i].CommandID] = append(commands[evs[i].CommandID], i)
+			commands[id] = append(commands[id], i)
 		case KindOutcome:
-			outcomes[evs[i].CommandID] = append(outcomes[evs[i].CommandID], i)
+			outcomes[id] = append(outcomes[id], i)
 		}
+	}
+	byRecord := func(a, b int) int { return evs[a].Record.compare(evs[b].Record) }
+	for _, is := range commands {
+		slices.SortFunc(is, byRecord)
+	}
+	for _, is := range outcomes {
+		slices.SortFunc(is, byRecord)
 	}
 	selectedCmds := map[string]bool{}
 	for i := range evs {
-		if match[i] && (evs[i].Kind == KindCommandDPS || evs[i].Kind == KindCommandNOMIS) {
+		if match[i] && evs[i].CommandID != "" && (evs[i].Kind == KindCommandDPS || evs[i].Kind == KindCommandNOMIS) {
 			selectedCmds[evs[i].CommandID] = true
 		}
 	}
 	for i := range evs {
-		if !match[i] && (evs[i].Kind == KindOutcome || evs[i].Kind == KindDLQ) && selectedCmds[evs[i].ident.commandID] {
+		if !match[i] && (evs[i].Kind == KindOutcome || evs[i].Kind == KindDLQ) && evs[i].ident.commandID != "" && selectedCmds[evs[i].ident.commandID] {
 			match[i] = true
 		}
 	}
@@ -184,7 +201,7 @@ func Select(evs []Event, sel Selector, w Window) Selection {
 		case match[i]:
 			s.Matched++
 			for _, g := range ev.ident.alerts {
-				alertRoots[uf.find(g[0])] = true
+				alertRoots[links.find(g[0])] = true
 			}
 		case ev.Unattributed:
 			s.Unattributed++
@@ -207,15 +224,11 @@ func Select(evs []Event, sel Selector, w Window) Selection {
 		}
 		s.Events = append(s.Events, ev)
 	}
-	slices.SortStableFunc(s.Events, func(a, b Event) int {
-		return cmp.Or(a.Time.Compare(b.Time.Time), cmp.Compare(a.Record.Topic, b.Record.Topic),
-			cmp.Compare(a.Record.Partition, b.Record.Partition), cmp.Compare(a.Record.Offset, b.Record.Offset))
-	})
-	members := uf.members()
-	for r := range alertRoots {
-		var keys []string
-		for _, k := range members[r] {
-			keys = append(keys, strings.Replace(string(k), ":", " ", 1))
+	slices.SortFunc(s.Events, compareEvents)
+	for _, ks := range links.members(alertRoots) {
+		keys := make([]string, len(ks))
+		for i, k := range ks {
+			keys[i] = strings.Replace(string(k), ":", " ", 1)
 		}
 		slices.SortFunc(keys, func(a, b string) int {
 			// NOMIS keys first, then DPS ids.
@@ -227,30 +240,69 @@ func Select(evs []Event, sel Selector, w Window) Selection {
 	return s
 }
 
+// compareEvents orders events by time; events of one millisecond by their
+// source positions (those without one first; positions of one source – the
+// NOMIS or the DPS database – in their order, NOMIS after DPS); then by
+// topic, partition and offset. It is a total order, so the timeline does
+// not depend on the order the partitions were read in.
+func compareEvents(a, b Event) int {
+	as, ac, ach := a.sourcePosition()
+	bs, bc, bch := b.sourcePosition()
+	return cmp.Or(a.Time.Compare(b.Time.Time), cmp.Compare(as, bs), cmp.Compare(ac, bc), cmp.Compare(ach, bch), a.Record.compare(b.Record))
+}
+
+// sourcePosition returns the database the event's source position is of
+// ("" when it has none) and the position.
+func (e *Event) sourcePosition() (side string, commit, change int64) {
+	if e.Position == nil {
+		return "", 0, 0
+	}
+	switch e.Kind {
+	case KindNOMISChange, KindNOMISSnapshot:
+		side = "NOMIS"
+	case KindDPSChange:
+		side = "DPS"
+	case KindCommandDPS, KindCommandNOMIS:
+		side = e.Origin // the side whose change the command comes from
+	case KindOutcome:
+		// The position of the change behind the command, on the side
+		// opposite its target.
+		side = map[string]string{"DPS": "NOMIS", "NOMIS": "DPS"}[e.Target]
+	}
+	return side, e.Position.Commit, e.Position.Change
+}
+
 // namesRoot reports whether id names an alert whose root is in roots.
-func namesRoot(uf *unionFind, id ident, roots map[alertKey]bool) bool {
+func namesRoot(links unionFind, id ident, roots map[alertKey]bool) bool {
 	for _, g := range id.alerts {
-		if roots[uf.find(g[0])] {
+		if roots[links.find(g[0])] {
 			return true
 		}
 	}
 	return false
 }
 
-// unionFind groups the keys that name one alert.
+// unionFind joins the keys that name one alert. A key maps to its parent;
+// a root, and a key joined with no other, has no entry, so that it holds
+// only the keys of alerts known in both systems.
 type unionFind map[alertKey]alertKey
 
+// find returns the root of k's alert.
 func (u unionFind) find(k alertKey) alertKey {
-	p, ok := u[k]
-	if !ok {
-		u[k] = k
-		return k
+	r := k
+	for {
+		p, ok := u[r]
+		if !ok {
+			break
+		}
+		r = p
 	}
-	if p == k {
-		return k
+	// Path compression.
+	for k != r {
+		p := u[k]
+		u[k] = r
+		k = p
 	}
-	r := u.find(p)
-	u[k] = r
 	return r
 }
 
@@ -266,12 +318,25 @@ func (u unionFind) union(a, b alertKey) {
 	}
 }
 
-// members returns the keys of each root.
-func (u unionFind) members() map[alertKey][]alertKey {
-	out := map[alertKey][]alertKey{}
+// join joins the keys of each alert id names.
+func (u unionFind) join(id ident) {
+	for _, g := range id.alerts {
+		for _, k := range g[1:] {
+			u.union(g[0], k)
+		}
+	}
+}
+
+// members returns the keys of the alert of each of roots, the root first.
+func (u unionFind) members(roots map[alertKey]bool) map[alertKey][]alertKey {
+	out := make(map[alertKey][]alertKey, len(roots))
+	for r := range roots {
+		out[r] = []alertKey{r}
+	}
 	for k := range u {
-		r := u.find(k)
-		out[r] = append(out[r], k)
+		if r := u.find(k); roots[r] {
+			out[r] = append(out[r], k)
+		}
 	}
 	return out
 }

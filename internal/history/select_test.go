@@ -1,11 +1,14 @@
 package history
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/alertsync/alertsync/schemas"
 )
 
 var st0 = time.Date(2024, 6, 10, 9, 0, 0, 0, time.UTC)
@@ -30,15 +33,15 @@ func group(keys ...alertKey) [][]alertKey { return [][]alertKey{keys} }
 // undecodable record naming nobody.
 func selectWorld() []Event {
 	return []Event{
-		ev(KindNOMISChange, 1, "n", 0, ident{prison: "P", alerts: group("nomis:1:1"), bookings: []int64{1}}),
-		ev(KindCommandDPS, 2, "c", 0, ident{prison: "P", alerts: group("nomis:1:1"), commandID: "c1"}),
-		ev(KindOutcome, 3, "o", 0, ident{prison: "P", alerts: group("dps:d1", "nomis:1:1"), commandID: "c1"}),
-		ev(KindDPSChange, 4, "d", 0, ident{prison: "P", alerts: group("dps:d1")}),
+		ev(KindNOMISChange, 1, "n", 0, ident{prisons: []string{"P"}, alerts: group("nomis:1:1"), bookings: []int64{1}}),
+		ev(KindCommandDPS, 2, "c", 0, ident{prisons: []string{"P"}, alerts: group("nomis:1:1"), commandID: "c1"}),
+		ev(KindOutcome, 3, "o", 0, ident{prisons: []string{"P"}, alerts: group("dps:d1", "nomis:1:1"), commandID: "c1"}),
+		ev(KindDPSChange, 4, "d", 0, ident{prisons: []string{"P"}, alerts: group("dps:d1")}),
 		ev(KindNOMISChange, 5, "n", 1, ident{alerts: group("nomis:1:1"), bookings: []int64{1}}),
 		ev(KindDLQ, 6, "q", 0, ident{alerts: group("dps:d1")}),
-		ev(KindNOMISChange, 1, "n", 2, ident{prison: "Q", alerts: group("nomis:2:1"), bookings: []int64{2}}),
-		ev(KindCommandDPS, 2, "c", 1, ident{prison: "Q", alerts: group("nomis:2:1"), commandID: "c2"}),
-		ev(KindOutcome, 3, "o", 1, ident{prison: "Q", alerts: group("dps:d2", "nomis:2:1"), commandID: "c2"}),
+		ev(KindNOMISChange, 1, "n", 2, ident{prisons: []string{"Q"}, alerts: group("nomis:2:1"), bookings: []int64{2}}),
+		ev(KindCommandDPS, 2, "c", 1, ident{prisons: []string{"Q"}, alerts: group("nomis:2:1"), commandID: "c2"}),
+		ev(KindOutcome, 3, "o", 1, ident{prisons: []string{"Q"}, alerts: group("dps:d2", "nomis:2:1"), commandID: "c2"}),
 		// A DLQ entry of c2 that knows only its command (its original).
 		ev(KindDLQ, 4, "q", 1, ident{commandID: "c2"}),
 		ev(KindUndecodable, 7, "d", 1, ident{}),
@@ -91,10 +94,136 @@ func TestSelect(t *testing.T) {
 // TestSelectOrder: events sort by time, then topic, partition and offset.
 func TestSelectOrder(t *testing.T) {
 	t.Parallel()
-	id := ident{prison: "P"}
+	id := ident{prisons: []string{"P"}}
 	evs := []Event{ev(KindOutcome, 1, "b", 0, id), ev(KindDLQ, 1, "a", 5, id), ev(KindDLQ, 1, "a", 2, id), ev(KindDPSChange, 0, "z", 9, id)}
 	evs[0].Record.Partition = 1
 	require.Equal(t, []string{"z/0/9", "a/0/2", "a/0/5", "b/1/0"}, refs(Select(evs, Selector{PrisonNumber: "P"}, Window{})))
+}
+
+// TestSelectByBooking: an event that names no prisoner is the prisoner's
+// when it names one of their bookings, even with an alert of it no other
+// event names; not when it names another booking.
+func TestSelectByBooking(t *testing.T) {
+	t.Parallel()
+	evs := append(selectWorld(),
+		ev(KindNOMISChange, 8, "n", 3, ident{alerts: group("nomis:1:7"), bookings: []int64{1}}),
+		ev(KindNOMISChange, 8, "n", 4, ident{alerts: group("nomis:3:1"), bookings: []int64{3}}),
+	)
+	got := refs(Select(evs, Selector{PrisonNumber: "P"}, Window{}))
+	require.Contains(t, got, "n/0/3", "booking 1 is P's")
+	require.NotContains(t, got, "n/0/4", "booking 3 is nobody's")
+}
+
+// TestSelectBothImages: a DPS change that moves an alert from one prisoner
+// to another (its before and after images name both) is in the history of
+// each, and identOf reads both images.
+func TestSelectBothImages(t *testing.T) {
+	t.Parallel()
+	row := func(p string) any {
+		return schemas.OptRecord("alertsync.dps.public.alert.Value", map[string]any{"id": "d9", "prison_number": p})
+	}
+	id := identOf("dps.public.alert", map[string]any{"id": "d9"}, map[string]any{"before": row("P"), "after": row("Q")})
+	require.Equal(t, []string{"Q", "P"}, id.prisons)
+	evs := []Event{ev(KindDPSChange, 1, "d", 0, id)}
+	for _, p := range []string{"P", "Q"} {
+		require.Len(t, Select(evs, Selector{PrisonNumber: p}, Window{}).Events, 1, p)
+	}
+}
+
+// TestSelectLinksDeterministic: a command read twice (a retried
+// transaction) is named by its outcomes as the copy read first in the
+// topic, and a command lists its outcomes by where they were read – however
+// the partitions interleaved; an empty command id links nothing.
+func TestSelectLinksDeterministic(t *testing.T) {
+	t.Parallel()
+	id := ident{prisons: []string{"P"}, commandID: "c1"}
+	cmd := func(offset int64) Event { return ev(KindCommandDPS, 1, "c", offset, id) }
+	out := func(p int32) Event {
+		e := ev(KindOutcome, 2, "o", 0, id)
+		e.Record.Partition = p
+		return e
+	}
+	noID := ident{prisons: []string{"P"}}
+	for _, evs := range [][]Event{
+		{cmd(7), cmd(3), out(2), out(1), ev(KindCommandDPS, 1, "c", 9, noID), ev(KindOutcome, 2, "o", 9, noID)},
+		{out(1), ev(KindOutcome, 2, "o", 9, noID), out(2), cmd(3), ev(KindCommandDPS, 1, "c", 9, noID), cmd(7)},
+	} {
+		s := Select(evs, Selector{PrisonNumber: "P"}, Window{})
+		require.Equal(t, []string{"c/0/3", "c/0/7", "c/0/9", "o/0/9", "o/1/0", "o/2/0"}, refs(s))
+		for _, e := range s.Events {
+			switch {
+			case e.CommandID == "" && e.Kind == KindCommandDPS:
+				require.Empty(t, e.Outcomes, "an empty command id links nothing")
+			case e.CommandID == "":
+				require.Nil(t, e.Command, "an empty command id links nothing")
+			case e.Kind == KindCommandDPS:
+				require.Equal(t, []string{"o/1/0", "o/2/0"}, []string{e.Outcomes[0].Record.String(), e.Outcomes[1].Record.String()})
+			default:
+				require.Equal(t, "c/0/3", e.Command.Record.String())
+			}
+		}
+	}
+}
+
+// TestSelectTiesBySourcePosition: events of one millisecond sort by their
+// source positions, each database's in its own order, before topic,
+// partition and offset; events without a position come first.
+func TestSelectTiesBySourcePosition(t *testing.T) {
+	t.Parallel()
+	id := ident{prisons: []string{"P"}}
+	at := func(kind Kind, topic string, offset, commit, change int64) Event {
+		e := ev(kind, 1, topic, offset, id)
+		e.Position = &Position{Commit: commit, Change: change}
+		return e
+	}
+	evs := []Event{
+		at(KindNOMISChange, "n", 0, 10, 3), // one NOMIS transaction's changes, written out of order
+		at(KindNOMISChange, "n", 1, 10, 2),
+		at(KindNOMISChange, "n", 2, 9, 9),
+		at(KindDPSChange, "d", 5, 200, 1),
+		at(KindDPSChange, "d", 4, 300, 1),
+		ev(KindDLQ, 1, "q", 0, id),
+	}
+	want := []string{"q/0/0", "d/0/5", "d/0/4", "n/0/2", "n/0/1", "n/0/0"}
+	require.Equal(t, want, refs(Select(evs, Selector{PrisonNumber: "P"}, Window{})))
+	slices.Reverse(evs)
+	require.Equal(t, want, refs(Select(evs, Selector{PrisonNumber: "P"}, Window{})), "whatever order they were read in")
+}
+
+// TestTimelineLinks: Timeline.Select joins alerts by every record read, not
+// only by the events kept: a DLQ entry known by its DPS id is the
+// prisoner's through a link made by a record that was not kept.
+func TestTimelineLinks(t *testing.T) {
+	t.Parallel()
+	evs := []Event{
+		ev(KindNOMISChange, 1, "n", 0, ident{prisons: []string{"P"}, alerts: group("nomis:1:1")}),
+		ev(KindDLQ, 2, "q", 0, ident{alerts: group("dps:d1")}),
+	}
+	require.Len(t, Select(evs, Selector{PrisonNumber: "P"}, Window{}).Events, 1)
+	links := unionFind{}
+	links.union("nomis:1:1", "dps:d1")
+	s := (&Timeline{Events: evs, links: links}).Select(Selector{PrisonNumber: "P"}, Window{})
+	require.Len(t, s.Events, 2)
+	require.Equal(t, [][]string{{"nomis 1:1", "dps d1"}}, s.Alerts)
+}
+
+// TestUnionFind: keys joined in any order share the smallest as root; a
+// key joined with no other has no entry.
+func TestUnionFind(t *testing.T) {
+	t.Parallel()
+	u := unionFind{}
+	u.union("dps:b", "nomis:2:1")
+	u.union("dps:c", "dps:b")
+	u.union("dps:a", "nomis:2:1")
+	for _, k := range []alertKey{"dps:a", "dps:b", "dps:c", "nomis:2:1"} {
+		require.Equal(t, alertKey("dps:a"), u.find(k))
+	}
+	require.Equal(t, alertKey("nomis:9:9"), u.find("nomis:9:9"))
+	require.Len(t, u, 3, "roots and lone keys have no entry")
+	m := u.members(map[alertKey]bool{"dps:a": true, "nomis:9:9": true})
+	slices.Sort(m["dps:a"])
+	require.Equal(t, []alertKey{"dps:a", "dps:b", "dps:c", "nomis:2:1"}, m["dps:a"])
+	require.Equal(t, []alertKey{"nomis:9:9"}, m["nomis:9:9"])
 }
 
 // TestDiffNamesPersonalFields: a personal field is named when a create sets

@@ -27,11 +27,16 @@ var ErrNoTopic = errors.New("topic does not exist")
 // the partitions after the commit returns, so a reader right after a commit
 // could miss it.)
 //
-// It reads uncommitted and decides by the markers itself: a read-committed
-// fetch does not show where an aborted transaction ends, and a read whose
-// end lies just past one would wait for ever. newClient makes the consuming
-// client from the options given (it is closed before ReadToEnd returns). An
-// error of each stops the read and is returned as it is.
+// It reads uncommitted and sorts the records by the transaction markers
+// itself. A read-committed fetch would do as well when it keeps control
+// records: franz-go then drops the records of aborted transactions but
+// returns the markers (kgo.KeepControlRecords), so the abort marker shows
+// where an aborted transaction ends (internal/history reads that way).
+// Without control records a read-committed reader never sees an offset
+// past the end of an aborted transaction, and a read whose end lies just
+// past one would wait for ever. newClient makes the consuming client from
+// the options given (it is closed before ReadToEnd returns). An error of
+// each stops the read and is returned as it is.
 func ReadToEnd(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kgo.Client, error), topic string, each func(*kgo.Record) error) error {
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
