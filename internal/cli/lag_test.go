@@ -36,8 +36,10 @@ func newLagWorld(t *testing.T) *lagWorld {
 func (w *lagWorld) create(t *testing.T, topic kafka.Topic, partitions int32) string {
 	t.Helper()
 	name := w.topics.Name(topic)
-	_, err := w.adm.CreateTopic(context.Background(), partitions, 1, nil, name)
-	require.NoError(t, err)
+	// EnsureTopics waits for each partition's leader: a real broker
+	// refuses a produce to a topic it has only just created.
+	require.NoError(t, kafka.EnsureTopics(context.Background(), w.adm,
+		kafka.TopicSpec{Name: name, Kind: topic.Kind, Partitions: partitions, ReplicationFactor: 1}))
 	return name
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 )
 
@@ -39,8 +40,9 @@ func TestReadCommittedRange(t *testing.T) {
 	topic := kafkatest.Topic(t, "read")
 	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 	adm := kadm.NewClient(cl)
-	_, err := adm.CreateTopic(ctx, 2, 1, nil, topic)
-	require.NoError(t, err)
+	// EnsureTopics waits for each partition's leader: a real broker
+	// refuses a produce to a topic it has only just created.
+	require.NoError(t, kafka.EnsureTopics(ctx, adm, kafka.TopicSpec{Name: topic, Kind: kafka.KindChange, Partitions: 2, ReplicationFactor: 1}))
 	// Records written an hour ago: the transaction markers, which the
 	// broker stamps with its clock, come after them in time too.
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -154,8 +156,9 @@ func TestReadExpiredTail(t *testing.T) {
 	topic := kafkatest.Topic(t, "expired")
 	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 	adm := kadm.NewClient(cl)
-	_, err := adm.CreateTopic(ctx, 2, 1, nil, topic)
-	require.NoError(t, err)
+	// EnsureTopics waits for each partition's leader: a real broker
+	// refuses a produce to a topic it has only just created.
+	require.NoError(t, kafka.EnsureTopics(ctx, adm, kafka.TopicSpec{Name: topic, Kind: kafka.KindChange, Partitions: 2, ReplicationFactor: 1}))
 	for p := range int32(2) {
 		for i := range 5 {
 			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%d-%d", p, i)}).FirstErr())
