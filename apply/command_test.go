@@ -16,6 +16,7 @@ import (
 
 	"github.com/alertsync/alertsync/internal/avrobin"
 	"github.com/alertsync/alertsync/internal/kafka"
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/decode"
 	"github.com/alertsync/alertsync/transform/encode"
@@ -68,10 +69,7 @@ func testCommand() rules.Command {
 func TestDecodeRecord(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	_, cl := srtest.New(t)
 	codec := schemas.New(cl)
 	r := &Runner{Topic: kafka.CommandsDPS, Logger: slog.New(slog.DiscardHandler)}
 	cur := r.commandSchemas(ctx, codec)

@@ -8,8 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/alertsync/alertsync/apply"
 	applydps "github.com/alertsync/alertsync/apply/dps"
@@ -22,6 +20,7 @@ import (
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/runtest"
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/encode"
@@ -54,10 +53,7 @@ func TestBothSidesConverge(t *testing.T) {
 func converge(t *testing.T, nomisLater bool) {
 	ctx := context.Background()
 	brokers := kafkatest.Brokers(t)
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	_, srcl := srtest.New(t)
 
 	dps := pgtest.NewDB(t)
 	dps.Exec(t, deploy.DPSSchemaSQL())

@@ -10,8 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	applydps "github.com/alertsync/alertsync/apply/dps"
 	"github.com/alertsync/alertsync/deploy"
@@ -23,6 +21,7 @@ import (
 	"github.com/alertsync/alertsync/internal/testenv/metrictest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/runtest"
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/encode"
 	"github.com/alertsync/alertsync/transform/rules"
@@ -42,10 +41,7 @@ func TestLagGauge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	brokers := kafkatest.Brokers(t)
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	_, srcl := srtest.New(t)
 	dps := pgtest.NewDB(t)
 	dps.Exec(t, deploy.DPSSchemaSQL())
 	dps.Exec(t, deploy.DPSSeedSQL())

@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/rules"
 )
@@ -43,10 +42,7 @@ func optUUID(s *string) any {
 // and every optional field set and unset.
 func TestOutcomeEncodingMatchesGoavro(t *testing.T) {
 	t.Parallel()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	_, cl := srtest.New(t)
 	tc, err := schemas.New(cl).Bind(context.Background(), schemas.TopicOutcomes)
 	require.NoError(t, err)
 	str := func(s string) *string { return &s }

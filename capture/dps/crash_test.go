@@ -19,14 +19,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/alertsync/alertsync/deploy"
 	"github.com/alertsync/alertsync/internal/failpoint"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 )
@@ -65,10 +64,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	db.Exec(t, deploy.DPSSchemaSQL())
 	db.Exec(t, deploy.DPSSeedSQL())
 	brokers := kafkatest.Real(t)
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	reg, srcl := srtest.New(t)
 	adm := kadm.NewClient(kafkatest.Client(t, brokers, kgo.MetadataMinAge(10*time.Millisecond)))
 
 	prefix := kafkatest.Topic(t, "crash") + "."

@@ -18,13 +18,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/alertsync/alertsync/deploy"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 )
 
@@ -64,10 +63,7 @@ SELECT i, 'C' || lpad(i::text, 4, '0') || 'DE', i FROM generate_series(1, %[1]d)
 INSERT INTO oms_owner.offender_bookings (offender_book_id, booking_begin_date, offender_id, root_offender_id, booking_seq, active_flag, agy_loc_id)
 SELECT i, TIMESTAMP '2024-03-01 10:00:00', i, i, 1, 'Y', 'MDI' FROM generate_series(1, %[1]d) i;`, crashBookings))
 	brokers := kafkatest.Real(t)
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	reg, srcl := srtest.New(t)
 	adm := kadm.NewClient(kafkatest.Client(t, brokers, kgo.MetadataMinAge(10*time.Millisecond)))
 
 	prefix := kafkatest.Topic(t, "ncrash") + "."

@@ -11,8 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	applydlq "github.com/alertsync/alertsync/apply/dlq"
 	"github.com/alertsync/alertsync/deploy"
@@ -20,6 +18,7 @@ import (
 	"github.com/alertsync/alertsync/internal/migrate"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/encode"
@@ -43,10 +42,7 @@ func TestDLQListAndRedriveNOMIS(t *testing.T) {
 	require.NoError(t, err)
 
 	brokers := kafkatest.Brokers(t)
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	reg, srcl := srtest.New(t)
 	prefix := kafkatest.Topic(t, "c") + "."
 	topics := kafka.TopicsConfig{Prefix: prefix, Partitions: 3, ReplicationFactor: 1}
 	ctx := context.Background()

@@ -14,13 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	applydlq "github.com/alertsync/alertsync/apply/dlq"
 	"github.com/alertsync/alertsync/internal/history"
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform"
 	"github.com/alertsync/alertsync/transform/encode"
@@ -60,10 +60,8 @@ func newHistoryWorld(t *testing.T) *historyWorld {
 	t.Helper()
 	ctx := context.Background()
 	brokers := kafkatest.Brokers(t)
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	reg, srcl := srtest.New(t)
+	var err error
 	w := &historyWorld{brokers: brokers, regURL: reg.URL(), prefix: kafkatest.Topic(t, "h") + ".",
 		cl: kafkatest.Client(t, brokers, kgo.ProducerLinger(0)), codecs: map[string]*schemas.TopicCodec{}, recs: map[string]*kgo.Record{}}
 	topics := kafka.TopicsConfig{Prefix: w.prefix, Partitions: 3, ReplicationFactor: 1}

@@ -11,12 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/kafka"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/encode"
 	"github.com/alertsync/alertsync/transform/rules"
@@ -35,10 +34,7 @@ func TestReadKeepsWhatMayBeSelected(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	brokers := kafkatest.Brokers(t)
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	srcl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	reg, srcl := srtest.New(t)
 	prefix := kafkatest.Topic(t, "bound") + "."
 	cl := kafkatest.Client(t, brokers, kgo.ProducerLinger(0))
 	topics := kafka.TopicsConfig{Prefix: prefix, Partitions: 3, ReplicationFactor: 1}

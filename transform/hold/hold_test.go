@@ -6,18 +6,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/alertsync/alertsync/internal/testenv/srtest"
 	"github.com/alertsync/alertsync/schemas"
 )
 
 func codec(t *testing.T) (*schemas.Codec, *schemas.TopicCodec) {
 	t.Helper()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	require.NoError(t, err)
+	_, cl := srtest.New(t)
 	c := schemas.New(cl)
 	tc, err := c.Bind(context.Background(), schemas.TopicTransformHolds)
 	require.NoError(t, err)
