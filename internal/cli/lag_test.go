@@ -212,8 +212,17 @@ func TestLagCaughtUpTransactional(t *testing.T) {
 
 	stable, err := w.adm.ListCommittedOffsets(ctx, src)
 	require.NoError(t, err)
-	fetched, err := w.adm.FetchOffsets(ctx, w.transform)
-	require.NoError(t, err)
+	// The transformer's last offset commit is part of its last transaction:
+	// the group coordinator makes it visible once it has written that
+	// transaction's marker to __consumer_offsets, which it may not have
+	// done yet when EndTransaction returns (nor does RequireStable wait for
+	// it on a fetch of all the group's offsets).
+	var fetched kadm.OffsetResponses
+	require.Eventually(t, func() bool {
+		fetched, err = w.adm.FetchOffsets(ctx, w.transform)
+		require.NoError(t, err)
+		return len(fetched[src]) == len(stable[src])
+	}, 30*time.Second, 20*time.Millisecond, "the transformer's last offset commit is visible")
 	stable.Each(func(o kadm.ListedOffset) {
 		c, ok := fetched.Lookup(src, o.Partition)
 		require.True(t, ok)
