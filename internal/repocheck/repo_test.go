@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -25,6 +26,7 @@ type composeFile struct {
 		DependsOn any            `yaml:"depends_on"`
 		Ports     []string       `yaml:"ports"`
 		Restart   string         `yaml:"restart"`
+		StopGrace string         `yaml:"stop_grace_period"`
 		Health    map[string]any `yaml:"healthcheck"`
 	} `yaml:"services"`
 	Secrets map[string]struct {
@@ -100,6 +102,19 @@ func TestComposeFile(t *testing.T) {
 			cmd := strings.Join(s.Command, " ")
 			require.NotContains(t, commands, cmd, "services %s and %s both run alertsync %s", name, commands[cmd], cmd)
 			commands[cmd] = name
+			if !strings.HasPrefix(cmd, "migrate ") {
+				// Compose's default grace is 10s: it would kill a component
+				// still draining within shutdown.timeout.
+				shutdown := 30 * time.Second
+				if v, ok := s.Env["ALERTSYNC_SHUTDOWN_TIMEOUT"].(string); ok {
+					var err error
+					shutdown, err = time.ParseDuration(v)
+					require.NoError(t, err)
+				}
+				grace, err := time.ParseDuration(s.StopGrace)
+				require.NoError(t, err, "service %s: stop_grace_period", name)
+				require.GreaterOrEqual(t, grace, shutdown+10*time.Second, "service %s: stop_grace_period must outlast shutdown.timeout", name)
+			}
 		}
 		for _, p := range s.Ports {
 			host := p[:strings.LastIndex(p, ":")]

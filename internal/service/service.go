@@ -5,7 +5,9 @@
 // When the parent context is cancelled (SIGINT/SIGTERM), the body's context is
 // cancelled too and the body has at most the drain timeout to return; the
 // admin server keeps answering (with /readyz at 503) until the body is done,
-// and stops last. context.Canceled from the body is a clean exit.
+// and stops last, within the same drain timeout: Run returns at most
+// shutdown.timeout after the cancellation. context.Canceled from the body is
+// a clean exit.
 package service
 
 import (
@@ -85,20 +87,34 @@ func Run(ctx context.Context, opts Options, body Body) error {
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- g.Wait() }()
 	var err error
+	adminWait := opts.Drain
 	select {
 	case err = <-waitErr:
 	case <-ctx.Done():
+		// One deadline for the whole shutdown, body and admin server
+		// together: an orchestrator's grace period need only exceed
+		// shutdown.timeout, not twice it.
+		deadline := time.Now().Add(opts.Drain)
 		log.Info("shutting down", "drain", opts.Drain.String())
 		select {
 		case err = <-waitErr:
 		case <-time.After(opts.Drain):
 			err = fmt.Errorf("%s: %w after %s (shutdown.timeout)", opts.Name, ErrDrainTimeout, opts.Drain)
 		}
+		adminWait = time.Until(deadline)
 	}
+	// The admin server stops last, so that /readyz says 503 while the body
+	// drains. It is given what is left of the drain: a scrape or a
+	// profile still in flight then does not hold the process up.
 	stopAdmin()
-	select {
-	case <-adminDone:
-	case <-time.After(opts.Drain):
+	if adminWait > 0 {
+		t := time.NewTimer(adminWait)
+		select {
+		case <-adminDone:
+		case <-t.C:
+			log.Warn("admin server still answering a request at the end of shutdown.timeout; stopping without it")
+		}
+		t.Stop()
 	}
 	if err != nil {
 		log.Error("stopped with error", "err", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -64,6 +65,53 @@ func TestDrainIsBounded(t *testing.T) {
 		require.ErrorContains(t, err, "shutdown.timeout")
 	case <-time.After(5 * time.Second):
 		t.Fatal("drain not bounded")
+	}
+}
+
+// TestShutdownWithinOneDrain: the drain timeout bounds the whole shutdown.
+// A body that takes most of it, and an admin request that never finishes
+// (a hung scrape, a long profile), stop within the drain, not within
+// twice it.
+func TestShutdownWithinOneDrain(t *testing.T) {
+	t.Parallel()
+	const drain = 3 * time.Second
+	ctx, cancel := context.WithCancel(t.Context())
+	hung := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, opts("127.0.0.1:0", drain), func(ctx context.Context, srv *admin.Server) error {
+			srv.Handle("/hang", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+				close(hung)
+				<-release
+			}))
+			a, err := srv.Addr(ctx)
+			if err != nil {
+				return err
+			}
+			addr <- a
+			<-ctx.Done()
+			time.Sleep(drain - 500*time.Millisecond) // most of the drain
+			return ctx.Err()
+		})
+	}()
+	go func() {
+		resp, err := http.Get("http://" + <-addr + "/hang") //nolint:noctx // the request outlives the test's contexts on purpose
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	<-hung
+	began := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+		require.Less(t, time.Since(began), drain+time.Second, "Run returns within the drain timeout (and some slack), not twice it")
+	case <-time.After(3 * drain):
+		t.Fatal("Run did not return")
 	}
 }
 
