@@ -66,16 +66,18 @@ func Start(tb testing.TB, name, bin string, args, env []string, logPath string, 
 	return p
 }
 
+// line keeps a line of the process's standard error in the tail, then
+// passes it on: whoever onLine wakes finds the line in LogTail.
 func (p *Proc) line(line []byte) {
-	if p.onLine != nil {
-		p.onLine(line)
-	}
 	p.mu.Lock()
 	p.tail = append(p.tail, string(line))
 	if len(p.tail) > tailLines {
 		p.tail = p.tail[len(p.tail)-tailLines:]
 	}
 	p.mu.Unlock()
+	if p.onLine != nil {
+		p.onLine(line)
+	}
 }
 
 // LogTail returns the path of the log and its last lines, for failure
