@@ -2,6 +2,7 @@ package nomis
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,15 +291,15 @@ func TestSweep(t *testing.T) {
 	now := time.Date(2026, 6, 15, 2, 0, 30, 0, lon)
 	today := rules.DateIn(now, lon)
 	d := func(n int) string { return (today + rules.Date(n)).String() }
-	sync := "DPS_SYNCHRONISATION|DPS_SYNCHRONISATION"
+	byDPS := "DPS_SYNCHRONISATION|DPS_SYNCHRONISATION"
 	user := "NOMISUSER|OCDALERT"
 	cases := []sweepCase{
 		{name: "lapsed 10 days ago, NOMIS-side mapping", activeTo: days(-10), nomisMap: key(10, 1), row: key(10, 1), status: "ACTIVE",
-			wantState: "INACTIVE|" + d(-10) + "|" + sync, wantSwept: true},
+			wantState: "INACTIVE|" + d(-10) + "|" + byDPS, wantSwept: true},
 		{name: "lapsing today, DPS-side mapping only", activeTo: days(0), dpsMap: key(20, 1), row: key(20, 1), status: "ACTIVE", expiry: days(0),
-			wantState: "INACTIVE|" + d(0) + "|" + sync, wantSwept: true},
+			wantState: "INACTIVE|" + d(0) + "|" + byDPS, wantSwept: true},
 		{name: "NOMIS-side mapping before a stale DPS-side one", activeTo: days(-1), nomisMap: key(10, 5), dpsMap: key(20, 3), row: key(10, 5), status: "ACTIVE",
-			wantState: "INACTIVE|" + d(-1) + "|" + sync, wantSwept: true},
+			wantState: "INACTIVE|" + d(-1) + "|" + byDPS, wantSwept: true},
 		{name: "ends tomorrow", activeTo: days(1), nomisMap: key(10, 2), row: key(10, 2), status: "ACTIVE", expiry: days(1),
 			wantState: "ACTIVE|" + d(1) + "|" + user},
 		{name: "no end date", dpsMap: key(20, 2), row: key(20, 2), status: "ACTIVE",
@@ -360,7 +361,7 @@ func TestSweep(t *testing.T) {
 	res, err = a.SweepNow(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, SweepResult{Date: today + 1, Due: 9, Inactivated: 1}, res)
-	require.Equal(t, "INACTIVE|"+d(1)+"|"+sync, w.rowState(t, *key(10, 2)))
+	require.Equal(t, "INACTIVE|"+d(1)+"|"+byDPS, w.rowState(t, *key(10, 2)))
 }
 
 // TestSweepFailureCounted: a sweep that cannot read DPS (no alert table
@@ -418,8 +419,14 @@ func TestSweepScheduledInRun(t *testing.T) {
 	srv := admin.New("127.0.0.1:0", time.Second, nil)
 	a, err := New(h.cfg, Deps{Registry: h.srcl, Admin: srv})
 	require.NoError(t, err)
-	shift := time.Until(at) - 300*time.Millisecond
-	a.now = func() time.Time { return time.Now().Add(shift) }
+	// The clock reads 300 ms before 02:00 when the apply first looks at
+	// it, however long Run takes to get there (connections, migrations).
+	var first sync.Once
+	var began time.Time
+	a.now = func() time.Time {
+		first.Do(func() { began = time.Now() })
+		return at.Add(-300*time.Millisecond + time.Since(began))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -438,9 +445,9 @@ func TestSweepScheduledInRun(t *testing.T) {
 	require.NotNil(t, metrictest.Find(t, srv.Registry(), "alertsync_apply_nomis_sweep_failures_total", nil), "registered")
 	require.Zero(t, metrictest.Value(t, srv.Registry(), "alertsync_apply_nomis_sweep_failures_total", nil))
 	require.Equal(t, 1.0, metrictest.Value(t, srv.Registry(), "alertsync_apply_nomis_sweep_seconds", nil), "one sweep timed")
-	sync := "DPS_SYNCHRONISATION|DPS_SYNCHRONISATION"
-	require.Equal(t, "INACTIVE|"+(today-1).String()+"|"+sync, w.rowState(t, *key(10, 1)))
-	require.Equal(t, "INACTIVE|"+(today-1).String()+"|"+sync, w.rowState(t, *key(20, 1)))
+	byDPS := "DPS_SYNCHRONISATION|DPS_SYNCHRONISATION"
+	require.Equal(t, "INACTIVE|"+(today-1).String()+"|"+byDPS, w.rowState(t, *key(10, 1)))
+	require.Equal(t, "INACTIVE|"+(today-1).String()+"|"+byDPS, w.rowState(t, *key(20, 1)))
 
 	cancel()
 	select {

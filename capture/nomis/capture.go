@@ -692,14 +692,10 @@ func (c *Capture) finish(ctx context.Context, conn *sql.Conn, f *inflight) error
 	if err := c.await(ctx, f.ack, f.oldest); err != nil {
 		return err
 	}
-	// Kafka has acknowledged every record of the batch: its rows may go. On
-	// a stop, finish the delete so that a clean stop repeats nothing.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Pipeline.Shutdown.Timeout)
-	defer cancel()
-	if err := c.dialect.Delete(dctx, conn, f.ids, f.resyncs); err != nil {
-		return err
-	}
-	c.addPending(f.resyncs)
+	// Kafka has acknowledged every record of the batch: count them (before
+	// the rows leave the journal, so that an empty journal means final
+	// counts; a batch sent again after a failed delete is counted again, as
+	// it is published again).
 	for k, n := range f.counts {
 		c.m.records.WithLabelValues(k.table, k.op).Add(float64(n))
 	}
@@ -709,6 +705,14 @@ func (c *Capture) finish(ctx context.Context, conn *sql.Conn, f *inflight) error
 	for k, n := range f.requests {
 		c.m.requests.WithLabelValues(k).Add(float64(n))
 	}
+	// Its rows may go. On a stop, finish the delete so that a clean stop
+	// repeats nothing.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Pipeline.Shutdown.Timeout)
+	defer cancel()
+	if err := c.dialect.Delete(dctx, conn, f.ids, f.resyncs); err != nil {
+		return err
+	}
+	c.addPending(f.resyncs)
 	if c.comp != nil {
 		c.comp.Position(fmt.Sprintf("commit %d change %d", f.last.Commit, f.last.ID))
 	}

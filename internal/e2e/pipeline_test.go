@@ -104,6 +104,9 @@ type worldOptions struct {
 	transformConfig string
 	// readyTimeout bounds the wait for every /readyz; 0 means 90s.
 	readyTimeout time.Duration
+	// resyncDelay is capture nomis's capture.resync_delay; 0 leaves the
+	// default (5s).
+	resyncDelay time.Duration
 }
 
 // proc is one component process and the admin address it logged.
@@ -159,6 +162,9 @@ func newWorldWith(t *testing.T, bin string, dps, nomis *pgtest.DB, opts worldOpt
 			c.env["ALERTSYNC_CAPTURE_INITIAL_LOAD"] = "auto"
 		case c.name == "transform" && opts.transformConfig != "":
 			c.args = append(c.args, "--config", opts.transformConfig)
+		}
+		if c := &specs[i]; c.name == "capture-nomis" && opts.resyncDelay > 0 {
+			c.env["ALERTSYNC_CAPTURE_RESYNC_DELAY"] = opts.resyncDelay.String()
 		}
 	}
 	w.logDir = t.TempDir()

@@ -536,7 +536,11 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 	// "UNVERIFIED".
 	const refuseSQL = `ALTER TABLE public.alert ADD CONSTRAINT e2e_refuse_unverified CHECK (authorised_by IS DISTINCT FROM 'UNVERIFIED')`
 	bin := proctest.BuildAlertsync(t)
-	w := newWorldWith(t, bin, pgtest.NewDB(t), pgtest.NewDB(t), worldOptions{seed: seed, dpsSeed: refuseSQL})
+	// A resync delay of 10s (5s by default) leaves room, on a loaded
+	// machine, for the redrive that must beat the new booking's resync
+	// (fix and redrive, below).
+	const resyncDelay = 10 * time.Second
+	w := newWorldWith(t, bin, pgtest.NewDB(t), pgtest.NewDB(t), worldOptions{seed: seed, dpsSeed: refuseSQL, resyncDelay: resyncDelay})
 	nu := nomisUser{db: w.nomis, user: "NOMIS_USER6"}
 	du := dpsUser{db: w.dps, user: "dps.user.six@justice.example"}
 	key := func(k nomisKey) string { return fmt.Sprintf("nomis:%d:%d", k.booking, k.seq) }
@@ -626,7 +630,7 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 		// The booking-less prisoner: NOMIS admits them (a new current
 		// booking), then apply nomis's held commands are redriven. The
 		// new booking makes NOMIS authoritative for the prisoner (a
-		// resync, capture.resync_delay = 5 s after it): the redrive must
+		// resync, resyncDelay after it): the redrive must
 		// put the alert on the booking before that snapshot is read, or
 		// the resync would soft-delete the DPS alert NOMIS does not have
 		// yet (see the report of this test in docs/testing-e2e.md).
@@ -639,7 +643,7 @@ VALUES (%[3]d + 5000, TIMESTAMP '2021-01-01 09:00:00', %[1]d, %[1]d, 2, 'N', 'LE
 		require.Zero(t, code, "dlq redrive apply-nomis:\n%s\n%s", out, errOut)
 		t.Logf("redrive apply-nomis:\n%s", out)
 		w.synced(t, unbooked.number, "redrive of the booking-less prisoner's alert")
-		time.Sleep(6 * time.Second) // past the resync the new booking called for
+		time.Sleep(resyncDelay + time.Second) // past the resync the new booking called for
 		w.synced(t, unbooked.number, "the new booking's resync")
 		require.Equal(t, "No booking, edited", pgtest.QueryValue[string](t, w.nomis,
 			"SELECT comment_text FROM oms_owner.offender_alerts WHERE offender_book_id = $1", unbooked.booking))
