@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
+	"github.com/alertsync/alertsync/internal/testenv/metrictest"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 	"github.com/alertsync/alertsync/transform/internal/fixture"
@@ -308,4 +309,52 @@ func TestDPSUserFromHeader(t *testing.T) {
 		"0190a3c4-1b2c-7d8e-9f00-112233445588": rules.UnknownDPSUser,
 	}, users)
 	require.LessOrEqual(t, len(users[dpsID2]), 32)
+}
+
+// TestLagGaugeCaughtUp: the captures write their topics in transactions,
+// each followed by its commit marker. A transformer that has transformed
+// every change is caught up: its lag gauge says 0 for each partition, not
+// the 1 of the marker behind the last record.
+func TestLagGaugeCaughtUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t)
+	h.seedReference(t)
+	h.prod = kafkatest.Client(t, h.brokers, kgo.DefaultProduceTopic("unused"), kgo.ProducerLinger(0),
+		kgo.TransactionalID(h.cfg.Pipeline.Topics.Prefix+"capture"))
+	r := h.start(t)
+	const n = 9
+	for i := range n {
+		require.NoError(t, h.prod.BeginTransaction())
+		h.nomisAlert(t, rules.OpCreate, "A"+strconv.Itoa(1000+i)+"BC", int64(100+i), 1, "XA", nil, 1)
+		require.NoError(t, h.prod.EndTransaction(ctx, kgo.TryCommit))
+	}
+	h.commands(t, n, 30*time.Second)
+	topic := h.name(schemas.TopicNOMISOffenderAlerts)
+	ends := h.ends(t, schemas.TopicNOMISOffenderAlerts)
+	lags := func() map[int32]float64 {
+		out := map[int32]float64{}
+		for p, end := range ends {
+			if end == 0 {
+				continue // no record: never fetched
+			}
+			m := metrictest.Find(t, r.srv.Registry(), "alertsync_transform_lag_records", map[string]string{"topic": topic, "partition": strconv.Itoa(int(p))})
+			out[p] = -1
+			if m != nil {
+				out[p] = m.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	var last map[int32]float64
+	require.Eventually(t, func() bool {
+		last = lags()
+		for _, v := range last {
+			if v != 0 {
+				return false
+			}
+		}
+		return len(last) > 0
+	}, 20*time.Second, 20*time.Millisecond, "lag per partition (-1: not reported): %v", &last)
+	t.Logf("lag per partition once caught up: %v (end offsets, markers included: %v)", last, ends)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -267,6 +268,9 @@ func (t *Transformer) session(ctx context.Context) error {
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers, for the lag only (observeLag): they are
+		// dropped before anything else sees the records.
+		kgo.KeepControlRecords(),
 		kgo.DisableAutoCommit(),
 		kgo.MaxBufferedRecords(2*o.BatchRecords+1000),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { t.fresh.assigned(m) }),
@@ -305,6 +309,7 @@ func (t *Transformer) session(ctx context.Context) error {
 			}
 		})
 		t.observeLag(fs)
+		dropMarkers(fs)
 		if fs.NumRecords() == 0 {
 			if errors.Is(fetchErr, kerr.InvalidSessionTimeout) {
 				return &fatalError{fmt.Errorf("transform.session_timeout %s: %w", o.SessionTimeout, fetchErr)}
@@ -399,7 +404,11 @@ func bindErr(topic string, err error) error {
 	return err
 }
 
-// observeLag sets the lag gauge of every fetched partition.
+// observeLag sets the lag gauge of every fetched partition: its last
+// stable offset minus the offset after the last record fetched. The
+// records include the transaction markers (kgo.KeepControlRecords): a
+// transformer that has read the last change of a transaction and its
+// commit marker is caught up (0), not one behind.
 func (t *Transformer) observeLag(fs kgo.Fetches) {
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if p.Err != nil || len(p.Records) == 0 {
@@ -408,6 +417,23 @@ func (t *Transformer) observeLag(fs kgo.Fetches) {
 		next := p.Records[len(p.Records)-1].Offset + 1
 		t.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(0, p.LastStableOffset-next)))
 	})
+}
+
+// dropMarkers removes the transaction markers from fs, in place: past
+// observeLag, only changes are records. The session has already noted
+// their offsets, so the next offset commit passes them.
+func dropMarkers(fs kgo.Fetches) {
+	isMarker := func(r *kgo.Record) bool { return r.Attrs.IsControl() }
+	for i := range fs {
+		for j := range fs[i].Topics {
+			for k := range fs[i].Topics[j].Partitions {
+				p := &fs[i].Topics[j].Partitions[k]
+				if slices.ContainsFunc(p.Records, isMarker) {
+					p.Records = slices.DeleteFunc(slices.Clone(p.Records), isMarker)
+				}
+			}
+		}
+	}
 }
 
 // transaction turns one poll's records into commands and DLQ entries and
