@@ -69,6 +69,7 @@ func commands() []command {
 		{"reconcile", "compare NOMIS with DPS per prisoner on every mapped field; exit 1 when they differ", runReconcile},
 		{"history", "print the timeline of a prisoner or an alert from the topics (--prisoner | --dps-alert | --nomis-alert); exit 1 when none", runHistory},
 		{"lag", "print the consumer lag of the transformer's and the applies' groups per partition; exit 1 over --max-lag", runLag},
+		{"monitor", "watch the components' states, rates, lag, freshness and DLQ entries from their admin servers (--once: exit 1 unless all run)", runMonitor},
 		{"config", "check or print a component's effective configuration, or the key reference (check | print | docs)", runConfig},
 		{"metrics", "print the reference of the metrics each component serves (markdown, or --json)", runMetrics},
 	}

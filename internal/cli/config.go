@@ -15,6 +15,7 @@ import (
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/demo"
 	"github.com/alertsync/alertsync/internal/history"
+	"github.com/alertsync/alertsync/internal/monitor"
 	"github.com/alertsync/alertsync/internal/pipeline"
 	"github.com/alertsync/alertsync/internal/reconcile"
 	"github.com/alertsync/alertsync/transform"
@@ -41,6 +42,7 @@ func components() []component {
 		{"reconcile", "alertsync reconcile", func() any { return new(reconcile.Config) }},
 		{"lag", "alertsync lag", func() any { return new(LagConfig) }},
 		{"history", "alertsync history", func() any { return new(history.Config) }},
+		{"monitor", "alertsync monitor", func() any { return new(monitor.Config) }},
 		{"demo", "alertsync demo", func() any { return new(demo.Config) }},
 	}
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/alertsync/alertsync/internal/monitor"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
 	"github.com/alertsync/alertsync/internal/testenv/proctest"
 )
@@ -229,6 +231,39 @@ func TestE2E(t *testing.T) {
 		}
 		require.Empty(t, compareStores(t, w, numbers...), "NOMIS and DPS differ")
 		w.reconcile(t)
+	})
+
+	t.Run("monitor", func(t *testing.T) {
+		// alertsync monitor over the five processes' admin servers: each
+		// is running, with its figures.
+		args := []string{"monitor", "--once", "--json", "--monitor.every=1s"}
+		for _, p := range w.procs {
+			args = append(args, p.name+"=http://"+p.adminAddr())
+		}
+		out, errOut, code := w.cli(t, "transform", nil, args...)
+		require.Zero(t, code, "alertsync monitor:\n%s\n%s", out, errOut)
+		var round monitor.Round
+		require.NoError(t, json.Unmarshal([]byte(out), &round), out)
+		got := make([]string, 0, len(round.Rows))
+		for _, r := range round.Rows {
+			got = append(got, r.Target+"/"+r.Component+" "+r.State)
+			require.NotNil(t, r.UptimeSeconds, "%s", r.Component)
+			require.NotNil(t, r.RSSBytes, "%s", r.Component)
+			require.NotNil(t, r.Rate, "%s", r.Component)
+			require.NotNil(t, r.Lag, "%s", r.Component)
+			if r.Component != "capture-dps" {
+				require.NotNil(t, r.DLQTotal, "%s", r.Component)
+			}
+		}
+		require.Equal(t, []string{"capture-dps/capture-dps running", "capture-nomis/capture-nomis running", "transform/transform running",
+			"apply-dps/apply-dps running", "apply-nomis/apply-nomis running"}, got)
+		for _, r := range round.Rows[2:] {
+			require.Equal(t, "records", r.LagUnit)
+			require.Zero(t, *r.Lag, "%s: caught up", r.Component)
+		}
+		out, errOut, code = w.cli(t, "transform", nil, append([]string{"monitor", "--once", "--monitor.every=1s"}, args[4:]...)...)
+		require.Zero(t, code, "alertsync monitor:\n%s\n%s", out, errOut)
+		t.Logf("alertsync monitor --once:\n%s", out)
 	})
 	t.Logf("TestE2E took %s", time.Since(began).Round(time.Millisecond))
 }
