@@ -1,14 +1,12 @@
 package nomis
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/metrictest"
 	"github.com/alertsync/alertsync/internal/testenv/pgtest"
+	"github.com/alertsync/alertsync/internal/testenv/syncbuf"
 	"github.com/alertsync/alertsync/internal/testenv/topictest"
 	"github.com/alertsync/alertsync/schemas"
 )
@@ -52,26 +51,8 @@ type harness struct {
 	srcl    *sr.Client
 	cfg     Config
 	admin   *admin.Server
-	logs    *syncBuffer    // the capture's log output (warn and above)
-	tweak   func(*Capture) // run on each capture start builds, before Run
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *syncbuf.Buffer // the capture's log output (warn and above)
+	tweak   func(*Capture)  // run on each capture start builds, before Run
 }
 
 // newHarness returns a harness on a fresh database with the stand-in and
@@ -87,7 +68,7 @@ func newHarness(t *testing.T) *harness {
 // codes but no migrations (the capture applies them with capture.migrate).
 func newBareHarnessOn(t *testing.T, db *pgtest.DB) *harness {
 	t.Helper()
-	h := &harness{db: db, brokers: kafkatest.Brokers(t), reg: srfake.New(), logs: &syncBuffer{}}
+	h := &harness{db: db, brokers: kafkatest.Brokers(t), reg: srfake.New(), logs: &syncbuf.Buffer{}}
 	t.Cleanup(h.reg.Close)
 	h.db.Exec(t, deploy.NOMISSchemaSQL())
 	h.db.Exec(t, deploy.NOMISSeedSQL())

@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +13,8 @@ import (
 
 	"github.com/alertsync/alertsync/internal/admin"
 	"github.com/alertsync/alertsync/internal/monitor"
+	"github.com/alertsync/alertsync/internal/testenv/admintest"
+	"github.com/alertsync/alertsync/internal/testenv/syncbuf"
 )
 
 // adminWith serves an admin server with one component in state st.
@@ -27,16 +26,10 @@ func adminWith(t *testing.T, name string, st admin.State, detail string) (*admin
 
 func adminServer(t *testing.T, name string, st admin.State, detail string) (*admin.Component, string, *admin.Server) {
 	t.Helper()
-	srv := admin.New("127.0.0.1:0", time.Second, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr, err := srv.Addr(ctx)
-	require.NoError(t, err)
+	srv, url := admintest.Start(t)
 	c := srv.Component(name)
 	c.Set(st, detail)
-	return c, "http://" + addr, srv
+	return c, url, srv
 }
 
 func TestMonitorOnce(t *testing.T) {
@@ -114,7 +107,7 @@ func TestMonitorLive(t *testing.T) {
 	t.Parallel()
 	comp, url := adminWith(t, "capture-dps", admin.Starting, "")
 	ctx, cancel := context.WithCancel(t.Context())
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"monitor", "--json", "--monitor.every=30ms", "capture-dps=" + url}, &out, &errOut)
@@ -138,22 +131,4 @@ func TestMonitorLive(t *testing.T) {
 	var second monitor.Round
 	require.NoError(t, json.Unmarshal([]byte(lines[1]), &second))
 	require.Positive(t, second.Interval)
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

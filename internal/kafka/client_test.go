@@ -1,13 +1,11 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,25 +17,8 @@ import (
 	"github.com/alertsync/alertsync/internal/config"
 	"github.com/alertsync/alertsync/internal/testenv/kafkatest"
 	"github.com/alertsync/alertsync/internal/testenv/metrictest"
+	"github.com/alertsync/alertsync/internal/testenv/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the client's goroutines to log to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // metricValues sums the samples of each metric family in reg by name.
 func metricValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
@@ -73,7 +54,7 @@ func TestNewClient(t *testing.T) {
 	defer cancel()
 	cfg := Config{Brokers: brokers, ClientID: "alertsync-test"}
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	topic := kafkatest.Topic(t, "client")

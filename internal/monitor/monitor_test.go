@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/alertsync/alertsync/internal/admin"
 	"github.com/alertsync/alertsync/internal/metricsdoc"
+	"github.com/alertsync/alertsync/internal/testenv/admintest"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -108,21 +108,9 @@ type transformLike struct {
 	holds     prometheus.Gauge
 }
 
-func startAdmin(t *testing.T) (*admin.Server, string) {
-	t.Helper()
-	srv := admin.New("127.0.0.1:0", time.Second, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr, err := srv.Addr(ctx)
-	require.NoError(t, err)
-	return srv, "http://" + addr
-}
-
 func newTransformLike(t *testing.T) *transformLike {
 	t.Helper()
-	srv, url := startAdmin(t)
+	srv, url := admintest.Start(t)
 	f := promauto{srv.Registry()}
 	x := &transformLike{srv: srv, url: url, comp: srv.Component("transform"),
 		records:   f.counter("alertsync_transform_records_total", "topic", "result"),
@@ -169,8 +157,7 @@ func TestRowsOverRealAdminServers(t *testing.T) {
 	x.dlq.WithLabelValues("a", "mapping", "unknown_code").Add(2)
 	x.freshness.WithLabelValues("nomis_to_dps").Observe(0.05) // before the first scrape: not in the round
 
-	empty, emptyURL := startAdmin(t)
-	_ = empty
+	_, emptyURL := admintest.Start(t)
 	var lc net.ListenConfig
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
