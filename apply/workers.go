@@ -213,7 +213,9 @@ func (ws *workers) fetched(w *worker, p kgo.FetchTopicPartition) []*kgo.Record {
 	if l.applied < 0 {
 		l.applied = p.Records[0].Offset // everything before it was applied
 	}
-	l.stable = p.LastStableOffset
+	// A poll may hand out records fetched a while ago (kgo buffers
+	// fetches), with the last stable offset of then: never lower it.
+	l.stable = max(l.stable, p.LastStableOffset)
 	l.fetched = p.Records[len(p.Records)-1].Offset + 1
 	if len(cmds) > 0 {
 		l.last = cmds[len(cmds)-1].Offset

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -61,4 +63,35 @@ func TestCoalesce(t *testing.T) {
 
 	close(w.stop)
 	require.Nil(t, ws.next(w), "stopped")
+}
+
+// TestLagKeepsNewestStableOffset: a poll can hand out records kgo fetched
+// a while ago, with the last stable offset of then; the lag must not fall
+// back to it (a caught-up 0 shown while more is waiting).
+func TestLagKeepsNewestStableOffset(t *testing.T) {
+	ws := &workers{}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "lag"})
+	w := &worker{lag: partitionLag{last: -1, applied: -1}, gauge: g}
+	part := func(stable int64, offsets ...int64) kgo.FetchTopicPartition {
+		p := kgo.FetchTopicPartition{Topic: "c", FetchPartition: kgo.FetchPartition{Partition: 0, LastStableOffset: stable}}
+		for _, o := range offsets {
+			p.Records = append(p.Records, &kgo.Record{Offset: o})
+		}
+		return p
+	}
+	value := func() float64 {
+		var m dto.Metric
+		require.NoError(t, g.Write(&m))
+		return m.GetGauge().GetValue()
+	}
+	ws.fetched(w, part(10, 0, 1, 2))
+	require.InDelta(t, 10, value(), 0)
+	// Newer: the lag loop, or a later fetch, saw 300.
+	ws.fetched(w, part(300, 3, 4))
+	require.InDelta(t, 300, value(), 0)
+	// Records buffered from the first fetch's time, applied: the last
+	// stable offset stays 300.
+	ws.fetched(w, part(10, 5, 6, 7, 8))
+	w.lag.applied = 9
+	require.Equal(t, int64(300-9), w.lag.behind())
 }
