@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from the source commit to the commit of the transaction holding its command, by direction (nomis_to_dps, dps_to_nomis).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}, []string{"direction"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "lag_records",
-			Help: "Records of a source partition this replica has not yet consumed (last stable offset minus position), at its last fetch."}, []string{"topic", "partition"}),
+			Help: "Records of a source partition this replica has not yet fetched: the last stable offset (from its fetches, and listed every 5s) minus the offset after the last record fetched, transaction markers included (a caught-up partition is 0). A series exists while the replica owns the partition, from its first fetch of a record of it."}, []string{"topic", "partition"}),
 		direction: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "direction_enabled",
 			Help: "1 while the direction (nomis_to_dps, dps_to_nomis) produces commands, 0 while it is turned off."}, []string{"direction"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reloads_total",

@@ -357,4 +357,20 @@ func TestLagGaugeCaughtUp(t *testing.T) {
 		return len(last) > 0
 	}, 20*time.Second, 20*time.Millisecond, "lag per partition (-1: not reported): %v", &last)
 	t.Logf("lag per partition once caught up: %v (end offsets, markers included: %v)", last, ends)
+	// The group's committed offsets pass the markers too: alertsync lag
+	// and any other tool see the group caught up.
+	adm := kadm.NewClient(kafkatest.Client(t, h.brokers))
+	var committed map[int32]int64
+	require.Eventually(t, func() bool {
+		offs, err := adm.FetchOffsetsForTopics(ctx, h.cfg.Transform.Group, topic)
+		require.NoError(t, err)
+		committed = map[int32]int64{}
+		offs.Each(func(o kadm.OffsetResponse) { committed[o.Partition] = o.At })
+		for p, end := range ends {
+			if end > 0 && committed[p] != end {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "committed %v, end offsets %v", &committed, ends)
 }

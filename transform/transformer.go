@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +90,7 @@ type Transformer struct {
 
 	holds    *holdBook       // the session's holds, read from the holds topic
 	fresh    freshPartitions // partitions assigned, not yet fetched from
+	lag      *lagTracker
 	holdsOut *schemas.TopicCodec
 
 	committed atomic.Int64 // source records in committed transactions
@@ -140,6 +140,7 @@ func New(cfg Config, deps Deps) (*Transformer, error) {
 	} else {
 		t.m = newMetrics(nil)
 	}
+	t.lag = newLagTracker(t.m.lag)
 	t.inputs = map[string]input{}
 	for _, in := range []input{
 		{inNOMISAlert, NOMISToDPS, kafka.NOMISOffenderAlerts.Base},
@@ -268,17 +269,24 @@ func (t *Transformer) session(ctx context.Context) error {
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Transaction markers, for the lag only (observeLag): they are
+		// Transaction markers, for the lag only (lagTracker): they are
 		// dropped before anything else sees the records.
 		kgo.KeepControlRecords(),
 		kgo.DisableAutoCommit(),
 		kgo.MaxBufferedRecords(2*o.BatchRecords+1000),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { t.fresh.assigned(m) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { t.lag.forget(m) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { t.lag.forget(m) }),
 	)
 	if err != nil {
 		return &fatalError{err}
 	}
 	defer sess.Close()
+	defer t.lag.forgetAll() // this session's partitions are no longer owned
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); t.lag.refresh(lagCtx, adm, topics, t.log) }()
+	defer func() { stopLag(); <-lagDone }()
 	// Initialising the producer id now fences a predecessor with this
 	// transactional id and aborts its open transaction at once: until then
 	// the group's offset fetch reports UNSTABLE_OFFSET_COMMIT for the
@@ -308,7 +316,7 @@ func (t *Transformer) session(ctx context.Context) error {
 				fetchErr = fmt.Errorf("fetching %s/%d: %w", topic, p, err)
 			}
 		})
-		t.observeLag(fs)
+		t.lag.fetched(fs) // with the transaction markers
 		dropMarkers(fs)
 		if fs.NumRecords() == 0 {
 			if errors.Is(fetchErr, kerr.InvalidSessionTimeout) {
@@ -404,23 +412,8 @@ func bindErr(topic string, err error) error {
 	return err
 }
 
-// observeLag sets the lag gauge of every fetched partition: its last
-// stable offset minus the offset after the last record fetched. The
-// records include the transaction markers (kgo.KeepControlRecords): a
-// transformer that has read the last change of a transaction and its
-// commit marker is caught up (0), not one behind.
-func (t *Transformer) observeLag(fs kgo.Fetches) {
-	fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		if p.Err != nil || len(p.Records) == 0 {
-			return
-		}
-		next := p.Records[len(p.Records)-1].Offset + 1
-		t.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(0, p.LastStableOffset-next)))
-	})
-}
-
 // dropMarkers removes the transaction markers from fs, in place: past
-// observeLag, only changes are records. The session has already noted
+// the lag, only changes are records. The session has already noted
 // their offsets, so the next offset commit passes them.
 func dropMarkers(fs kgo.Fetches) {
 	isMarker := func(r *kgo.Record) bool { return r.Attrs.IsControl() }
