@@ -60,14 +60,14 @@ func monitorCmd(ctx context.Context, args []string, out, errOut io.Writer) error
 		return usagef("monitor: no target (give NAME=URL arguments or monitor.targets)")
 	}
 
-	cl := &http.Client{Timeout: cfg.Own.Timeout}
+	cl := &http.Client{} // each target's scrape is bounded by monitor.timeout (Scrape)
 	live := !*asJSON && !*once && isTerminal(out)
 	var prev []monitor.Sample
 	var prevAt time.Time
 	for {
-		cur := monitor.Scrape(ctx, cl, targets)
+		cur := monitor.Scrape(ctx, cl, targets, cfg.Own.Timeout)
 		if ctx.Err() != nil {
-			return nil // interrupted: a clean stop
+			return interrupted(*once)
 		}
 		at := time.Now()
 		if !*once || prev != nil {
@@ -85,7 +85,7 @@ func monitorCmd(ctx context.Context, args []string, out, errOut io.Writer) error
 		prev, prevAt = cur, at
 		select {
 		case <-ctx.Done():
-			return nil
+			return interrupted(*once)
 		case <-time.After(cfg.Own.Every):
 		}
 	}
@@ -119,6 +119,15 @@ func writeRound(out io.Writer, r monitor.Round, asJSON, live bool, every time.Du
 	return err
 }
 
+// interrupted is the end of a monitor stopped by a signal: a clean stop,
+// except for --once, which has not told whether the components run.
+func interrupted(once bool) error {
+	if once {
+		return errors.New("monitor: interrupted before the round was complete")
+	}
+	return nil
+}
+
 // notReady names the components of r that are not running.
 func notReady(r monitor.Round) error {
 	var bad []string
@@ -130,7 +139,7 @@ func notReady(r monitor.Round) error {
 		if row.Component != "" && row.Component != row.Target {
 			name += "/" + row.Component
 		}
-		bad = append(bad, fmt.Sprintf("%s (%s)", name, row.State))
+		bad = append(bad, fmt.Sprintf("%s (%s)", monitor.Quote(name), monitor.Quote(row.State)))
 	}
 	if len(bad) == 0 {
 		return nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -38,6 +39,15 @@ func TestMonitorOnce(t *testing.T) {
 	records := prometheus.NewCounter(prometheus.CounterOpts{Name: "alertsync_transform_records_total", Help: "h"})
 	srv.Registry().MustRegister(records)
 	records.Add(7)
+	counting, stop := context.WithCancel(t.Context())
+	counted := make(chan struct{})
+	go func() { // records go on being counted while monitor scrapes
+		defer close(counted)
+		for counting.Err() == nil {
+			records.Inc()
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	_, apply := adminWith(t, "apply-dps", admin.Running, "")
 
 	out, _, err := run(t, "monitor", "--once", "--json", "--monitor.every=50ms", "transform="+transform, "apply-dps="+apply)
@@ -49,8 +59,10 @@ func TestMonitorOnce(t *testing.T) {
 	require.Equal(t, "transform", round.Rows[0].Component)
 	require.Equal(t, "apply-dps", round.Rows[1].Component)
 	require.Positive(t, round.Interval, "two scrapes, monitor.every apart")
+	stop()
+	<-counted
 	require.NotNil(t, round.Rows[0].Rate, "a rate over the interval")
-	require.Zero(t, *round.Rows[0].Rate)
+	require.Positive(t, *round.Rows[0].Rate)
 	require.Zero(t, *round.Rows[1].Rate, "nothing counted: 0")
 	require.True(t, round.AllReady())
 
@@ -78,6 +90,13 @@ func TestMonitorOnceNotReady(t *testing.T) {
 	require.ErrorContains(t, err, "2 of 3 components are not running: apply-nomis (degraded), capture (unreachable)")
 	require.Contains(t, out, "waiting for NOMIS")
 	require.Contains(t, out, "connection refused")
+
+	// A signal before --once has its second scrape: no verdict, exit 2.
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	err = Run(ctx, []string{"monitor", "--once", "--monitor.every=1h", "transform=" + ok}, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "interrupted")
+	require.Equal(t, 2, ExitCode(err))
 }
 
 func TestMonitorUsage(t *testing.T) {

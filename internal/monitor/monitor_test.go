@@ -64,7 +64,7 @@ func TestSpecsNameServedMetrics(t *testing.T) {
 	}
 	require.ElementsMatch(t, metricsdoc.Components, keys(specs), "a spec per component")
 	for comp, sp := range specs {
-		for _, c := range []string{sp.rate, sp.dlq, sp.errors} {
+		for _, c := range append([]string{sp.rate, sp.errors}, sp.dlq...) {
 			if c != "" {
 				served(comp, c, "counter")
 			}
@@ -177,10 +177,29 @@ func TestRowsOverRealAdminServers(t *testing.T) {
 		_, _ = w.Write([]byte("this is { not metrics\n"))
 	}))
 	t.Cleanup(garbage.Close)
+	// A component whose /metrics fails (the Prometheus handler answers
+	// 500 on a gather error), and one that names its state with terminal
+	// controls.
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" {
+			_, _ = w.Write([]byte(`[{"name":"apply-dps","state":"running\u001b]0;pwned\u0007\u001b[2J"}]`))
+			return
+		}
+		http.Error(w, "gather failed", http.StatusInternalServerError)
+	}))
+	t.Cleanup(failing.Close)
+	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" {
+			_, _ = w.Write([]byte(`[{"name":"apply-dps","state":"running\u001b[2J"}]`))
+			return
+		}
+		_, _ = w.Write([]byte("# TYPE x counter\nx 1\n"))
+	}))
+	t.Cleanup(hostile.Close)
 
-	targets := []Target{{"transform", x.url}, {"idle", emptyURL}, {"gone", "http://" + closed}, {"web", other.URL}, {"page", page.URL}, {"garbage", garbage.URL}}
-	cl := &http.Client{Timeout: 2 * time.Second}
-	first := Scrape(context.Background(), cl, targets)
+	targets := []Target{{"transform", x.url}, {"idle", emptyURL}, {"gone", "http://" + closed}, {"web", other.URL}, {"page", page.URL}, {"garbage", garbage.URL}, {"failing", failing.URL}, {"hostile", hostile.URL}}
+	cl := &http.Client{}
+	first := Scrape(context.Background(), cl, targets, 2*time.Second)
 	require.NoError(t, first[0].Err)
 
 	x.records.WithLabelValues("a", "ok").Add(30)
@@ -196,10 +215,10 @@ func TestRowsOverRealAdminServers(t *testing.T) {
 	x.errors.WithLabelValues("kafka").Add(5)
 	x.holds.Set(2)
 	time.Sleep(20 * time.Millisecond)
-	second := Scrape(context.Background(), cl, targets)
+	second := Scrape(context.Background(), cl, targets, 2*time.Second)
 
 	rows := Rows(targets, first, second)
-	require.Len(t, rows, 6)
+	require.Len(t, rows, 8)
 	tr := rows[0]
 	dt := second[0].At.Sub(first[0].At).Seconds()
 	require.Equal(t, "transform", tr.Target)
@@ -227,12 +246,21 @@ func TestRowsOverRealAdminServers(t *testing.T) {
 	require.Equal(t, StateUnreachable, rows[3].State)
 	require.Contains(t, rows[3].Detail, "404")
 	require.Contains(t, rows[3].Detail, ErrNotAlertsync.Error())
-	for _, r := range rows[4:] {
+	for _, r := range rows[4:6] {
 		require.Equal(t, StateUnreachable, r.State, r.Target)
 		require.ErrorIs(t, second[slices.IndexFunc(targets, func(x Target) bool { return x.Name == r.Target })].Err, ErrNotAlertsync, r.Target)
 	}
 	require.Contains(t, rows[4].Detail, "/status")
 	require.Contains(t, rows[5].Detail, "/metrics")
+	require.Equal(t, StateUnreachable, rows[6].State)
+	require.Contains(t, rows[6].Detail, "/metrics: 500 Internal Server Error")
+	require.NotErrorIs(t, second[6].Err, ErrNotAlertsync, "an alertsync component whose metrics fail is not something else")
+	require.Equal(t, "running\x1b[2J", rows[7].State, "as the target said it (JSON escapes it)")
+	require.False(t, rows[7].Ready)
+	var hostileTable bytes.Buffer
+	require.NoError(t, Round{Rows: rows[7:]}.WriteTable(&hostileTable))
+	require.NotContains(t, hostileTable.String(), "\x1b", "no terminal control reaches the screen")
+	require.Contains(t, hostileTable.String(), `"running\x1b[2J"`)
 
 	// The first round has states and levels, not rates.
 	firstRows := Rows(targets, nil, first)
@@ -243,7 +271,7 @@ func TestRowsOverRealAdminServers(t *testing.T) {
 
 	// A degraded component shows what it waits for.
 	x.comp.Set(admin.Degraded, "waiting for Kafka: dial tcp 10.0.0.9:9092: i/o timeout")
-	third := Scrape(context.Background(), cl, targets)
+	third := Scrape(context.Background(), cl, targets, 2*time.Second)
 	r := Rows(targets, second, third)[0]
 	require.False(t, r.Ready)
 	require.Equal(t, "degraded", r.State)
@@ -266,26 +294,71 @@ func TestRowsOverRealAdminServers(t *testing.T) {
 	require.Equal(t, rows, back.Rows)
 }
 
-// TestCounterReset: a component that restarted between two scrapes
-// (its counters went down) counts from zero, as Prometheus does.
+// TestCounterReset: a component that restarted between two scrapes counts
+// from zero, as Prometheus does: whether its counters went down, or grew
+// past their old values (a new process_start_time_seconds tells).
 func TestCounterReset(t *testing.T) {
 	t.Parallel()
 	at := time.Unix(1_800_000_000, 0)
-	sample := func(at time.Time, records float64, fresh []uint64) Sample {
+	sample := func(at time.Time, started, records float64, fresh []uint64) Sample {
 		return Sample{At: at, Statuses: []admin.Status{{Name: "apply-dps", State: admin.Running}},
 			Families: map[string]*dto.MetricFamily{
+				"process_start_time_seconds":            gaugeFamily(started),
 				"alertsync_apply_dps_commands_total":    counterFamily(records),
 				"alertsync_apply_dps_freshness_seconds": histogramFamily([]float64{1, 2}, fresh),
 			}}
 	}
 	tg := []Target{{"a", "http://x"}}
-	rows := Rows(tg, []Sample{sample(at, 500, []uint64{10, 10, 10})}, []Sample{sample(at.Add(10*time.Second), 20, []uint64{1, 3, 4})})
-	require.InDelta(t, 2, *rows[0].Rate, 1e-9, "20 commands since the restart, over 10s")
-	// After the reset: 4 observations, 1 ≤ 1s, 2 in (1,2], 1 above 2s:
-	// rank 3.96 lies in +Inf: the highest finite bound.
-	require.InDelta(t, 2, *rows[0].FreshnessP99, 1e-9)
-	require.Equal(t, "commands", rows[0].RateOf)
-	require.Nil(t, rows[0].Lag, "a metric the target does not serve")
+	later := at.Add(10 * time.Second)
+	started := float64(at.Unix() - 3600)
+	for _, tc := range []struct {
+		name           string
+		startedAgain   float64
+		records        float64
+		fresh          []uint64
+		rate, p99, age float64
+	}{
+		// 4 observations since the restart, 1 ≤ 1s, 2 in (1,2], 1 above
+		// 2s: rank 3.96 lies in +Inf: the highest finite bound.
+		{"counters went down", started + 3605, 20, []uint64{1, 3, 4}, 2, 2, 5},
+		// More than before the restart: only the new start time tells. 11
+		// observations, all ≤ 1s: rank 10.89 of 11 in (0,1].
+		{"counters grew past their old values", started + 3605, 600, []uint64{11, 11, 11}, 60, 10.89 / 11, 5},
+		{"no restart", started, 600, []uint64{5, 15, 15}, 10, 0.99, 3610}, // 5 observations, all ≤ 1s
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := Rows(tg, []Sample{sample(at, started, 500, []uint64{0, 10, 10})}, []Sample{sample(later, tc.startedAgain, tc.records, tc.fresh)})
+			require.InDelta(t, tc.rate, *rows[0].Rate, 1e-9)
+			require.InDelta(t, tc.p99, *rows[0].FreshnessP99, 1e-9)
+			require.InDelta(t, tc.age, *rows[0].UptimeSeconds, 1e-6)
+			require.Equal(t, "commands", rows[0].RateOf)
+			require.Nil(t, rows[0].Lag, "a metric the target does not serve")
+		})
+	}
+}
+
+// TestSharedProcess: a target that serves several components (alertsync
+// demo) gives each its row, with its own figures, and the process's uptime
+// and memory once.
+func TestSharedProcess(t *testing.T) {
+	t.Parallel()
+	at := time.Unix(1_800_000_000, 0)
+	sample := func(at time.Time, records, commands float64) Sample {
+		return Sample{At: at, Statuses: []admin.Status{{Name: "apply-dps", State: admin.Running}, {Name: "transform", State: admin.Running}},
+			Families: map[string]*dto.MetricFamily{
+				"process_resident_memory_bytes":      gaugeFamily(1 << 26),
+				"alertsync_transform_records_total":  counterFamily(records),
+				"alertsync_apply_dps_commands_total": counterFamily(commands),
+			}}
+	}
+	rows := Rows([]Target{{"demo", "http://x"}}, []Sample{sample(at, 0, 0)}, []Sample{sample(at.Add(2*time.Second), 10, 4)})
+	require.Len(t, rows, 2)
+	require.Equal(t, "transform", rows[0].Component, "pipeline order")
+	require.InDelta(t, 5, *rows[0].Rate, 1e-9)
+	require.InDelta(t, 1<<26, *rows[0].RSSBytes, 0)
+	require.Equal(t, "apply-dps", rows[1].Component)
+	require.InDelta(t, 2, *rows[1].Rate, 1e-9)
+	require.Nil(t, rows[1].RSSBytes, "the process's memory once per target")
 }
 
 func TestQuantile(t *testing.T) {
@@ -316,6 +389,10 @@ func TestQuantile(t *testing.T) {
 			require.InDelta(t, tc.want, *got, 1e-9)
 		})
 	}
+}
+
+func gaugeFamily(v float64) *dto.MetricFamily {
+	return &dto.MetricFamily{Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: &v}}}}
 }
 
 func counterFamily(v float64) *dto.MetricFamily {

@@ -44,7 +44,7 @@ func (r Round) WriteTable(w io.Writer) error {
 			notes = append([]string{quote(row.Detail)}, notes...)
 		}
 		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			quote(row.Target), orDash(row.Component), row.State,
+			quote(row.Target), orDash(row.Component), quote(row.State),
 			opt(row.UptimeSeconds, FormatDuration), opt(row.RSSBytes, formatBytes),
 			opt(row.Rate, formatRate), lag(row), opt(row.FreshnessP99, FormatDuration),
 			dlq(row), opt(row.ErrorRate, formatRate), strings.Join(notes, "; "))
@@ -87,8 +87,10 @@ func dlq(r Row) string {
 	return s
 }
 
-// quote shows a string that came from the network as it is when it is
+// Quote shows a string that came from the network as it is when it is
 // plain, and quoted when it holds anything a terminal might act on.
+func Quote(s string) string { return quote(s) }
+
 func quote(s string) string {
 	for _, r := range s {
 		if !unicode.IsPrint(r) {

@@ -53,7 +53,8 @@ type spec struct {
 	rate, rateOf  string
 	lag, lagUnit  string
 	freshness     string
-	dlq, errors   string
+	dlq           []string // the counters of DLQ entries, summed
+	errors        string
 	notes         []note
 	reconcileNote bool
 }
@@ -82,7 +83,7 @@ var specs = map[string]spec{
 	"capture-nomis": {
 		rate: "alertsync_capture_nomis_records_total", rateOf: "records",
 		lag: "alertsync_capture_nomis_lag_seconds", lagUnit: "seconds",
-		dlq: "alertsync_capture_nomis_dlq_total", errors: "alertsync_capture_nomis_errors_total",
+		dlq: []string{"alertsync_capture_nomis_dlq_total"}, errors: "alertsync_capture_nomis_errors_total",
 		notes: []note{
 			{"alertsync_capture_nomis_journal_backlog_rows", count("journal backlog")},
 			{"alertsync_capture_nomis_resyncs_pending", count("resyncs pending")},
@@ -93,7 +94,7 @@ var specs = map[string]spec{
 		rate: "alertsync_transform_records_total", rateOf: "records",
 		lag: "alertsync_transform_lag_records", lagUnit: "records",
 		freshness: "alertsync_transform_freshness_seconds",
-		dlq:       "alertsync_transform_dlq_total", errors: "alertsync_transform_errors_total",
+		dlq:       []string{"alertsync_transform_dlq_total"}, errors: "alertsync_transform_errors_total",
 		notes: []note{
 			{"alertsync_transform_holds_open", count("holds open")},
 			{"alertsync_transform_reference_waiting", count("waiting for reference data")},
@@ -103,13 +104,17 @@ var specs = map[string]spec{
 		rate: "alertsync_apply_dps_commands_total", rateOf: "commands",
 		lag: "alertsync_apply_dps_lag_records", lagUnit: "records",
 		freshness: "alertsync_apply_dps_freshness_seconds",
-		dlq:       "alertsync_apply_dps_dlq_total", errors: "alertsync_apply_dps_errors_total",
+		// An apply's DLQ entries: the commands the target refused, and
+		// the commands held behind them.
+		dlq:    []string{"alertsync_apply_dps_dlq_total", "alertsync_apply_dps_held_total"},
+		errors: "alertsync_apply_dps_errors_total",
 	},
 	"apply-nomis": {
 		rate: "alertsync_apply_nomis_commands_total", rateOf: "commands",
 		lag: "alertsync_apply_nomis_lag_records", lagUnit: "records",
 		freshness: "alertsync_apply_nomis_freshness_seconds",
-		dlq:       "alertsync_apply_nomis_dlq_total", errors: "alertsync_apply_nomis_errors_total",
+		dlq:       []string{"alertsync_apply_nomis_dlq_total", "alertsync_apply_nomis_held_total"},
+		errors:    "alertsync_apply_nomis_errors_total",
 	},
 	"reconcile": {reconcileNote: true},
 }
@@ -128,6 +133,11 @@ func Rows(targets []Target, prev, cur []Sample) []Row {
 		var p *Sample
 		if prev != nil && prev[i].Err == nil {
 			p = &prev[i]
+			if restarted(*p, c) {
+				// Every counter and histogram started again from zero:
+				// what the process counts now is all since the restart.
+				p = &Sample{At: p.At}
+			}
 		}
 		statuses := slices.Clone(c.Statuses)
 		sort.SliceStable(statuses, func(a, b int) bool { return order(statuses[a].Name) < order(statuses[b].Name) })
@@ -135,8 +145,14 @@ func Rows(targets []Target, prev, cur []Sample) []Row {
 			rows = append(rows, Row{Target: t.Name, State: string(admin.Starting), Detail: "no component has started yet"})
 			continue
 		}
-		for _, st := range statuses {
-			rows = append(rows, row(t, st, p, c))
+		for j, st := range statuses {
+			r := row(t, st, p, c)
+			if j == 0 {
+				// Uptime and memory are the process's: shown once per
+				// target (alertsync demo runs every component in one).
+				r.UptimeSeconds, r.RSSBytes = processFigures(c)
+			}
+			rows = append(rows, r)
 		}
 	}
 	return rows
@@ -158,12 +174,6 @@ func row(t Target, st admin.Status, prev *Sample, cur Sample) Row {
 	if !r.Ready {
 		r.Detail = st.Detail
 	}
-	if start, ok := sum(cur.Families, "process_start_time_seconds"); ok {
-		r.UptimeSeconds = ptr(max(0, cur.At.Sub(time.Unix(0, int64(start*1e9))).Seconds()))
-	}
-	if v, ok := sum(cur.Families, "process_resident_memory_bytes"); ok {
-		r.RSSBytes = ptr(v)
-	}
 	sp, known := specs[st.Name]
 	if !known {
 		return r
@@ -181,10 +191,16 @@ func row(t Target, st admin.Status, prev *Sample, cur Sample) Row {
 	if sp.freshness != "" && prev != nil {
 		r.FreshnessP99 = quantile(0.99, prev.Families[sp.freshness], cur.Families[sp.freshness])
 	}
-	if sp.dlq != "" {
-		v, _ := sum(cur.Families, sp.dlq) // absent: a vector nothing was counted in yet
-		r.DLQTotal = ptr(v)
-		r.DLQNew = increase(prev, cur, sp.dlq)
+	if len(sp.dlq) > 0 {
+		var total float64
+		for _, name := range sp.dlq {
+			v, _ := sum(cur.Families, name) // absent: a vector nothing was counted in yet
+			total += v
+			if prev != nil {
+				r.DLQNew = ptr(deref(r.DLQNew) + *increase(prev, cur, name))
+			}
+		}
+		r.DLQTotal = ptr(total)
 	}
 	if sp.errors != "" {
 		r.ErrorRate = rate(prev, cur, sp.errors)
@@ -200,6 +216,27 @@ func row(t Target, st admin.Status, prev *Sample, cur Sample) Row {
 	return r
 }
 
+// processFigures returns the process's uptime and resident memory, when
+// it serves them.
+func processFigures(s Sample) (uptime, rss *float64) {
+	if start, ok := sum(s.Families, "process_start_time_seconds"); ok {
+		uptime = ptr(max(0, s.At.Sub(time.Unix(0, int64(start*1e9))).Seconds()))
+	}
+	if v, ok := sum(s.Families, "process_resident_memory_bytes"); ok {
+		rss = ptr(v)
+	}
+	return uptime, rss
+}
+
+// restarted reports whether the target's process started again between
+// two samples (a new process_start_time_seconds), which a counter that
+// grew past its old value would not show.
+func restarted(prev, cur Sample) bool {
+	a, ok1 := sum(prev.Families, "process_start_time_seconds")
+	b, ok2 := sum(cur.Families, "process_start_time_seconds")
+	return ok1 && ok2 && a != b
+}
+
 // reconcileNotes tell when reconcile last ran and what it found.
 func reconcileNotes(cur Sample) []string {
 	last, ok := sum(cur.Families, "alertsync_reconcile_last_run_timestamp_seconds")
@@ -213,6 +250,13 @@ func reconcileNotes(cur Sample) []string {
 }
 
 func ptr(v float64) *float64 { return &v }
+
+func deref(v *float64) float64 {
+	if v == nil {
+		return 0
+	}
+	return *v
+}
 
 // sum adds up every series of a counter, gauge or untyped family; false
 // when the family is not served (or is of another type).

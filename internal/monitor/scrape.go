@@ -56,24 +56,28 @@ func ParseTarget(s string) (Target, error) {
 // and its metrics (/metrics). Err says why either could not be read; the
 // sample then holds nothing else.
 type Sample struct {
-	At         time.Time
-	Statuses   []admin.Status
-	Families   map[string]*dto.MetricFamily
-	Err        error
-	scrapeTime time.Duration
+	At       time.Time
+	Statuses []admin.Status
+	Families map[string]*dto.MetricFamily
+	Err      error
 }
 
 // ErrNotAlertsync is returned (wrapped) when an address answers, but not
 // as an alertsync admin server.
 var ErrNotAlertsync = errors.New("not an alertsync admin server")
 
-// Scrape reads /status and /metrics of each target at once, each bounded
-// by cl's timeout, and returns the samples in the targets' order.
-func Scrape(ctx context.Context, cl *http.Client, targets []Target) []Sample {
+// Scrape reads /status and /metrics of each target at once, each
+// target's two requests bounded by timeout together, and returns the
+// samples in the targets' order.
+func Scrape(ctx context.Context, cl *http.Client, targets []Target, timeout time.Duration) []Sample {
 	out := make([]Sample, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Go(func() { out[i] = scrape(ctx, cl, t) })
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			out[i] = scrape(sctx, cl, t)
+		})
 	}
 	wg.Wait()
 	return out
@@ -102,7 +106,6 @@ func scrape(ctx context.Context, cl *http.Client, t Target) Sample {
 		s.Err = fmt.Errorf("%s/metrics: %w: %w", t.URL, ErrNotAlertsync, err)
 		return s
 	}
-	s.scrapeTime = time.Since(began)
 	return s
 }
 
@@ -121,8 +124,12 @@ func get(ctx context.Context, cl *http.Client, u, accept string) ([]byte, error)
 		return nil, err // a *url.Error: it names the method and the URL
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+		// No such endpoint: something else listens there.
 		return nil, fmt.Errorf("GET %s: %s: %w", u, resp.Status, ErrNotAlertsync)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
