@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 
@@ -87,6 +88,13 @@ func Run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
+			if actions, ok := groups[c.name]; ok && len(args) > 1 && isHelp(args[1]) {
+				// A command of actions (targets) takes its flags after
+				// the action: say which there are.
+				_, err := fmt.Fprintf(out, "Usage: alertsync %s <%s> [flags]\n\n%s.\n\nRun alertsync %s <%s> -h for the flags of one.\n",
+					c.name, actions, c.summary, c.name, strings.ReplaceAll(actions, " | ", "|"))
+				return err
+			}
 			err := c.run(ctx, args[1:], out, errOut)
 			if errors.Is(err, flag.ErrHelp) {
 				// -h or --help: the flag set has printed the usage asked
@@ -102,6 +110,19 @@ func Run(ctx context.Context, args []string, out, errOut io.Writer) error {
 }
 
 // usage writes the list of subcommands to w.
+// groups are the subcommands whose first argument is an action or a
+// target, and those they take.
+var groups = map[string]string{
+	"capture": "dps | nomis",
+	"apply":   "dps | nomis",
+	"dlq":     "list | redrive",
+	"config":  "check | print | docs",
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
 func usage(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("alertsync keeps prisoner alerts in sync between NOMIS and DPS over Kafka.\n")
@@ -191,6 +212,12 @@ func loadReloadable(fs *flag.FlagSet, cfg any, args []string, lookup func(string
 			return nil, nil, err
 		}
 		return nil, nil, usagef("%v", err)
+	}
+	if slices.ContainsFunc(fs.Args(), func(a string) bool { return a == "-h" || a == "--help" || a == "-help" }) {
+		// -h after an argument (alertsync migrate dps -h), where the flag
+		// package stops parsing.
+		fs.Usage()
+		return nil, nil, flag.ErrHelp
 	}
 	r := &reloader{file: *file, lookup: lookup, flags: flags}
 	if err := r.load(cfg); err != nil {

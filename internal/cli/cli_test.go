@@ -192,3 +192,28 @@ func TestBinaryExitCodes(t *testing.T) {
 		require.True(t, strings.Contains(buf.String(), tc.wantOut), "%v: %s", tc.args, buf.String())
 	}
 }
+
+// TestHelpExitsZero: -h and --help print usage and exit 0 (not history's 1,
+// "none found", nor a usage error's 2), wherever they are given: after a
+// subcommand, after a command's action or target, and after an argument,
+// where the flag package stops parsing.
+func TestHelpExitsZero(t *testing.T) {
+	t.Parallel()
+	cases := [][]string{
+		{"history", "-h"}, {"history", "--help"}, {"lag", "-h"}, {"monitor", "-h"}, {"reconcile", "-h"}, {"transform", "-h"},
+		{"demo", "-h"}, {"metrics", "-h"},
+		{"capture", "-h"}, {"apply", "--help"}, {"dlq", "-h"}, {"config", "-h"},
+		{"capture", "dps", "-h"}, {"capture", "nomis", "-h"}, {"apply", "dps", "-h"}, {"apply", "nomis", "-h"},
+		{"dlq", "list", "-h"}, {"dlq", "redrive", "-h"}, {"config", "check", "-h"}, {"config", "print", "--help"},
+		{"config", "check", "transform", "-h"}, {"migrate", "-h"}, {"migrate", "dps", "-h"}, {"monitor", "x=http://h:1", "-h"},
+		{"transform", "replay", "-h"},
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, errOut, err := run(t, args...)
+			require.NoError(t, err)
+			require.Equal(t, 0, ExitCode(err))
+			require.Contains(t, out+errOut, "Usage", "it says how to use it")
+		})
+	}
+}

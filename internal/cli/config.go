@@ -68,6 +68,11 @@ func runConfig(_ context.Context, args []string, out, errOut io.Writer) error {
 		if len(args) < 2 {
 			return usagef("config %s: want a component (%s)", args[0], componentNames())
 		}
+		if isHelp(args[1]) {
+			_, err := fmt.Fprintf(out, "Usage: alertsync config %s <component> [--config FILE] [flags]\n\nComponents: %s.\nThe flags are the component's own: alertsync config %s <component> -h lists them.\n",
+				args[0], componentNames(), args[0])
+			return err
+		}
 		if args[0] == "check" {
 			return ConfigCheck(args[1], args[2:], os.LookupEnv, out, errOut)
 		}
