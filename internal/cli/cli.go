@@ -110,6 +110,18 @@ func Run(ctx context.Context, args []string, out, errOut io.Writer) error {
 }
 
 // usage writes the list of subcommands to w.
+// failuresExit2 is the exit convention of the checking commands (lag,
+// monitor): their verdict, an error wrapping verdict, exits 1 (as does a
+// usage error its 2, -h its 0); any other error means the check could not
+// be made, and exits 2.
+func failuresExit2(err, verdict error) error {
+	var ue *UsageError
+	if err == nil || errors.Is(err, verdict) || errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &ExitError{Code: 2, Err: err}
+}
+
 // groups are the subcommands whose first argument is an action or a
 // target, and those they take.
 var groups = map[string]string{

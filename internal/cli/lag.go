@@ -55,12 +55,7 @@ var ErrLagOver = errors.New("lag over --max-lag")
 // runLag is `alertsync lag`: the lag of the pipeline's consumer groups, per
 // partition. Errors exit 2, lag over --max-lag exits 1.
 func runLag(ctx context.Context, args []string, out, errOut io.Writer) error {
-	err := lag(ctx, args, out, errOut)
-	var ue *UsageError
-	if err == nil || errors.Is(err, ErrLagOver) || errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return &ExitError{Code: 2, Err: err}
+	return failuresExit2(lag(ctx, args, out, errOut), ErrLagOver)
 }
 
 func lag(ctx context.Context, args []string, out, errOut io.Writer) error {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,12 +21,7 @@ var ErrNotReady = errors.New("not every component is running")
 // components' admin servers. --once exits 1 when a component is not
 // running; errors exit 2.
 func runMonitor(ctx context.Context, args []string, out, errOut io.Writer) error {
-	err := monitorCmd(ctx, args, out, errOut)
-	var ue *UsageError
-	if err == nil || errors.Is(err, ErrNotReady) || errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return &ExitError{Code: 2, Err: err}
+	return failuresExit2(monitorCmd(ctx, args, out, errOut), ErrNotReady)
 }
 
 func monitorCmd(ctx context.Context, args []string, out, errOut io.Writer) error {
