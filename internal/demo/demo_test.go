@@ -3,6 +3,7 @@ package demo_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/alertsync/alertsync/internal/demo"
+	"github.com/alertsync/alertsync/internal/monitor"
 	"github.com/alertsync/alertsync/internal/testenv/proctest"
 )
 
@@ -103,6 +105,29 @@ func TestDemo(t *testing.T) {
 		require.Equal(t, nomisTotal+2, before[2], "NOMIS: its alerts, one of its own, one from DPS")
 		time.Sleep(5 * time.Second)
 		require.Equal(t, before, snapshot(), "nothing changes after both inserts have synced")
+	})
+
+	t.Run("alertsync monitor on the demo's one admin server", func(t *testing.T) {
+		out, err := exec.CommandContext(ctx, bin, "monitor", "--once", "--json", "--monitor.every=1s", "demo="+adminAddr).Output()
+		require.NoError(t, err, "exit 0: every component running\n%s", out)
+		var round monitor.Round
+		require.NoError(t, json.Unmarshal(out, &round), "%s", out)
+		var got []string
+		for _, r := range round.Rows {
+			got = append(got, r.Component+" "+r.State)
+		}
+		// The pipeline's components in pipeline order, then the demo's
+		// embedded services by name.
+		require.Equal(t, []string{"capture-dps running", "capture-nomis running", "transform running", "apply-dps running", "apply-nomis running",
+			"kafka running", "postgres-dps running", "postgres-nomis running", "registry running"}, got)
+		require.NotNil(t, round.Rows[0].RSSBytes, "the process's memory on the target's first row")
+		for _, r := range round.Rows[1:] {
+			require.Nil(t, r.RSSBytes, "%s: the same process, not counted again", r.Component)
+		}
+		for _, r := range round.Rows[:5] {
+			require.NotNil(t, r.Rate, "%s: its own rate, from the shared registry", r.Component)
+			require.NotNil(t, r.Lag, "%s", r.Component)
+		}
 	})
 
 	t.Run("a Kafka client and the registry on demo.env's addresses", func(t *testing.T) {
