@@ -176,7 +176,7 @@ func Read(ctx context.Context, cfg Config, deps Deps, sel Selector, since time.T
 	if !since.IsZero() {
 		start = since.Add(-cfg.Own.SinceLookback)
 	}
-	todo, missing, err := plan(ctx, adm, names(EventTopics()), start)
+	toRead, missing, err := plan(ctx, adm, names(EventTopics()), start)
 	if err != nil {
 		return nil, r.kafkaErr(ctx, err)
 	}
@@ -195,7 +195,7 @@ func Read(ctx context.Context, cfg Config, deps Deps, sel Selector, since time.T
 	}
 	for _, p := range passes {
 		r.begin(p)
-		if err := read(ctx, adm, newClient, todo, func(rec *kgo.Record) error { return r.add(ctx, rec) }); err != nil {
+		if err := read(ctx, adm, newClient, toRead, func(rec *kgo.Record) error { return r.add(ctx, rec) }); err != nil {
 			return nil, r.kafkaErr(ctx, err)
 		}
 		if err := r.registryKnowsNothing(); err != nil {

@@ -93,11 +93,11 @@ const idleCheck = time.Second
 // out that still hold records. newClient makes the consuming client from
 // the options given; it is closed before read returns. An error of each
 // stops the read.
-func read(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kgo.Client, error), todo spans, each func(*kgo.Record) error) error {
+func read(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kgo.Client, error), toRead spans, each func(*kgo.Record) error) error {
 	offsets := map[string]map[int32]kgo.Offset{}
 	next := map[string]map[int32]int64{} // the partitions not read to their end, and the next offset to see
 	pending := 0
-	for t, ps := range todo {
+	for t, ps := range toRead {
 		offsets[t], next[t] = map[int32]kgo.Offset{}, map[int32]int64{}
 		for p, s := range ps {
 			offsets[t][p] = kgo.NewOffset().At(s.from)
@@ -137,7 +137,7 @@ func read(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kg
 		idle := pctx.Err() != nil
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%d partitions not read to the end offsets listed at the start (%s): %w", pending, unread(next, todo), err)
+			return fmt.Errorf("%d partitions not read to the end offsets listed at the start (%s): %w", pending, unread(next, toRead), err)
 		}
 		for _, fe := range fs.Errors() {
 			if idle && errors.Is(fe.Err, context.DeadlineExceeded) {
@@ -152,7 +152,7 @@ func read(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kg
 			if !ok || err != nil {
 				return
 			}
-			end := todo[fp.Topic][fp.Partition].end
+			end := toRead[fp.Topic][fp.Partition].end
 			for _, r := range fp.Records {
 				if r.Offset < n {
 					continue
@@ -174,7 +174,7 @@ func read(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kg
 			return err
 		}
 		if idle && pending > 0 {
-			if err := expired(ctx, adm, next, todo, finish); err != nil {
+			if err := expired(ctx, adm, next, toRead, finish); err != nil {
 				return err
 			}
 		}
@@ -186,8 +186,8 @@ func read(ctx context.Context, adm *kadm.Client, newClient func(...kgo.Opt) (*kg
 }
 
 // expired calls finish for each partition of next whose log start has
-// reached its end in todo: nothing is left to read there.
-func expired(ctx context.Context, adm *kadm.Client, next map[string]map[int32]int64, todo spans, finish func(string, int32)) error {
+// reached its end in toRead: nothing is left to read there.
+func expired(ctx context.Context, adm *kadm.Client, next map[string]map[int32]int64, toRead spans, finish func(string, int32)) error {
 	var topics []string
 	for t, ps := range next {
 		if len(ps) > 0 {
@@ -196,10 +196,10 @@ func expired(ctx context.Context, adm *kadm.Client, next map[string]map[int32]in
 	}
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err != nil {
-		return fmt.Errorf("listing the start offsets of the partitions not read to their end (%s): %w", unread(next, todo), err)
+		return fmt.Errorf("listing the start offsets of the partitions not read to their end (%s): %w", unread(next, toRead), err)
 	}
 	starts.Each(func(o kadm.ListedOffset) {
-		if _, ok := next[o.Topic][o.Partition]; ok && o.Err == nil && o.Offset >= todo[o.Topic][o.Partition].end {
+		if _, ok := next[o.Topic][o.Partition]; ok && o.Err == nil && o.Offset >= toRead[o.Topic][o.Partition].end {
 			finish(o.Topic, o.Partition)
 		}
 	})
@@ -208,11 +208,11 @@ func expired(ctx context.Context, adm *kadm.Client, next map[string]map[int32]in
 
 // unread names the partitions not read to their end: topic/partition at
 // offset of end.
-func unread(next map[string]map[int32]int64, todo spans) string {
+func unread(next map[string]map[int32]int64, toRead spans) string {
 	var out []string
 	for _, t := range slices.Sorted(maps.Keys(next)) {
 		for _, p := range slices.Sorted(maps.Keys(next[t])) {
-			out = append(out, t+"/"+strconv.Itoa(int(p))+" at "+strconv.FormatInt(next[t][p], 10)+" of "+strconv.FormatInt(todo[t][p].end, 10))
+			out = append(out, t+"/"+strconv.Itoa(int(p))+" at "+strconv.FormatInt(next[t][p], 10)+" of "+strconv.FormatInt(toRead[t][p].end, 10))
 			if len(out) == 5 {
 				return strings.Join(out, ", ") + ", …"
 			}

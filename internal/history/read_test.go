@@ -72,7 +72,7 @@ func TestReadCommittedRange(t *testing.T) {
 		newClient := func(opts ...kgo.Opt) (*kgo.Client, error) {
 			return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.FetchMaxWait(100 * time.Millisecond), kgo.WithHooks(fetches)}, opts...)...)
 		}
-		todo, missing, err := plan(ctx, adm, []string{topic, topic + "-nosuch"}, since)
+		toRead, missing, err := plan(ctx, adm, []string{topic, topic + "-nosuch"}, since)
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +82,7 @@ func TestReadCommittedRange(t *testing.T) {
 		var got []string
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		err = read(rctx, adm, newClient, todo, func(r *kgo.Record) error {
+		err = read(rctx, adm, newClient, toRead, func(r *kgo.Record) error {
 			got = append(got, string(r.Value))
 			seen(string(r.Value))
 			return nil
@@ -164,9 +164,9 @@ func TestReadExpiredTail(t *testing.T) {
 			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%d-%d", p, i)}).FirstErr())
 		}
 	}
-	todo, _, err := plan(ctx, adm, []string{topic}, time.Time{})
+	toRead, _, err := plan(ctx, adm, []string{topic}, time.Time{})
 	require.NoError(t, err)
-	require.Equal(t, spans{topic: {0: {0, 5}, 1: {0, 5}}}, todo)
+	require.Equal(t, spans{topic: {0: {0, 5}, 1: {0, 5}}}, toRead)
 	del := kadm.Offsets{}
 	del.AddOffset(topic, 0, 3, -1)
 	del.AddOffset(topic, 1, 5, -1)
@@ -180,7 +180,7 @@ func TestReadExpiredTail(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	var got []string
-	require.NoError(t, read(rctx, adm, newClient, todo, func(r *kgo.Record) error {
+	require.NoError(t, read(rctx, adm, newClient, toRead, func(r *kgo.Record) error {
 		got = append(got, string(r.Value))
 		return nil
 	}))
